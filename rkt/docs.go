@@ -1,0 +1,33 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+)
+
+// cmdGenMan writes man pages for every command (make man). Hidden: it is a
+// build tool, not an operator's command.
+var cmdGenMan = &cobra.Command{
+	Use:    "gen-man DIR",
+	Short:  "Write man pages for all commands into DIR",
+	Hidden: true,
+	Args:   cobra.ExactArgs(1),
+	RunE: func(cmd *cobra.Command, args []string) error {
+		if err := os.MkdirAll(args[0], 0o755); err != nil {
+			return err
+		}
+		hdr := &doc.GenManHeader{Title: "RKT", Section: "1", Source: "rkt", Manual: "rkt manual"}
+		if err := doc.GenManTree(cmdRkt, hdr, args[0]); err != nil {
+			return fmt.Errorf("writing man pages: %w", err)
+		}
+		return nil
+	},
+}
+
+func init() {
+	cmdRkt.AddCommand(cmdGenMan)
+	cmdRkt.CompletionOptions.HiddenDefaultCmd = false
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// printTable writes rows as an aligned table (format ""), or jsonValue as
+// JSON ("json", "json-pretty").
+func printTable(w io.Writer, format string, noLegend bool, header []string, rows [][]string, jsonValue any) error {
+	switch format {
+	case "json", "json-pretty":
+		enc := json.NewEncoder(w)
+		if format == "json-pretty" {
+			enc.SetIndent("", "\t")
+		}
+		return enc.Encode(jsonValue)
+	case "", "table":
+	default:
+		return usagef("--format: unknown format %q (want json or json-pretty)", format)
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	if !noLegend {
+		fmt.Fprintln(tw, strings.Join(header, "\t"))
+	}
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// humanSize formats bytes as rkt does (KiB, MiB, ...).
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// humanTime formats a time for tables; zero times print as "never".
+func humanTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format("2006-01-02 15:04:05.000 -0700 MST")
+}
