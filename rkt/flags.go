@@ -8,12 +8,12 @@ import (
 
 // globalFlags are the persistent flags every command sees.
 var globalFlags = struct {
-	Dir             string
-	SystemConfigDir string
-	LocalConfigDir  string
-	UserConfigDir   string
-	Debug           bool
-	InsecureOptions insecureOptions
+	Dir                string
+	SystemConfigDir    string
+	LocalConfigDir     string
+	UserConfigDir      string
+	Debug              bool
+	InsecureOptions    insecureOptions
 	TrustKeysFromHTTPS bool
 }{
 	Dir:             "/var/lib/rkt",
