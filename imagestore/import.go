@@ -167,7 +167,7 @@ func (st *Staged) unpack(ctx context.Context, r io.Reader, maxSize int64) error 
 			if st.RawManifest != nil {
 				return aci.Invalidf("duplicate entry %q", hdr.Name)
 			}
-			if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+			if hdr.Typeflag != tar.TypeReg {
 				return aci.Invalidf("the manifest entry is not a regular file")
 			}
 			if hdr.Size > aci.MaxManifestSize {
@@ -327,16 +327,15 @@ func labelMap(m *schema.ImageManifest) map[string]string {
 // there, so that hashing overlaps with unpacking on another core. It bounds
 // the total size.
 type hashingReader struct {
-	ch      chan []byte
-	free    chan []byte
-	cur     []byte
-	curBuf  []byte
-	h       hash.Hash
-	n       int64
-	err     error // set by the producer before closing ch
-	stop    chan struct{}
-	done    chan struct{}
-	readErr error
+	ch     chan []byte
+	free   chan []byte
+	cur    []byte
+	curBuf []byte
+	h      hash.Hash
+	n      int64
+	err    error // set by the producer before closing ch
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func newHashingReader(ctx context.Context, r io.Reader, max int64) *hashingReader {

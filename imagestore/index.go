@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // SchemaVersion is the version of the index layout this rkt writes.
@@ -57,7 +58,7 @@ func (s *Store) openDB(write bool) (*bolt.DB, error) {
 	}
 	db, err := bolt.Open(p, 0o640, &bolt.Options{Timeout: dbTimeout, ReadOnly: !write})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("image index %s is locked by another rkt process for more than %s: %w", p, dbTimeout, err)
 		}
 		return nil, fmt.Errorf("opening image index %s: %w", p, err)

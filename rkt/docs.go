@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
@@ -19,7 +20,9 @@ var cmdGenMan = &cobra.Command{
 		if err := os.MkdirAll(args[0], 0o755); err != nil {
 			return err
 		}
-		hdr := &doc.GenManHeader{Title: "RKT", Section: "1", Source: "rkt", Manual: "rkt manual"}
+		// A fixed date keeps the pages reproducible (make check-man).
+		date := time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
+		hdr := &doc.GenManHeader{Title: "RKT", Section: "1", Source: "rkt", Manual: "rkt manual", Date: &date}
 		if err := doc.GenManTree(cmdRkt, hdr, args[0]); err != nil {
 			return fmt.Errorf("writing man pages: %w", err)
 		}

@@ -31,8 +31,9 @@ func newFetchCmd() *cobra.Command {
 
 IMAGE is a file path, a file://, https:// or http:// URL, or an image name
 (name[:version][,label=value...]) already in the store.`,
-		Args: cobra.MinimumNArgs(1),
-		RunE: runFetch,
+		Args:    cobra.MinimumNArgs(1),
+		PreRunE: ensureSuperuser,
+		RunE:    runFetch,
 	}
 	addFetchFlags(c, "update")
 	c.Flags().BoolVar(&fetchFlags.full, "full", false, "print full image IDs")

@@ -139,9 +139,10 @@ func storeForReading() *imagestore.Store {
 }
 
 var cmdImageRm = &cobra.Command{
-	Use:   "rm IMAGE...",
-	Short: "Remove images (and their rendered trees) from the store",
-	Args:  cobra.MinimumNArgs(1),
+	Use:     "rm IMAGE...",
+	Short:   "Remove images (and their rendered trees) from the store",
+	Args:    cobra.MinimumNArgs(1),
+	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		ctx, cancel := signalContext()
 		defer cancel()
@@ -172,9 +173,10 @@ var cmdImageRm = &cobra.Command{
 var imageGCFlags struct{ grace time.Duration }
 
 var cmdImageGC = &cobra.Command{
-	Use:   "gc",
-	Short: "Remove images unused for the grace period, and store leftovers",
-	Args:  cobra.NoArgs,
+	Use:     "gc",
+	Short:   "Remove images unused for the grace period, and store leftovers",
+	Args:    cobra.NoArgs,
+	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		ctx, cancel := signalContext()
 		defer cancel()

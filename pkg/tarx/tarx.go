@@ -205,7 +205,7 @@ func (e *Extractor) Add(name string, hdr *tar.Header, r io.Reader) error {
 	}
 	base := path.Base(p)
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse:
 		rec.typ = tar.TypeReg
 		err = e.writeFile(dirfd, name, base, rec, r)
 	case tar.TypeDir:

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -184,13 +183,17 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// goCommand returns the go tool: from PATH, else next to the running
-// toolchain's GOROOT (sudo often drops /usr/local/go/bin from PATH).
+// goCommand returns the go tool: from PATH, else from $GOROOT or the
+// standard /usr/local/go (sudo often drops /usr/local/go/bin from PATH).
 func goCommand() (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	root := os.Getenv("GOROOT")
+	if root == "" {
+		root = "/usr/local/go"
+	}
+	p := filepath.Join(root, "bin", "go")
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("no go command in PATH or %s: add Go to PATH: %w", p, err)
 	}

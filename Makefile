@@ -1,0 +1,50 @@
+# rkt build. `make` builds build/bin/rkt and what it needs beside it;
+# `make test` runs the whole suite (scripts/test installs its dependencies
+# first). Everything is static (CGO_ENABLED=0).
+
+GO      ?= go
+PREFIX  ?= /usr/local
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+BIN     := build/bin
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
+STATICCHECK ?= build/tools/staticcheck
+
+.PHONY: all rkt test lint unit functional man check-man install demo clean FORCE
+
+all: rkt
+
+rkt:
+	$(GOBUILD) -o $(BIN)/rkt ./rkt
+
+# Unit tests need no root; functional tests (tests/) drive the built
+# binaries as root.
+test: all lint check-man unit functional
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^vendor/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/tests$$')
+
+functional: all
+	RKT_BIN=$(CURDIR)/$(BIN)/rkt $(GO) test -count=1 -timeout 20m ./tests/
+
+man: rkt
+	rm -rf dist/man && $(BIN)/rkt gen-man dist/man
+
+check-man: rkt
+	@tmp=$$(mktemp -d) && $(BIN)/rkt gen-man $$tmp && diff -r dist/man $$tmp >/dev/null || { rm -rf $$tmp; echo "dist/man is stale: run make man"; exit 1; }; rm -rf $$tmp
+
+install: all
+	install -D -m 0755 $(BIN)/rkt $(DESTDIR)$(PREFIX)/bin/rkt
+	for f in $(wildcard $(BIN)/stage1-*.aci); do install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/bin/$$(basename $$f); done
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 && install -m 0644 dist/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+demo: all
+	scripts/demo.sh
+
+clean:
+	rm -rf build
