@@ -44,6 +44,19 @@ no daemon: every command is a process and all state lives on disk.`,
 	SilenceUsage:      true,
 	SilenceErrors:     true,
 	DisableAutoGenTag: true,
+	PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+		// paths.d may move the data dir when --dir is not given.
+		if !cmd.Flags().Changed("dir") {
+			c, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			if c.Paths.Data != "" {
+				globalFlags.Dir = c.Paths.Data
+			}
+		}
+		return nil
+	},
 }
 
 func main() {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/rkt/rkt/gpg"
+	"github.com/rkt/rkt/stage0/discovery"
 )
 
 // newTestEntity makes an ed25519 signing key. The gpg package proves
@@ -340,5 +344,68 @@ func TestTrustDiscovery(t *testing.T) {
 	}
 	if _, err := os.Stat(env.keyPath("127.0.0.1/app", fprOf(ent))); err != nil {
 		t.Errorf("auto-trusted key not stored: %v", err)
+	}
+}
+
+// TestTrustKeysFromHTTPS drives the discovery path the fetch command uses
+// when an image has no trusted key: keys found over verified https are
+// trusted without review (with a warning) under --trust-keys-from-https,
+// but not when TLS checks are off.
+func TestTrustKeysFromHTTPS(t *testing.T) {
+	ent := newTestEntity(t, "Dave")
+	pub := armored(t, ent, false)
+	var srvURL string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/app":
+			fmt.Fprintf(w, `<meta name="ac-discovery-pubkeys" content="127.0.0.1/app %s/keys.asc">`, srvURL)
+		case "/keys.asc":
+			w.Write(pub)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	srvURL = srv.URL
+	u, _ := url.Parse(srv.URL)
+	port, _ := strconv.ParseUint(u.Port(), 10, 16)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+
+	for _, tc := range []struct {
+		name        string
+		insecureTLS bool
+		wantErr     string
+	}{
+		{"verified https", false, ""},
+		{"unverified https", true, "not a terminal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTrustEnv(t)
+			globalFlags.TrustKeysFromHTTPS = true
+			stdinIsTerminal = func(io.Reader) bool { return false }
+			var out, errOut bytes.Buffer
+			kt := &keyTruster{
+				ks:   newKeystore(),
+				opts: discovery.Options{Port: uint(port), RootCAs: pool, InsecureTLS: tc.insecureTLS},
+				in:   strings.NewReader(""), out: &out, errOut: &errOut,
+			}
+			n, err := kt.discoverAndTrust(context.Background(), "127.0.0.1/app")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || n != 1 {
+				t.Fatalf("trusted %d keys, err %v", n, err)
+			}
+			if !strings.Contains(errOut.String(), "warning") || !strings.Contains(errOut.String(), "--trust-keys-from-https") {
+				t.Errorf("no warning: %q", errOut.String())
+			}
+			if _, err := os.Stat(env.keyPath("127.0.0.1/app", fprOf(ent))); err != nil {
+				t.Errorf("key not stored: %v", err)
+			}
+		})
 	}
 }

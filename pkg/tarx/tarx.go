@@ -104,7 +104,7 @@ func New(dir string, limits Limits, chown bool) (*Extractor, error) {
 		uid: os.Geteuid(), gid: os.Getegid(), seen: map[string]*record{},
 		parentF: -1, buf: make([]byte, 256<<10), sum: sha256.New()}
 	// The root itself is recorded as "."; a "." entry may set its metadata.
-	e.seen["."] = &record{typ: tar.TypeDir, mode: 0o755, uid: e.owner(0), gid: e.group(0), implicit: true}
+	e.seen["."] = &record{typ: tar.TypeDir, mode: 0o755, uid: e.owner(0), gid: e.group(0), mtime: time.Unix(0, 0), implicit: true}
 	e.dirs = append(e.dirs, ".")
 	return e, nil
 }
@@ -353,7 +353,7 @@ func (e *Extractor) mkdirAll(name, dir string) error {
 		if err := unix.Mkdirat(e.root, cur, 0o700); err != nil {
 			return &os.PathError{Op: "mkdir", Path: cur, Err: err}
 		}
-		e.seen[cur] = &record{typ: tar.TypeDir, mode: 0o755, uid: e.owner(0), gid: e.group(0), implicit: true}
+		e.seen[cur] = &record{typ: tar.TypeDir, mode: 0o755, uid: e.owner(0), gid: e.group(0), mtime: time.Unix(0, 0), implicit: true}
 		e.dirs = append(e.dirs, cur)
 	}
 	return nil

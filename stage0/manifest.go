@@ -1,0 +1,368 @@
+package stage0
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	securejoin "github.com/cyphar/filepath-securejoin"
+
+	"github.com/rkt/rkt/imagestore"
+)
+
+// buildPodManifest fetches each app's image and builds the pod manifest,
+// resolving users and groups to numbers and checking that every
+// executable exists, so that mistakes fail here, before any pod exists.
+func buildPodManifest(ctx context.Context, f *Fetcher, spec *PodSpec) (*schema.PodManifest, []*imagestore.ImageInfo, error) {
+	if spec.PodManifest != nil {
+		return podManifestAsGiven(ctx, f, spec.PodManifest)
+	}
+	if len(spec.Apps) == 0 {
+		return nil, nil, errNoApps
+	}
+	pm := schema.BlankPodManifest()
+	pm.Volumes = spec.Volumes
+	for k, v := range spec.Annotations {
+		pm.Annotations.Set(types.ACIdentifier(k), v)
+	}
+	var infos []*imagestore.ImageInfo
+	names := map[string]bool{}
+	for _, as := range spec.Apps {
+		f.Signature = as.Signature
+		info, err := f.Fetch(ctx, as.Image)
+		if err != nil {
+			return nil, nil, err
+		}
+		im, err := info.ParsedManifest()
+		if err != nil {
+			return nil, nil, err
+		}
+		ra, err := runtimeApp(f, spec, &as, info, im, names)
+		if err != nil {
+			return nil, nil, fmt.Errorf("app %s (%s): %w", ra.Name, as.Image, err)
+		}
+		pm.Apps = append(pm.Apps, *ra)
+		infos = append(infos, info)
+	}
+	if err := checkVolumes(pm); err != nil {
+		return nil, nil, err
+	}
+	return pm, infos, nil
+}
+
+func runtimeApp(f *Fetcher, spec *PodSpec, as *AppSpec, info *imagestore.ImageInfo, im *schema.ImageManifest, names map[string]bool) (*schema.RuntimeApp, error) {
+	name := as.Name
+	if name == "" {
+		name = defaultAppName(im.Name.String())
+		for i := 2; names[name]; i++ {
+			name = fmt.Sprintf("%s-%d", defaultAppName(im.Name.String()), i)
+		}
+	}
+	acn, err := types.NewACName(name)
+	if err != nil {
+		return nil, fmt.Errorf("app name %q: %v", name, err)
+	}
+	ra := &schema.RuntimeApp{Name: *acn, ReadOnlyRootFS: as.ReadOnlyRootFS, Mounts: as.Mounts}
+	if names[name] {
+		return ra, fmt.Errorf("two apps are named %q: give one --name", name)
+	}
+	names[name] = true
+	hash, err := types.NewHash(info.Key)
+	if err != nil {
+		return ra, err
+	}
+	ra.Image = schema.RuntimeImage{Name: &im.Name, ID: *hash, Labels: im.Labels}
+	app := types.App{User: "0", Group: "0"}
+	if im.App != nil {
+		app = *im.App
+		app.Exec = append(types.Exec(nil), im.App.Exec...)
+		app.Isolators = append(types.Isolators(nil), im.App.Isolators...)
+		app.Environment = append(types.Environment(nil), im.App.Environment...)
+	}
+	if as.Exec != "" {
+		app.Exec = types.Exec{as.Exec}
+		if im.App != nil && len(im.App.Exec) > 1 && as.Args == nil {
+			app.Exec = append(app.Exec, im.App.Exec[1:]...)
+		}
+	}
+	if as.Args != nil {
+		if len(app.Exec) == 0 {
+			return ra, fmt.Errorf("arguments given but the image has no executable: add --exec")
+		}
+		app.Exec = append(types.Exec{app.Exec[0]}, as.Args...)
+	}
+	if len(app.Exec) == 0 {
+		return ra, fmt.Errorf("the image has no app to run: give --exec=PATH")
+	}
+	if as.User != "" {
+		app.User = as.User
+	}
+	if as.Group != "" {
+		app.Group = as.Group
+	}
+	if as.SupplementaryGIDs != nil {
+		app.SupplementaryGIDs = as.SupplementaryGIDs
+	}
+	if as.WorkingDir != "" {
+		app.WorkingDirectory = as.WorkingDir
+	}
+	for _, iso := range as.Isolators {
+		app.Isolators.ReplaceIsolatorsByName(iso, []types.ACIdentifier{iso.Name})
+	}
+	app.Environment = mergeEnv(spec, app.Environment, as.Environment)
+	rootfs, err := f.Store.TreeRootfs(info)
+	if err != nil {
+		return ra, err
+	}
+	if err := resolveIDs(rootfs, &app); err != nil {
+		return ra, err
+	}
+	if err := checkExec(rootfs, &app); err != nil {
+		return ra, err
+	}
+	for _, mp := range app.MountPoints {
+		if !hasMount(ra.Mounts, mp.Path) {
+			ra.Mounts = append(ra.Mounts, schema.Mount{Volume: mp.Name, Path: mp.Path})
+		}
+	}
+	for k, v := range as.Annotations {
+		ra.Annotations.Set(types.ACIdentifier(k), v)
+	}
+	ra.App = &app
+	return ra, nil
+}
+
+func hasMount(ms []schema.Mount, p string) bool {
+	for _, m := range ms {
+		if path.Clean(m.Path) == path.Clean(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultAppName derives an app name from an image name's last component.
+func defaultAppName(image string) string {
+	n := path.Base(image)
+	if s, err := types.SanitizeACName(n); err == nil {
+		return s
+	}
+	return "app"
+}
+
+// mergeEnv applies rkt's precedence: inherited < image < --set-env-file <
+// --set-env < per-app --environment.
+func mergeEnv(spec *PodSpec, image types.Environment, app []string) types.Environment {
+	var env types.Environment
+	if spec.InheritEnv {
+		for _, kv := range os.Environ() {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env.Set(k, v)
+			}
+		}
+	}
+	for _, ev := range image {
+		env.Set(ev.Name, ev.Value)
+	}
+	for _, list := range [][]string{spec.SetEnvFile, spec.SetEnv, app} {
+		for _, kv := range list {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env.Set(k, v)
+			}
+		}
+	}
+	return env
+}
+
+// checkVolumes requires every pod volume to be mounted somewhere and every
+// mount to name a volume; mount points of images without a volume get an
+// empty one, as Docker's VOLUME does.
+func checkVolumes(pm *schema.PodManifest) error {
+	vols := map[string]bool{}
+	for _, v := range pm.Volumes {
+		vols[v.Name.String()] = true
+	}
+	used := map[string]bool{}
+	for i := range pm.Apps {
+		for _, m := range pm.Apps[i].Mounts {
+			used[m.Volume.String()] = true
+			if vols[m.Volume.String()] {
+				continue
+			}
+			if isImageMountPoint(pm.Apps[i].App, m) {
+				vols[m.Volume.String()] = true
+				pm.Volumes = append(pm.Volumes, types.Volume{Name: m.Volume, Kind: "empty"})
+				continue
+			}
+			return fmt.Errorf("app %s: --mount names volume %q, but no --volume %s,... is given", pm.Apps[i].Name, m.Volume, m.Volume)
+		}
+	}
+	for _, v := range pm.Volumes {
+		if !used[v.Name.String()] {
+			return fmt.Errorf("volume %q is not mounted by any app: add --mount volume=%s,target=PATH after an image, or use an image with a mount point named %s", v.Name, v.Name, v.Name)
+		}
+	}
+	return nil
+}
+
+func isImageMountPoint(app *types.App, m schema.Mount) bool {
+	for _, mp := range app.MountPoints {
+		if mp.Name == m.Volume && path.Clean(mp.Path) == path.Clean(m.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveIDs turns user and group names into numbers using the image's
+// /etc/passwd and /etc/group, so that stage1 gets numbers only.
+func resolveIDs(rootfs string, app *types.App) error {
+	uid, err := lookupID(rootfs, "/etc/passwd", app.User, "user")
+	if err != nil {
+		return err
+	}
+	gid, err := lookupID(rootfs, "/etc/group", app.Group, "group")
+	if err != nil {
+		return err
+	}
+	app.User, app.Group = strconv.Itoa(uid), strconv.Itoa(gid)
+	return nil
+}
+
+func lookupID(rootfs, file, name, what string) (int, error) {
+	if name == "" {
+		return 0, nil
+	}
+	if n, err := strconv.Atoi(name); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("%s %d is negative", what, n)
+		}
+		return n, nil
+	}
+	if strings.HasPrefix(name, "/") {
+		// appc: a path in the image whose owner gives the id.
+		p, err := securejoin.SecureJoin(rootfs, name)
+		if err != nil {
+			return 0, err
+		}
+		var st os.FileInfo
+		if st, err = os.Stat(p); err != nil {
+			return 0, fmt.Errorf("%s is given as the owner of %s, which is not in the image", what, name)
+		}
+		uid, gid := fileOwner(st)
+		if what == "user" {
+			return uid, nil
+		}
+		return gid, nil
+	}
+	p, err := securejoin.SecureJoin(rootfs, file)
+	if err != nil {
+		return 0, err
+	}
+	fh, err := os.Open(p)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q not found: the image has no %s (use a number)", what, name, file)
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 3 && fields[0] == name {
+			id, err := strconv.Atoi(fields[2])
+			if err != nil {
+				return 0, fmt.Errorf("image's %s has a bad id for %s: %q", file, name, fields[2])
+			}
+			return id, nil
+		}
+	}
+	return 0, fmt.Errorf("%s %q not found in the image's %s", what, name, file)
+}
+
+// checkExec makes sure the app's executable exists in the image and can be
+// executed. Relative names are looked up in the app's PATH.
+func checkExec(rootfs string, app *types.App) error {
+	exe := app.Exec[0]
+	if !strings.HasPrefix(exe, "/") {
+		pathEnv, ok := app.Environment.Get("PATH")
+		if !ok {
+			pathEnv = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+		}
+		for _, d := range strings.Split(pathEnv, ":") {
+			if p, err := securejoin.SecureJoin(rootfs, path.Join(d, exe)); err == nil {
+				if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("executable %q not found in the image's PATH (%s)", exe, pathEnv)
+	}
+	p, err := securejoin.SecureJoin(rootfs, exe)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("executable %s not found in the image", exe)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s in the image is not a regular file", exe)
+	}
+	if st.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s in the image is not executable (mode %v)", exe, st.Mode().Perm())
+	}
+	return nil
+}
+
+// podManifestAsGiven fetches the images a --pod-manifest names (by ID).
+func podManifestAsGiven(ctx context.Context, f *Fetcher, pm *schema.PodManifest) (*schema.PodManifest, []*imagestore.ImageInfo, error) {
+	var infos []*imagestore.ImageInfo
+	for i := range pm.Apps {
+		ra := &pm.Apps[i]
+		var info *imagestore.ImageInfo
+		var err error
+		if !ra.Image.ID.Empty() {
+			info, err = f.Store.Resolve(ra.Image.ID.String())
+		} else if ra.Image.Name != nil {
+			info, err = f.Fetch(ctx, ra.Image.Name.String())
+		} else {
+			err = fmt.Errorf("app %s names no image", ra.Name)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("pod manifest, app %s: %w", ra.Name, err)
+		}
+		if ra.App == nil {
+			im, err := info.ParsedManifest()
+			if err != nil {
+				return nil, nil, err
+			}
+			if im.App == nil {
+				return nil, nil, fmt.Errorf("pod manifest, app %s: neither the manifest nor the image has an app", ra.Name)
+			}
+			app := *im.App
+			ra.App = &app
+		}
+		rootfs, err := f.Store.TreeRootfs(info)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := resolveIDs(rootfs, ra.App); err != nil {
+			return nil, nil, fmt.Errorf("pod manifest, app %s: %w", ra.Name, err)
+		}
+		infos = append(infos, info)
+	}
+	return pm, infos, nil
+}
+
+func fileOwner(fi os.FileInfo) (int, int) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return 0, 0
+}

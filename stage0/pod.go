@@ -1,0 +1,182 @@
+package stage0
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/rkt/rkt/imagestore"
+	"github.com/rkt/rkt/pkg/lock"
+	"github.com/rkt/rkt/pkg/pod"
+)
+
+// AppSpec is one app of a pod as given on the command line.
+type AppSpec struct {
+	Image             string
+	Name              string
+	Exec              string   // --exec: replaces the image's executable
+	Args              []string // after "--": replace the image's arguments
+	User, Group       string
+	SupplementaryGIDs []int
+	WorkingDir        string
+	Environment       []string // K=V, per app (highest precedence)
+	Mounts            []schema.Mount
+	ReadOnlyRootFS    bool
+	Isolators         []types.Isolator // replace the image's isolators of the same name
+	Annotations       map[string]string
+	Signature         string
+}
+
+// PodSpec is a whole pod as given on the command line.
+type PodSpec struct {
+	Apps        []AppSpec
+	Volumes     []types.Volume
+	SetEnv      []string // --set-env (K=V), pod-wide
+	SetEnvFile  []string // lines of --set-env-file
+	InheritEnv  bool
+	Annotations map[string]string
+	Stage1      Stage1Ref
+	// PodManifest, when set (--pod-manifest), is used as is; Apps must be
+	// empty.
+	PodManifest *schema.PodManifest
+}
+
+// Prepared is a pod directory ready for stage1.
+type Prepared struct {
+	Pod       *pod.Pod
+	Stage1    *Stage1
+	Manifest  *schema.PodManifest
+	TreeLocks []*lock.Lock // shared locks on every tree the pod uses
+	imageKeys []string
+	treeIDs   []string
+	store     *imagestore.Store
+}
+
+// Close releases the tree locks (after a failure; on success stage1
+// inherits them).
+func (p *Prepared) Close() {
+	for _, l := range p.TreeLocks {
+		l.Close()
+	}
+	p.TreeLocks = nil
+}
+
+// Prepare fetches what the pod needs, creates its directory (in prepare/,
+// locked) and writes everything stage1 reads. On failure the pod directory
+// is removed.
+func Prepare(ctx context.Context, f *Fetcher, podsDir string, spec *PodSpec, phase func(string)) (pr *Prepared, err error) {
+	if phase == nil {
+		phase = func(string) {}
+	}
+	s1, err := f.FetchStage1(ctx, spec.Stage1)
+	if err != nil {
+		return nil, err
+	}
+	phase("stage1 image")
+	pm, infos, err := buildPodManifest(ctx, f, spec)
+	if err != nil {
+		return nil, err
+	}
+	phase("app images and pod manifest")
+	p, err := pod.Create(podsDir)
+	if err != nil {
+		return nil, fmt.Errorf("creating pod directory: %w", err)
+	}
+	pr = &Prepared{Pod: p, Stage1: s1, Manifest: pm, store: f.Store}
+	defer func() {
+		if err != nil {
+			pr.Close()
+			p.ToGarbage()
+			p.Remove()
+			p.Unlock()
+		}
+	}()
+	if err := pr.lockTrees(ctx, s1.Info, infos); err != nil {
+		return nil, err
+	}
+	if err := pr.writePodDir(s1, infos); err != nil {
+		return nil, err
+	}
+	phase("pod directory")
+	return pr, nil
+}
+
+func (pr *Prepared) lockTrees(ctx context.Context, s1 *imagestore.ImageInfo, infos []*imagestore.ImageInfo) error {
+	seen := map[string]bool{}
+	for _, info := range append([]*imagestore.ImageInfo{s1}, infos...) {
+		if seen[info.TreeID] {
+			continue
+		}
+		seen[info.TreeID] = true
+		l, err := pr.store.UseTree(ctx, info.TreeID)
+		if err != nil {
+			return err
+		}
+		pr.TreeLocks = append(pr.TreeLocks, l)
+		// The image may have been removed between the fetch and the lock.
+		if _, err := pr.store.TreeRootfs(info); err != nil {
+			return err
+		}
+		pr.imageKeys = append(pr.imageKeys, info.Key)
+		pr.treeIDs = append(pr.treeIDs, info.TreeID)
+	}
+	return nil
+}
+
+// writePodDir writes the files of docs/stage1-abi.md.
+func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error {
+	dir := pr.Pod.Path()
+	data, err := pr.Manifest.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		"pod":                data,
+		"pod-created":        nil,
+		"stage1/manifest":    s1.Info.Manifest,
+		"stage1/rootfs-path": []byte(s1.Rootfs + "\n"),
+		"stage1/image-id":    []byte(s1.Info.Key + "\n"),
+		"tree-ids":           []byte(strings.Join(pr.treeIDs, "\n") + "\n"),
+	}
+	for i, ra := range pr.Manifest.Apps {
+		rootfs, err := pr.store.TreeRootfs(infos[i])
+		if err != nil {
+			return err
+		}
+		if strings.ContainsAny(rootfs, ":,\n") {
+			return fmt.Errorf("image tree path %s contains ':', ',' or a newline, which overlayfs cannot take: use a --dir without them", rootfs)
+		}
+		files["appsinfo/"+ra.Name.String()+"/manifest"] = infos[i].Manifest
+		files["appsinfo/"+ra.Name.String()+"/lowerdirs"] = []byte(rootfs + "\n")
+		files["appsinfo/"+ra.Name.String()+"/image-id"] = []byte(infos[i].Key + "\n")
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			return err
+		}
+		// No fsync: a pod directory that does not survive a crash is
+		// garbage anyway, and fsyncs are the start path's biggest cost.
+		if err := os.WriteFile(p, content, 0o640); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Touch records that the pod's images were used (cheap, no fsync; called
+// after stage1 started or just before exec).
+func (pr *Prepared) Touch() {
+	for _, k := range pr.imageKeys {
+		pr.store.Touch(k)
+	}
+}
+
+// errNoApps is returned for a pod without apps.
+var errNoApps = errors.New("no image given: rkt run IMAGE [flags] [--- IMAGE2 ...]")

@@ -1,0 +1,159 @@
+package stage0
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/imagestore"
+	"github.com/rkt/rkt/pkg/lock"
+	"github.com/rkt/rkt/pkg/pod"
+)
+
+// RunOptions are the pod-level flags stage1's run entrypoint takes.
+type RunOptions struct {
+	Debug          bool
+	Net            string // "host", "none", or a comma-separated list of networks
+	Hostname       string
+	Interactive    bool
+	IPC            string
+	DisableCaps    bool
+	DisablePaths   bool
+	DisableSeccomp bool
+	DNSConfMode    string
+	ExtraArgs      []string
+}
+
+// args builds the run entrypoint's command line for an interface version.
+func (o *RunOptions) args(ep string, version int, uuid string) []string {
+	a := []string{ep}
+	if o.Debug {
+		a = append(a, "--debug")
+	}
+	a = append(a, "--net="+o.Net)
+	if o.Interactive {
+		a = append(a, "--interactive")
+	}
+	if o.Hostname != "" && version >= 2 {
+		a = append(a, "--hostname="+o.Hostname)
+	}
+	if version >= 3 {
+		if o.DisableCaps {
+			a = append(a, "--disable-capabilities-restriction")
+		}
+		if o.DisablePaths {
+			a = append(a, "--disable-paths")
+		}
+		if o.DisableSeccomp {
+			a = append(a, "--disable-seccomp")
+		}
+	}
+	if o.DNSConfMode != "" && version >= 4 {
+		a = append(a, "--dns-conf-mode="+o.DNSConfMode)
+	}
+	if o.IPC != "" && version >= 6 {
+		a = append(a, "--ipc="+o.IPC)
+	}
+	a = append(a, o.ExtraArgs...)
+	return append(a, uuid)
+}
+
+// Exec moves the prepared pod to run/ and replaces this process with the
+// stage1 run entrypoint: from here on, rkt's PID and cgroup are the pod's.
+// It returns only on failure.
+func (pr *Prepared) Exec(opts RunOptions) error {
+	ep, err := pr.Stage1.Entrypoint(AnnoRun)
+	if err != nil {
+		return err
+	}
+	if err := pr.Pod.ToRun(); err != nil {
+		return err
+	}
+	return execStage1(pr.Pod, pr.TreeLocks, ep, opts.args(ep, pr.Stage1.InterfaceVersion, pr.Pod.UUID))
+}
+
+// RunPrepared locks a prepared pod, moves it to run/ and execs stage1.
+// Of several racing callers exactly one wins; the others get an error.
+func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string, opts RunOptions) error {
+	p, err := pod.Get(podsDir, uuid)
+	if err != nil {
+		return err
+	}
+	if p.Phase != pod.PhasePrepared {
+		return fmt.Errorf("pod %s is %s, not prepared: %w", p.UUID, p.State(), pod.ErrBadState)
+	}
+	if err := p.TryLock(); err != nil {
+		return err
+	}
+	defer p.Unlock()
+	m, root, err := ReadStage1(p.Path())
+	if err != nil {
+		return err
+	}
+	ep, err := EntrypointOf(m, root, AnnoRun)
+	if err != nil {
+		return err
+	}
+	version := 1
+	if v, ok := m.Annotations.Get(AnnoInterface); ok {
+		version, _ = strconv.Atoi(v)
+	}
+	ids, err := os.ReadFile(filepath.Join(p.Path(), "tree-ids"))
+	if err != nil {
+		return err
+	}
+	var locks []*lock.Lock
+	defer func() {
+		for _, l := range locks {
+			l.Close()
+		}
+	}()
+	for _, id := range strings.Fields(string(ids)) {
+		l, err := s.UseTree(ctx, id)
+		if err != nil {
+			return err
+		}
+		locks = append(locks, l)
+		if _, err := os.Stat(filepath.Join(s.TreePath(id), "rendered")); err != nil {
+			return fmt.Errorf("pod %s: an image it uses was removed from the store (tree %s): prepare the pod again", p.UUID, id)
+		}
+	}
+	if err := p.ToRun(); err != nil {
+		return err
+	}
+	return execStage1(p, locks, ep, opts.args(ep, version, p.UUID))
+}
+
+// execStage1 hands the pod lock and the tree locks to stage1 across exec.
+func execStage1(p *pod.Pod, trees []*lock.Lock, ep string, args []string) error {
+	lf := p.LockFile()
+	if err := clearCloexec(lf.Fd()); err != nil {
+		return err
+	}
+	var treeFds []string
+	for _, l := range trees {
+		if err := clearCloexec(l.Fd()); err != nil {
+			return err
+		}
+		treeFds = append(treeFds, strconv.Itoa(int(l.Fd())))
+	}
+	env := append(os.Environ(),
+		"RKT_LOCK_FD="+strconv.Itoa(int(lf.Fd())),
+		"RKT_TREE_LOCK_FDS="+strings.Join(treeFds, ","))
+	if err := os.Chdir(p.Path()); err != nil {
+		return err
+	}
+	err := syscall.Exec(ep, args, env)
+	return fmt.Errorf("executing stage1 %s: %w", ep, err)
+}
+
+func clearCloexec(fd uintptr) error {
+	_, err := unix.FcntlInt(fd, unix.F_SETFD, 0)
+	return err
+}
