@@ -53,6 +53,9 @@ type Staged struct {
 	Manifest    *schema.ImageManifest
 	RawManifest []byte
 	Compression aci.Compression
+	// SignedBy is the fingerprint of the key whose signature was checked
+	// before Commit ("" = not verified); it is recorded in the index.
+	SignedBy string
 
 	s        *Store
 	work     string // tmp/import-*: blob, tree/
@@ -76,9 +79,10 @@ func (s *Store) Stage(ctx context.Context, src string, opts ImportOptions) (st *
 	if st.work, st.workLock, err = s.newWorkDir("import"); err != nil {
 		return nil, err
 	}
+	staged := st // `return nil, err` sets st to nil before deferred calls run
 	defer func() {
 		if err != nil {
-			st.Abort()
+			staged.Abort()
 			st = nil
 		}
 	}()
@@ -246,7 +250,15 @@ func (st *Staged) Commit(ctx context.Context) error {
 		return err
 	}
 	if existing != nil && s.treeValid(existing.Key) {
-		err := s.update(true, st.putRemote)
+		err := s.update(true, func(tx *bolt.Tx) error {
+			if existing.SignedBy == "" && st.SignedBy != "" {
+				existing.SignedBy = st.SignedBy // verified now
+				if err := putImage(tx, existing); err != nil {
+					return err
+				}
+			}
+			return st.putRemote(tx)
+		})
 		st.Abort()
 		return err
 	}
@@ -273,7 +285,7 @@ func (st *Staged) Commit(ctx context.Context) error {
 	now := time.Now()
 	info := &ImageInfo{Key: st.Key, Name: st.Manifest.Name.String(), Labels: labelMap(st.Manifest),
 		Manifest: st.RawManifest, Compression: st.Compression, Size: st.size, UnpackedSize: st.unpacked,
-		TreeID: st.Key, ImportTime: now, Source: st.source}
+		TreeID: st.Key, ImportTime: now, Source: st.source, SignedBy: st.SignedBy}
 	if existing != nil {
 		info.ImportTime, info.LastUsed = existing.ImportTime, existing.LastUsed
 	}

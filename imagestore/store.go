@@ -56,6 +56,9 @@ type ImageInfo struct {
 	ImportTime   time.Time         `json:"import_time"`
 	LastUsed     time.Time         `json:"last_used"`
 	Source       string            `json:"source,omitempty"` // where it was fetched from
+	// SignedBy is the fingerprint of the key that signed the image, or
+	// "" if it was stored without a signature check.
+	SignedBy string `json:"signed_by,omitempty"`
 }
 
 // ParsedManifest parses the stored manifest.

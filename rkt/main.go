@@ -81,8 +81,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "rkt: %v\n", err)
 	var ue *usageError
-	if errors.As(err, &ue) || isCobraUsageError(err) {
+	switch {
+	case isCobraUsageError(err):
 		fmt.Fprintf(stderr, "\n%s", cmd.UsageString())
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
 	return exitFailure
 }

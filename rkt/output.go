@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ func printTable(w io.Writer, format string, noLegend bool, header []string, rows
 	switch format {
 	case "json", "json-pretty":
 		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
 		if format == "json-pretty" {
 			enc.SetIndent("", "\t")
 		}
@@ -54,3 +56,5 @@ func humanTime(t time.Time) string {
 	}
 	return t.Local().Format("2006-01-02 15:04:05.000 -0700 MST")
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -42,9 +42,10 @@ func ParsePullPolicy(s string) (PullPolicy, error) {
 }
 
 // Verifier checks a detached signature of an image file (exactly as
-// fetched) against the keys trusted for the image's name.
+// fetched) against the keys trusted for the image's name, and returns the
+// signing key's fingerprint.
 type Verifier interface {
-	Verify(ctx context.Context, name string, image io.ReadSeeker, sig io.Reader) error
+	Verify(ctx context.Context, name string, image io.ReadSeeker, sig io.Reader) (signer string, err error)
 }
 
 // Fetcher gets images into the store.
@@ -86,7 +87,25 @@ type source struct {
 // Fetch resolves ref and makes sure the image (and its dependencies) is in
 // the store, returning its index row. ref is an image ID, a file path, a
 // file://, https:// or http:// URL, or an appc name.
+//
+// Unless signature checks are off, an image the store holds unverified
+// (fetched with --insecure-options=image) is refused: what runs must be
+// what a trusted key signed, whenever it was fetched.
 func (f *Fetcher) Fetch(ctx context.Context, ref string) (*imagestore.ImageInfo, error) {
+	info, err := f.fetch(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if info.SignedBy == "" {
+		if !f.SkipVerify {
+			return nil, fmt.Errorf("image %s (%s) was stored without a signature check: fetch it again with its signature (rkt fetch --pull-policy=update), or pass --insecure-options=image", ref, imagestore.ShortKey(info.Key))
+		}
+		f.warn(fmt.Sprintf("image %s (%s) is not verified (--insecure-options=image)", ref, imagestore.ShortKey(info.Key)))
+	}
+	return info, nil
+}
+
+func (f *Fetcher) fetch(ctx context.Context, ref string) (*imagestore.ImageInfo, error) {
 	if imagestore.IsKey(ref) {
 		return f.Store.Resolve(ref)
 	}
@@ -250,6 +269,9 @@ func appendNew(list []string, keys ...string) []string {
 // dependency finds one dependency in the store or next to its dependent.
 func (f *Fetcher) dependency(ctx context.Context, id *types.Hash, nl aci.NameLabels, base string, staged *[]*imagestore.Staged, depth int) ([]string, error) {
 	if info, err := f.Store.FindByName(nl); err == nil && (id == nil || id.String() == info.Key) {
+		if info.SignedBy == "" && !f.SkipVerify {
+			return nil, fmt.Errorf("%s (%s) was stored without a signature check: fetch it again with its signature, or pass --insecure-options=image", nl, imagestore.ShortKey(info.Key))
+		}
 		if len(info.Deps) == 0 {
 			return []string{info.Key}, nil
 		}

@@ -52,10 +52,12 @@ func (f *Fetcher) stage(ctx context.Context, src *source, expect aci.NameLabels)
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %s: %w", src.ref, err)
 	}
-	if err := f.verify(ctx, src, st, sigPath); err != nil {
+	signer, err := f.verify(ctx, src, st, sigPath)
+	if err != nil {
 		st.Abort()
 		return nil, nil, err
 	}
+	st.SignedBy = signer
 	return st, nil, nil
 }
 
@@ -111,14 +113,13 @@ func (f *Fetcher) fetchOptions(label string) fetch.Options {
 
 // verify checks the staged blob's detached signature, from sigPath (local)
 // or the signature URL (remote).
-func (f *Fetcher) verify(ctx context.Context, src *source, st *imagestore.Staged, sigPath string) error {
+func (f *Fetcher) verify(ctx context.Context, src *source, st *imagestore.Staged, sigPath string) (string, error) {
 	name := st.Manifest.Name.String()
 	if f.SkipVerify {
-		f.warn(fmt.Sprintf("signature of %s (%s) not verified (--insecure-options=image)", src.ref, name))
-		return nil
+		return "", nil // Fetch warns
 	}
 	if f.Verifier == nil {
-		return fmt.Errorf("image %s: signature verification is not available in this build; pass --insecure-options=image to fetch it unverified", src.ref)
+		return "", fmt.Errorf("image %s: signature verification is not available in this build; pass --insecure-options=image to fetch it unverified", src.ref)
 	}
 	if src.url != "" {
 		sigURL := src.sigURL
@@ -129,24 +130,24 @@ func (f *Fetcher) verify(ctx context.Context, src *source, st *imagestore.Staged
 		if err != nil {
 			var he *fetch.HTTPError
 			if errors.As(err, &he) && he.StatusCode == 404 {
-				return fmt.Errorf("image %s has no signature at %s: ask its publisher for one, or pass --insecure-options=image to skip the check", src.ref, sigURL)
+				return "", fmt.Errorf("image %s has no signature at %s: ask its publisher for one, or pass --insecure-options=image to skip the check", src.ref, sigURL)
 			}
-			return fmt.Errorf("fetching signature of %s: %w", src.ref, err)
+			return "", fmt.Errorf("fetching signature of %s: %w", src.ref, err)
 		}
 		defer os.Remove(res.Path)
 		sigPath = res.Path
 	}
 	sig, err := os.Open(sigPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("image %s has no signature (looked for %s): sign it (see docs/signing.md), give one with --signature, or pass --insecure-options=image to skip the check", src.ref, sigPath)
+		return "", fmt.Errorf("image %s has no signature (looked for %s): sign it (see docs/signing.md), give one with --signature, or pass --insecure-options=image to skip the check", src.ref, sigPath)
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer sig.Close()
 	img, err := os.Open(st.BlobFile())
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer img.Close()
 	return f.Verifier.Verify(ctx, name, img, sig)

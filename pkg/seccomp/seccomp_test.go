@@ -1,0 +1,185 @@
+package seccomp
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	libseccomp "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
+)
+
+// run evaluates the filter on a seccomp_data for (arch, nr, arg0) with
+// x/net/bpf's VM. Its loads are big-endian, so each 32-bit word is stored
+// big-endian at the offset the kernel's native (little-endian) layout has.
+func run(t *testing.T, raw []bpf.RawInstruction, a arch.AuditArch, nr int, arg0 uint64) uint32 {
+	t.Helper()
+	insts, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatalf("filter does not disassemble")
+	}
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatalf("filter rejected by the BPF VM: %v", err)
+	}
+	data := make([]byte, 64)
+	binary.BigEndian.PutUint32(data[0:], uint32(nr))
+	binary.BigEndian.PutUint32(data[4:], uint32(a))
+	binary.BigEndian.PutUint32(data[16:], uint32(arg0))
+	binary.BigEndian.PutUint32(data[20:], uint32(arg0>>32))
+	v, err := vm.Run(data)
+	if err != nil {
+		t.Fatalf("run filter: %v", err)
+	}
+	return uint32(v)
+}
+
+const (
+	allow = uint32(libseccomp.ActionAllow)
+	eperm = uint32(libseccomp.ActionErrno) | uint32(unix.EPERM)
+)
+
+func nr(t *testing.T, a *arch.Info, name string) int {
+	t.Helper()
+	n, ok := a.SyscallNames[name]
+	if !ok {
+		t.Fatalf("no %s on %s", name, a.Name)
+	}
+	return n
+}
+
+func TestDefaultFilter(t *testing.T) {
+	raw, err := Default().Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := arch.X86_64
+	for name, want := range map[string]uint32{
+		"unshare": eperm, "mount": eperm, "setns": eperm, "ptrace": eperm, "kexec_load": eperm,
+		"read": allow, "write": allow, "execve": allow, "getpid": allow, "openat": allow,
+		"clone3": uint32(libseccomp.ActionErrno) | uint32(unix.ENOSYS),
+	} {
+		if got := run(t, raw, x.ID, nr(t, x, name), 0); got != want {
+			t.Errorf("x86_64 %s: got %#x, want %#x", name, got, want)
+		}
+	}
+	// clone: threads and forks pass, new namespaces do not.
+	clone := nr(t, x, "clone")
+	if got := run(t, raw, x.ID, clone, unix.CLONE_VM|unix.CLONE_THREAD|unix.CLONE_FS); got != allow {
+		t.Errorf("thread clone: got %#x", got)
+	}
+	if got := run(t, raw, x.ID, clone, unix.CLONE_NEWUSER|uint64(unix.SIGCHLD)); got != eperm {
+		t.Errorf("clone(CLONE_NEWUSER): got %#x, want EPERM", got)
+	}
+	// The i386 ABI is filtered too.
+	i := arch.I386
+	for name, want := range map[string]uint32{"unshare": eperm, "mount": eperm, "read": allow, "getpid": allow} {
+		if got := run(t, raw, i.ID, nr(t, i, name), 0); got != want {
+			t.Errorf("i386 %s: got %#x, want %#x", name, got, want)
+		}
+	}
+	if got := run(t, raw, i.ID, nr(t, i, "clone"), unix.CLONE_NEWNET); got != eperm {
+		t.Errorf("i386 clone(CLONE_NEWNET): got %#x", got)
+	}
+	if got := run(t, raw, i.ID, nr(t, i, "clone"), unix.CLONE_VM); got != allow {
+		t.Errorf("i386 plain clone: got %#x", got)
+	}
+	// x32 calls and unknown ABIs get ENOSYS.
+	enosys := uint32(libseccomp.ActionErrno) | uint32(unix.ENOSYS)
+	if got := run(t, raw, x.ID, nr(t, x, "read")|0x40000000, 0); got != enosys {
+		t.Errorf("x32 read: got %#x, want ENOSYS", got)
+	}
+	if got := run(t, raw, arch.AARCH64.ID, 0, 0); got != enosys {
+		t.Errorf("aarch64 call: got %#x, want ENOSYS", got)
+	}
+}
+
+func TestRetainSet(t *testing.T) {
+	names, err := Expand([]string{"read", "write", "exit_group"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Filter{Retain: true, Syscalls: names, Errno: unix.ENOTSUP}
+	raw, err := f.Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := arch.X86_64
+	enotsup := uint32(libseccomp.ActionErrno) | uint32(unix.ENOTSUP)
+	for name, want := range map[string]uint32{"read": allow, "execve": allow, "getpid": enotsup, "unshare": enotsup} {
+		if got := run(t, raw, x.ID, nr(t, x, name), 0); got != want {
+			t.Errorf("%s: got %#x, want %#x", name, got, want)
+		}
+	}
+	// No errno: blocked calls kill the process.
+	f.Errno = 0
+	raw, err = f.Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, raw, x.ID, nr(t, x, "getpid"), 0); got != uint32(libseccomp.ActionKillProcess) {
+		t.Errorf("getpid without errno: got %#x, want kill", got)
+	}
+}
+
+func TestRemoveSet(t *testing.T) {
+	names, err := Expand([]string{"getpid", "@appc.io/empty"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := Filter{Syscalls: names, Errno: unix.EACCES}.Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := arch.X86_64
+	if got := run(t, raw, x.ID, nr(t, x, "getpid"), 0); got != uint32(libseccomp.ActionErrno)|uint32(unix.EACCES) {
+		t.Errorf("getpid: got %#x", got)
+	}
+	// A remove set replaces the default: unshare is allowed.
+	if got := run(t, raw, x.ID, nr(t, x, "unshare"), 0); got != allow {
+		t.Errorf("unshare: got %#x", got)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	all, err := Expand([]string{"@appc.io/all"})
+	if err != nil || len(all) < 300 {
+		t.Fatalf("@appc.io/all: %d names, %v", len(all), err)
+	}
+	white, err := Expand([]string{"@docker/default-whitelist"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range white {
+		if n == "mount" || n == "unshare" {
+			t.Errorf("default whitelist contains %s", n)
+		}
+	}
+	if len(white) >= len(all) || len(white) < len(all)-len(DefaultBlocked) {
+		t.Errorf("whitelist has %d names of %d", len(white), len(all))
+	}
+	black, err := Expand([]string{"@rkt/default-blacklist", "mount"})
+	if err != nil || len(black) != len(DefaultBlocked) {
+		t.Errorf("blacklist + a duplicate: %d names (want %d), %v", len(black), len(DefaultBlocked), err)
+	}
+	for _, bad := range []string{"no_such_call", "@rkt/nope"} {
+		if _, err := Expand([]string{bad}); !errors.Is(err, ErrUnknownSyscall) {
+			t.Errorf("Expand(%s): err = %v, want ErrUnknownSyscall", bad, err)
+		}
+	}
+}
+
+func TestParseErrno(t *testing.T) {
+	for name, want := range map[string]unix.Errno{"EPERM": unix.EPERM, "ENOTSUP": unix.ENOTSUP, "EACCES": unix.EACCES, "": 0} {
+		got, err := ParseErrno(name)
+		if err != nil || got != want {
+			t.Errorf("ParseErrno(%q) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+	if _, err := ParseErrno("EWHATEVER"); err == nil {
+		t.Error("ParseErrno accepted a bogus name")
+	}
+}

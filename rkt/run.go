@@ -1,0 +1,192 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rkt/rkt/stage0"
+)
+
+// runPodFlags holds the pod flags of run and prepare (one command runs
+// per process).
+var runPodFlags = newPodFlags("new")
+
+func newRunCmd(prepare bool) *cobra.Command {
+	use, short := "run", "Run images as a pod in the foreground"
+	if prepare {
+		use, short = "prepare", "Prepare a pod to be run later with rkt run-prepared, and print its UUID"
+	}
+	c := &cobra.Command{
+		Use:   use + " [pod flags] IMAGE [app flags] [-- ARGS... [---]] [IMAGE2 ...]",
+		Short: short,
+		Long: short + `.
+
+IMAGE is an image ID, file, URL or name (see rkt fetch). Flags after an image
+apply to that app: --name --exec --user --group --supplementary-gids
+--working-dir --environment --mount --readonly-rootfs --signature --cpu
+--memory --cpu-shares --oom-score-adj --pids-limit --caps-retain --caps-remove
+--seccomp --annotation. Pod flags may appear anywhere. Arguments after "--"
+replace the image's, up to "---".`,
+		PreRunE: ensureSuperuser,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runOrPrepare(cmd, args, prepare)
+		},
+	}
+	c.Flags().SetInterspersed(false)
+	runPodFlags.register(c.Flags(), !prepare)
+	c.Flags().Var((*appendValue)(&runPodFlags.mounts), "mount", "volume=NAME,target=PATH for every app")
+	return c
+}
+
+func init() {
+	cmdRkt.AddCommand(newRunCmd(false), newRunCmd(true), cmdRunPrepared)
+}
+
+// debugf prints a debugging line when --debug is on.
+func debugf(cmd *cobra.Command, format string, args ...any) {
+	if globalFlags.Debug {
+		fmt.Fprintf(cmd.ErrOrStderr(), "rkt: debug: "+format+"\n", args...)
+	}
+}
+
+// phaseTimer prints the time each start-path phase took under --debug.
+func phaseTimer(cmd *cobra.Command) func(string) {
+	last := time.Now()
+	return func(phase string) {
+		now := time.Now()
+		debugf(cmd, "phase %-28s %7.2f ms", phase, float64(now.Sub(last).Microseconds())/1000)
+		last = now
+	}
+}
+
+func stage1ImagesDir() string {
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			return filepath.Dir(real)
+		}
+		return filepath.Dir(exe)
+	}
+	return "/usr/local/bin"
+}
+
+func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
+	phase := phaseTimer(cmd)
+	pf := runPodFlags
+	apps, err := parseApps(args, pf, !prepare)
+	if err != nil {
+		return err
+	}
+	spec, err := pf.podSpec(apps)
+	if err != nil {
+		return err
+	}
+	if pf.interactive && len(apps) > 1 {
+		return usagef("--interactive works with one app only")
+	}
+	if spec.Stage1.ImagesDir == "" {
+		spec.Stage1.ImagesDir = stage1ImagesDir()
+		if c, err := loadConfig(); err == nil && c.Paths.Stage1Images != "" {
+			spec.Stage1.ImagesDir = c.Paths.Stage1Images
+		}
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	s, err := openStore()
+	if err != nil {
+		return err
+	}
+	fetchFlags.pullPolicy, fetchFlags.maxSize = pf.pullPolicy, "16Gi"
+	f, err := newFetcher(cmd, s)
+	if err != nil {
+		return err
+	}
+	phase("setup")
+	pr, err := stage0.Prepare(ctx, f, filepath.Join(globalFlags.Dir, "pods"), spec, phase)
+	if err != nil {
+		return err
+	}
+	if pf.uuidFileSave != "" {
+		if err := os.WriteFile(pf.uuidFileSave, []byte(pr.Pod.UUID+"\n"), 0o644); err != nil {
+			pr.Close()
+			return fmt.Errorf("--uuid-file-save: %w", err)
+		}
+	}
+	if prepare {
+		pr.Close()
+		if err := pr.Pod.ToPrepared(); err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), pr.Pod.UUID)
+		return nil
+	}
+	pr.Touch()
+	phase("record image use")
+	io := &globalFlags.InsecureOptions
+	opts := stage0.RunOptions{
+		Debug: globalFlags.Debug, Net: pf.net, Hostname: pf.hostname, Interactive: pf.interactive, IPC: pf.ipc,
+		DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
+	}
+	warnRun(cmd, io)
+	debugf(cmd, "pod %s: exec stage1", pr.Pod.UUID)
+	err = pr.Exec(opts)
+	pr.Close()
+	return err
+}
+
+// warnRun prints a warning for every run-time check that is skipped.
+func warnRun(cmd *cobra.Command, io *insecureOptions) {
+	for _, w := range []struct {
+		on   bool
+		what string
+	}{
+		{io.SkipCapabilities(), "apps get every capability (--insecure-options=capabilities)"},
+		{io.SkipPaths(), "/proc and /sys paths are not masked (--insecure-options=paths)"},
+		{io.SkipSeccomp(), "no seccomp filter (--insecure-options=seccomp)"},
+	} {
+		if w.on {
+			fmt.Fprintf(cmd.ErrOrStderr(), "rkt: warning: %s\n", w.what)
+		}
+	}
+}
+
+var runPreparedFlags = struct {
+	net, hostname, ipc string
+	interactive        bool
+}{net: "host", ipc: "auto"}
+
+var cmdRunPrepared = &cobra.Command{
+	Use:     "run-prepared UUID",
+	Short:   "Run a prepared pod",
+	Args:    cobra.ExactArgs(1),
+	PreRunE: ensureSuperuser,
+	RunE: func(cmd *cobra.Command, args []string) error {
+		f := runPreparedFlags
+		if f.net != "host" && f.net != "none" {
+			return usagef("--net=%s: only host and none are available yet", f.net)
+		}
+		ctx, cancel := signalContext()
+		defer cancel()
+		s, err := openStore()
+		if err != nil {
+			return err
+		}
+		io := &globalFlags.InsecureOptions
+		warnRun(cmd, io)
+		return stage0.RunPrepared(ctx, s, filepath.Join(globalFlags.Dir, "pods"), args[0], stage0.RunOptions{
+			Debug: globalFlags.Debug, Net: f.net, Hostname: f.hostname, Interactive: f.interactive, IPC: f.ipc,
+			DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
+		})
+	},
+}
+
+func init() {
+	f := cmdRunPrepared.Flags()
+	f.StringVar(&runPreparedFlags.net, "net", "host", "networks: host or none")
+	f.StringVar(&runPreparedFlags.hostname, "hostname", "", "the pod's hostname")
+	f.StringVar(&runPreparedFlags.ipc, "ipc", "auto", "IPC namespace: auto, private or parent")
+	f.BoolVar(&runPreparedFlags.interactive, "interactive", false, "give the app the terminal")
+}

@@ -1,0 +1,437 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	"github.com/spf13/pflag"
+
+	"github.com/rkt/rkt/stage0"
+)
+
+// podFlags are the pod-level flags of run and prepare. They may appear
+// before the first image or among any image's flags.
+type podFlags struct {
+	net          string
+	hostname     string
+	interactive  bool
+	volumes      []string
+	mounts       []string // before any image: for every app
+	setEnv       []string
+	setEnvFile   []string
+	inheritEnv   bool
+	uuidFileSave string
+	podManifest  string
+	pullPolicy   string
+	stage1       stage0.Stage1Ref
+	ipc          string
+	dnsConfMode  string
+	quiet        bool
+	annotations  []string
+}
+
+// newPodFlags returns the pod flags with their defaults.
+func newPodFlags(defaultPull string) *podFlags {
+	return &podFlags{net: "host", pullPolicy: defaultPull, ipc: "auto"}
+}
+
+// register adds the pod flags to fs. The current values are the
+// defaults, so registering them again in an app's flag set (flags after an
+// image) keeps what was parsed before; list flags always append.
+func (pf *podFlags) register(fs *pflag.FlagSet, forRun bool) {
+	fs.StringVar(&pf.net, "net", pf.net, "networks: host or none (CNI networks come with the networking work)")
+	fs.StringVar(&pf.hostname, "hostname", pf.hostname, "the pod's hostname (default rkt-<uuid>)")
+	fs.BoolVar(&pf.interactive, "interactive", pf.interactive, "give the (single) app the terminal")
+	fs.Var((*appendValue)(&pf.volumes), "volume", "pod volume: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or NAME,kind=empty[,mode=0755][,uid=0][,gid=0]")
+	fs.Var((*appendValue)(&pf.setEnv), "set-env", "environment variable K=V for every app")
+	fs.Var((*appendValue)(&pf.setEnvFile), "set-env-file", "file of K=V lines for every app")
+	fs.BoolVar(&pf.inheritEnv, "inherit-env", pf.inheritEnv, "apps inherit rkt's environment")
+	fs.StringVar(&pf.uuidFileSave, "uuid-file-save", pf.uuidFileSave, "write the pod's UUID to this file")
+	fs.StringVar(&pf.podManifest, "pod-manifest", pf.podManifest, "run this appc pod manifest instead of images and flags")
+	fs.StringVar(&pf.pullPolicy, "pull-policy", pf.pullPolicy, "when to fetch images: new, update or never")
+	fs.StringVar(&pf.stage1.Path, "stage1-path", pf.stage1.Path, "stage1 image file")
+	fs.StringVar(&pf.stage1.URL, "stage1-url", pf.stage1.URL, "stage1 image URL")
+	fs.StringVar(&pf.stage1.Name, "stage1-name", pf.stage1.Name, "stage1 image name")
+	fs.StringVar(&pf.stage1.Hash, "stage1-hash", pf.stage1.Hash, "stage1 image ID in the store")
+	fs.StringVar(&pf.stage1.FromDir, "stage1-from-dir", pf.stage1.FromDir, "stage1 image file name in the stage1 images directory (e.g. stage1-fly.aci)")
+	fs.StringVar(&pf.ipc, "ipc", pf.ipc, "IPC namespace: auto, private or parent")
+	fs.Var((*appendValue)(&pf.annotations), "pod-annotation", "pod annotation K=V")
+	if !forRun {
+		fs.BoolVar(&pf.quiet, "quiet", pf.quiet, "print only the UUID")
+	}
+}
+
+// appendValue is a repeatable flag that appends on every use.
+type appendValue []string
+
+func (a *appendValue) String() string     { return strings.Join(*a, ",") }
+func (a *appendValue) Set(v string) error { *a = append(*a, v); return nil }
+func (a *appendValue) Type() string       { return "stringArray" }
+
+// appFlags builds the flag set of the flags that follow an image.
+func appFlags(a *stage0.AppSpec, iso *isolatorFlags, pf *podFlags, forRun bool) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("app", pflag.ContinueOnError)
+	fs.SetInterspersed(false)
+	fs.Usage = func() {}
+	fs.StringVar(&a.Name, "name", "", "app name")
+	fs.StringVar(&a.Exec, "exec", "", "executable to run instead of the image's")
+	fs.StringVar(&a.User, "user", "", "user (number, or name in the image's /etc/passwd)")
+	fs.StringVar(&a.Group, "group", "", "group (number, or name in the image's /etc/group)")
+	fs.StringVar(&iso.suppGIDs, "supplementary-gids", "", "comma-separated supplementary group IDs")
+	fs.StringVar(&a.WorkingDir, "working-dir", "", "working directory")
+	fs.Var((*appendValue)(&a.Environment), "environment", "environment variable K=V for this app")
+	fs.Var((*appendValue)(&iso.mounts), "mount", "volume=NAME,target=PATH")
+	fs.BoolVar(&a.ReadOnlyRootFS, "readonly-rootfs", false, "mount the app's root read-only")
+	fs.StringVar(&a.Signature, "signature", "", "detached signature of this image")
+	iso.register(fs)
+	pf.register(fs, forRun)
+	return fs
+}
+
+// isolatorFlags are per-app resource and security flags.
+type isolatorFlags struct {
+	cpu, memory, cpuShares, oomScoreAdj, pidsLimit string
+	capsRetain, capsRemove, seccomp                string
+	suppGIDs                                       string
+	mounts                                         []string
+	annotations                                    []string
+}
+
+func (f *isolatorFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.cpu, "cpu", "", "CPU limit (Kubernetes quantity: 750m = 0.75 CPU)")
+	fs.StringVar(&f.memory, "memory", "", "memory limit (128M, 1Gi, ...)")
+	fs.StringVar(&f.cpuShares, "cpu-shares", "", "relative CPU weight")
+	fs.StringVar(&f.oomScoreAdj, "oom-score-adj", "", "OOM score adjustment (-1000..1000)")
+	fs.StringVar(&f.pidsLimit, "pids-limit", "", "maximum number of processes")
+	fs.StringVar(&f.capsRetain, "caps-retain", "", "capabilities to keep (all others dropped)")
+	fs.StringVar(&f.capsRemove, "caps-remove", "", "capabilities to drop from the default set")
+	fs.StringVar(&f.seccomp, "seccomp", "", "mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,...")
+	fs.Var((*appendValue)(&f.annotations), "annotation", "app annotation K=V")
+}
+
+// apply turns the isolator flags into pod-manifest terms.
+func (f *isolatorFlags) apply(a *stage0.AppSpec) error {
+	add := func(i types.Isolator) { a.Isolators = append(a.Isolators, i) }
+	if f.cpu != "" {
+		q, err := parsePositiveQuantity("--cpu", f.cpu)
+		if err != nil {
+			return err
+		}
+		r, err := types.NewResourceCPUIsolator(q, q)
+		if err != nil {
+			return usagef("--cpu=%s: %v", f.cpu, err)
+		}
+		add(r.AsIsolator())
+	}
+	if f.memory != "" {
+		q, err := parsePositiveQuantity("--memory", f.memory)
+		if err != nil {
+			return err
+		}
+		r, err := types.NewResourceMemoryIsolator(q, q)
+		if err != nil {
+			return usagef("--memory=%s: %v", f.memory, err)
+		}
+		add(r.AsIsolator())
+	}
+	if f.cpuShares != "" {
+		n, err := strconv.Atoi(f.cpuShares)
+		if err != nil {
+			return usagef("--cpu-shares=%s: want a number", f.cpuShares)
+		}
+		r, err := types.NewLinuxCPUShares(n)
+		if err != nil {
+			return usagef("--cpu-shares=%s: %v", f.cpuShares, err)
+		}
+		add(r.AsIsolator())
+	}
+	if f.oomScoreAdj != "" {
+		n, err := strconv.Atoi(f.oomScoreAdj)
+		if err != nil {
+			return usagef("--oom-score-adj=%s: want a number from -1000 to 1000", f.oomScoreAdj)
+		}
+		r, err := types.NewLinuxOOMScoreAdj(n)
+		if err != nil {
+			return usagef("--oom-score-adj=%s: %v", f.oomScoreAdj, err)
+		}
+		add(r.AsIsolator())
+	}
+	if f.capsRetain != "" && f.capsRemove != "" {
+		return usagef("--caps-retain and --caps-remove cannot be used together")
+	}
+	if f.capsRetain != "" {
+		r, err := types.NewLinuxCapabilitiesRetainSet(capList(f.capsRetain)...)
+		if err != nil {
+			return usagef("--caps-retain: %v", err)
+		}
+		i, err := r.AsIsolator()
+		if err != nil {
+			return err
+		}
+		add(*i)
+	}
+	if f.capsRemove != "" {
+		r, err := types.NewLinuxCapabilitiesRevokeSet(capList(f.capsRemove)...)
+		if err != nil {
+			return usagef("--caps-remove: %v", err)
+		}
+		i, err := r.AsIsolator()
+		if err != nil {
+			return err
+		}
+		add(*i)
+	}
+	if f.seccomp != "" {
+		i, err := seccompIsolator(f.seccomp)
+		if err != nil {
+			return err
+		}
+		add(*i)
+	}
+	if f.pidsLimit != "" {
+		if n, err := strconv.Atoi(f.pidsLimit); err != nil || n <= 0 {
+			return usagef("--pids-limit=%s: want a positive number", f.pidsLimit)
+		}
+		f.annotations = append(f.annotations, "rkt.dev/pids-limit="+f.pidsLimit)
+	}
+	if f.suppGIDs != "" {
+		for _, g := range strings.Split(f.suppGIDs, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(g))
+			if err != nil || n < 0 {
+				return usagef("--supplementary-gids: %q is not a group ID", g)
+			}
+			a.SupplementaryGIDs = append(a.SupplementaryGIDs, n)
+		}
+	}
+	for _, m := range f.mounts {
+		mt, err := parseMount(m)
+		if err != nil {
+			return err
+		}
+		a.Mounts = append(a.Mounts, *mt)
+	}
+	for _, kv := range f.annotations {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return usagef("--annotation %q: want K=V", kv)
+		}
+		if a.Annotations == nil {
+			a.Annotations = map[string]string{}
+		}
+		a.Annotations[k] = v
+	}
+	return nil
+}
+
+func parsePositiveQuantity(flag, s string) (string, error) {
+	if _, err := parseQuantity(s); err != nil {
+		return "", usagef("%s: %v", flag, err)
+	}
+	return s, nil
+}
+
+func capList(s string) []string {
+	var out []string
+	for _, c := range strings.Split(s, ",") {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if c != "" && !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func seccompIsolator(spec string) (*types.Isolator, error) {
+	mode, errno := "", ""
+	var calls []string
+	for _, p := range strings.Split(spec, ",") {
+		switch {
+		case strings.HasPrefix(p, "mode="):
+			mode = strings.TrimPrefix(p, "mode=")
+		case strings.HasPrefix(p, "errno="):
+			errno = strings.TrimPrefix(p, "errno=")
+		case p != "":
+			calls = append(calls, p)
+		}
+	}
+	if len(calls) == 0 {
+		return nil, usagef("--seccomp=%s: name at least one syscall or @group", spec)
+	}
+	switch mode {
+	case "retain":
+		r, err := types.NewLinuxSeccompRetainSet(errno, calls...)
+		if err != nil {
+			return nil, usagef("--seccomp: %v", err)
+		}
+		return r.AsIsolator()
+	case "remove":
+		r, err := types.NewLinuxSeccompRemoveSet(errno, calls...)
+		if err != nil {
+			return nil, usagef("--seccomp: %v", err)
+		}
+		return r.AsIsolator()
+	}
+	return nil, usagef("--seccomp=%s: want mode=retain or mode=remove", spec)
+}
+
+func parseMount(s string) (*schema.Mount, error) {
+	var vol, target string
+	for _, p := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(p, "=")
+		switch k {
+		case "volume":
+			vol = v
+		case "target":
+			target = v
+		default:
+			return nil, usagef("--mount %q: unknown key %q (want volume=NAME,target=PATH)", s, k)
+		}
+	}
+	if vol == "" || !strings.HasPrefix(target, "/") {
+		return nil, usagef("--mount %q: want volume=NAME,target=/ABSOLUTE/PATH", s)
+	}
+	n, err := types.NewACName(vol)
+	if err != nil {
+		return nil, usagef("--mount %q: volume name: %v", s, err)
+	}
+	return &schema.Mount{Volume: *n, Path: target}, nil
+}
+
+// parseApps splits what follows the pod flags into apps:
+// IMAGE [app flags] [-- ARGS... [---]] IMAGE2 ...
+func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, error) {
+	var apps []stage0.AppSpec
+	for i := 0; i < len(args); {
+		a := stage0.AppSpec{Image: args[i]}
+		if strings.HasPrefix(a.Image, "-") {
+			return nil, usagef("expected an image, got %q", a.Image)
+		}
+		i++
+		var iso isolatorFlags
+		fs := appFlags(&a, &iso, pf, forRun)
+		var toks []string
+		for i < len(args) && args[i] != "--" && strings.HasPrefix(args[i], "-") {
+			tok := args[i]
+			toks = append(toks, tok)
+			i++
+			name := strings.TrimLeft(tok, "-")
+			if !strings.Contains(name, "=") {
+				if fl := fs.Lookup(name); fl != nil && fl.NoOptDefVal == "" && i < len(args) {
+					toks = append(toks, args[i]) // "--flag value"
+					i++
+				}
+			}
+		}
+		if err := fs.Parse(toks); err != nil {
+			return nil, usagef("image %s: %v", a.Image, err)
+		}
+		if i < len(args) && args[i] == "--" {
+			i++
+			a.Args = []string{}
+			for i < len(args) && args[i] != "---" {
+				a.Args = append(a.Args, args[i])
+				i++
+			}
+			if i < len(args) {
+				i++ // "---"
+			}
+		}
+		if err := iso.apply(&a); err != nil {
+			return nil, err
+		}
+		apps = append(apps, a)
+	}
+	for i := range apps {
+		for _, m := range pf.mounts {
+			mt, err := parseMount(m)
+			if err != nil {
+				return nil, err
+			}
+			apps[i].Mounts = append(apps[i].Mounts, *mt)
+		}
+	}
+	return apps, nil
+}
+
+// podSpec turns the pod flags and apps into a stage0.PodSpec.
+func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
+	spec := &stage0.PodSpec{Apps: apps, SetEnv: pf.setEnv, InheritEnv: pf.inheritEnv, Stage1: pf.stage1}
+	for _, kv := range pf.setEnv {
+		if !strings.Contains(kv, "=") {
+			return nil, usagef("--set-env %q: want K=V", kv)
+		}
+	}
+	for _, f := range pf.setEnvFile {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--set-env-file: %w", err)
+		}
+		for n, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if !strings.Contains(line, "=") {
+				return nil, fmt.Errorf("--set-env-file %s:%d: %q is not K=V", f, n+1, line)
+			}
+			spec.SetEnvFile = append(spec.SetEnvFile, line)
+		}
+	}
+	for _, v := range pf.volumes {
+		vol, err := types.VolumeFromString(v)
+		if err != nil {
+			return nil, usagef("--volume %q: %v", v, err)
+		}
+		if vol.Kind == "host" && !strings.HasPrefix(vol.Source, "/") {
+			return nil, usagef("--volume %q: source must be an absolute path", v)
+		}
+		spec.Volumes = append(spec.Volumes, *vol)
+	}
+	for _, kv := range pf.annotations {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, usagef("--pod-annotation %q: want K=V", kv)
+		}
+		if spec.Annotations == nil {
+			spec.Annotations = map[string]string{}
+		}
+		spec.Annotations[k] = v
+	}
+	if pf.podManifest != "" {
+		if len(apps) > 0 {
+			return nil, usagef("--pod-manifest cannot be combined with images on the command line")
+		}
+		data, err := os.ReadFile(pf.podManifest)
+		if err != nil {
+			return nil, fmt.Errorf("--pod-manifest: %w", err)
+		}
+		var pm schema.PodManifest
+		if err := pm.UnmarshalJSON(data); err != nil {
+			return nil, fmt.Errorf("--pod-manifest %s: %w", pf.podManifest, err)
+		}
+		if len(pm.Apps) == 0 {
+			return nil, fmt.Errorf("--pod-manifest %s has no apps", pf.podManifest)
+		}
+		spec.PodManifest = &pm
+	}
+	switch pf.net {
+	case "host", "none":
+	case "default", "":
+		return nil, usagef("--net=default (CNI networking) is not available yet: use --net=host or --net=none")
+	default:
+		return nil, usagef("--net=%s: only host and none are available yet", pf.net)
+	}
+	switch pf.ipc {
+	case "auto", "private", "parent":
+	default:
+		return nil, usagef("--ipc=%s: want auto, private or parent", pf.ipc)
+	}
+	return spec, nil
+}

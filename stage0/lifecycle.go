@@ -1,0 +1,352 @@
+package stage0
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/pkg/pod"
+)
+
+// AppStatus is one app of a pod as rkt list/status show it.
+type AppStatus struct {
+	Name     string    `json:"name"`
+	Image    string    `json:"image_name"`
+	ImageID  string    `json:"image_id"`
+	ExitCode *int      `json:"exit_code,omitempty"`
+	Started  time.Time `json:"started_at,omitempty"`
+}
+
+// PodStatus is a pod as rkt list/status show it.
+type PodStatus struct {
+	UUID     string      `json:"name"`
+	State    pod.State   `json:"state"`
+	Apps     []AppStatus `json:"apps"`
+	Created  time.Time   `json:"created_at,omitempty"`
+	Started  time.Time   `json:"started_at,omitempty"`
+	PID      int         `json:"pid,omitempty"`
+	Networks []string    `json:"networks,omitempty"`
+}
+
+// Status reads a pod's status from its directory. It tolerates a pod that
+// moves meanwhile (fields it could not read stay empty).
+func Status(p *pod.Pod) *PodStatus {
+	st := &PodStatus{UUID: p.UUID, State: p.State(), Created: p.Created(), Started: p.Started()}
+	dir := p.Path()
+	if data, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
+		st.PID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "pod"))
+	if err != nil {
+		return st
+	}
+	var pm schema.PodManifest
+	if pm.UnmarshalJSON(data) != nil {
+		return st
+	}
+	statusDir := filepath.Join(dir, "stage1", "rootfs", "rkt", "status")
+	for _, ra := range pm.Apps {
+		as := AppStatus{Name: ra.Name.String(), ImageID: ra.Image.ID.String()}
+		if ra.Image.Name != nil {
+			as.Image = ra.Image.Name.String()
+		}
+		if data, err := os.ReadFile(filepath.Join(statusDir, as.Name)); err == nil {
+			if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+				as.ExitCode = &n
+			}
+		}
+		if fi, err := os.Stat(filepath.Join(statusDir, as.Name+"-started")); err == nil {
+			as.Started = fi.ModTime()
+		}
+		st.Apps = append(st.Apps, as)
+	}
+	return st
+}
+
+// ExitCode is the pod's overall exit code: the first failing app's, else 0.
+func (s *PodStatus) ExitCode() int {
+	for _, a := range s.Apps {
+		if a.ExitCode != nil && *a.ExitCode != 0 {
+			return *a.ExitCode
+		}
+	}
+	return 0
+}
+
+// Manifest returns a pod's raw manifest.
+func Manifest(p *pod.Pod) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(p.Path(), "pod"))
+	if err != nil {
+		return nil, fmt.Errorf("pod %s has no manifest (yet): %w", p.UUID, err)
+	}
+	return data, nil
+}
+
+// Stop runs the pod's stage1 stop entrypoint.
+func Stop(ctx context.Context, p *pod.Pod, force bool) error {
+	if p.State() != pod.StateRunning {
+		return fmt.Errorf("pod %s is %s, not running", p.UUID, p.State())
+	}
+	args := []string{}
+	if force {
+		args = append(args, "--force")
+	}
+	return runEntrypoint(ctx, p, AnnoStop, append(args, p.UUID), nil)
+}
+
+func runEntrypoint(ctx context.Context, p *pod.Pod, anno string, args []string, extraEnv []string) error {
+	m, root, err := ReadStage1(p.Path())
+	if err != nil {
+		return err
+	}
+	ep, err := EntrypointOf(m, root, anno)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, ep, args...)
+	cmd.Args[0] = ep
+	cmd.Dir = p.Path()
+	cmd.Env = append(os.Environ(), extraEnv...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("stage1 %s of pod %s: %v: %s", filepath.Base(ep), p.UUID, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// GCOptions steer GC.
+type GCOptions struct {
+	GracePeriod    time.Duration
+	ExpirePrepared time.Duration
+	MarkOnly       bool
+	Debug          bool
+	LocalConfig    string
+}
+
+// GCReport lists what GC did, for printing.
+type GCReport struct {
+	Marked  []string
+	Removed []string
+	Failed  map[string]error
+}
+
+// GC is rkt gc's two-phase mark and sweep. Mark: exited pods move to
+// exited-garbage (starting their grace period), aborted prepares and
+// expired prepared pods to garbage. Sweep: garbage, and exited-garbage
+// pods older than the grace period, are cleaned by their stage1 gc
+// entrypoint, unmounted and deleted. Pods it cannot lock are left for the
+// next run.
+func GC(ctx context.Context, podsDir string, opts GCOptions) (*GCReport, error) {
+	rep := &GCReport{Failed: map[string]error{}}
+	pods, err := pod.List(podsDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pods {
+		var err error
+		switch p.State() {
+		case pod.StateExited:
+			err = withLock(p, p.ToExitedGarbage)
+		case pod.StateAbortedPrepare:
+			err = withLock(p, p.ToGarbage)
+		case pod.StatePrepared:
+			if time.Since(p.Created()) > opts.ExpirePrepared {
+				err = withLock(p, p.ToGarbage)
+			} else {
+				continue
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			rep.Failed[p.UUID] = err
+			continue
+		}
+		rep.Marked = append(rep.Marked, p.UUID)
+	}
+	if opts.MarkOnly {
+		return rep, nil
+	}
+	pods, err = pod.List(podsDir)
+	if err != nil {
+		return rep, err
+	}
+	for _, p := range pods {
+		switch p.State() {
+		case pod.StateExitedGarbage:
+			if time.Since(p.MarkedAt()) < opts.GracePeriod {
+				continue
+			}
+		case pod.StateGarbage:
+		default:
+			continue
+		}
+		if err := Sweep(ctx, p, opts); err != nil {
+			rep.Failed[p.UUID] = err
+			continue
+		}
+		rep.Removed = append(rep.Removed, p.UUID)
+	}
+	return rep, nil
+}
+
+func withLock(p *pod.Pod, fn func() error) error {
+	if err := p.TryLock(); err != nil {
+		return err
+	}
+	defer p.Unlock()
+	return fn()
+}
+
+// Sweep deletes one garbage pod: stage1 gc, unmount, remove.
+func Sweep(ctx context.Context, p *pod.Pod, opts GCOptions) error {
+	if err := p.TryLock(); err != nil {
+		return err
+	}
+	defer p.Unlock()
+	if _, _, err := ReadStage1(p.Path()); err == nil {
+		args := []string{}
+		if opts.Debug {
+			args = append(args, "--debug")
+		}
+		if opts.LocalConfig != "" {
+			args = append(args, "--local-config="+opts.LocalConfig)
+		}
+		if err := runEntrypoint(ctx, p, AnnoGC, append(args, p.UUID), nil); err != nil {
+			return err
+		}
+	}
+	if err := UnmountBelow(p.Path()); err != nil {
+		return err
+	}
+	return p.Remove()
+}
+
+// Remove deletes an exited (or aborted, or garbage) pod at once, as rkt rm.
+func Remove(ctx context.Context, p *pod.Pod, opts GCOptions) error {
+	switch p.State() {
+	case pod.StateExited:
+		if err := withLock(p, p.ToExitedGarbage); err != nil {
+			return err
+		}
+	case pod.StateAbortedPrepare, pod.StatePrepared:
+		if err := withLock(p, p.ToGarbage); err != nil {
+			return err
+		}
+	case pod.StateExitedGarbage, pod.StateGarbage:
+	default:
+		return fmt.Errorf("pod %s is %s: stop it first (rkt stop %s)", p.UUID, p.State(), p.UUID)
+	}
+	return Sweep(ctx, p, opts)
+}
+
+// UnmountBelow lazily unmounts every mount point at or below dir, deepest
+// first. Pods mount inside their own mount namespace, so normally there is
+// nothing; this catches flavors that mount on the host and crashes.
+func UnmountBelow(dir string) error {
+	mounts, err := mountsBelow(dir)
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmounting %s: %w", m, err)
+		}
+	}
+	return nil
+}
+
+func mountsBelow(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	// Deepest first; for stacked mounts on one point, newest (listed last)
+	// first.
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out, sc.Err()
+}
+
+// unescapeMount decodes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Enter runs command in an app of a running pod through the stage1 enter
+// entrypoint, replacing this process (so the terminal passes straight
+// through). app may be empty when the pod has one app.
+func Enter(p *pod.Pod, app string, command []string) error {
+	if p.State() != pod.StateRunning {
+		return fmt.Errorf("pod %s is %s, not running", p.UUID, p.State())
+	}
+	st := Status(p)
+	if app == "" {
+		if len(st.Apps) != 1 {
+			names := make([]string, len(st.Apps))
+			for i, a := range st.Apps {
+				names[i] = a.Name
+			}
+			return fmt.Errorf("pod %s has %d apps (%s): choose one with --app", p.UUID, len(st.Apps), strings.Join(names, ", "))
+		}
+		app = st.Apps[0].Name
+	}
+	data, err := os.ReadFile(filepath.Join(p.Path(), "stage1", "rootfs", "rkt", "app-pid", app))
+	if err != nil {
+		return fmt.Errorf("pod %s has no running app %q", p.UUID, app)
+	}
+	m, root, err := ReadStage1(p.Path())
+	if err != nil {
+		return err
+	}
+	ep, err := EntrypointOf(m, root, AnnoEnter)
+	if err != nil {
+		return err
+	}
+	if err := os.Chdir(p.Path()); err != nil {
+		return err
+	}
+	args := append([]string{ep, "--pid=" + strings.TrimSpace(string(data)), "--appname=" + app, "--"}, command...)
+	return fmt.Errorf("executing stage1 enter: %w", unix.Exec(ep, args, os.Environ()))
+}

@@ -1,0 +1,120 @@
+// Command stubstage1 is a minimal stage1 for testing stage0 alone: it
+// speaks the entrypoint interface of docs/stage1-abi.md without isolating
+// anything. Behaviour is steered by pod annotations:
+//
+//	rkt.dev/stub-exit=N    exit with N (and write it as every app's status)
+//	rkt.dev/stub-sleep=D   sleep for D (a Go duration) before exiting
+//
+// Dispatch is on the basename of argv[0]: init (run), stop, gc, enter.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var err error
+	code := 0
+	switch filepath.Base(os.Args[0]) {
+	case "init":
+		code, err = run()
+	case "stop":
+		err = stop()
+	case "gc":
+		err = os.WriteFile("stub-gc-ran", []byte(strings.Join(os.Args, " ")), 0o644)
+	case "enter":
+		fmt.Println("stub-enter:", strings.Join(os.Args[1:], " "))
+	default:
+		err = fmt.Errorf("unknown entrypoint %q", os.Args[0])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stubstage1:", err)
+		os.Exit(254)
+	}
+	os.Exit(code)
+}
+
+type podManifest struct {
+	Apps []struct {
+		Name string `json:"name"`
+	} `json:"apps"`
+	Annotations []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"annotations"`
+}
+
+func run() (int, error) {
+	fd, err := strconv.Atoi(os.Getenv("RKT_LOCK_FD"))
+	if err != nil {
+		return 0, fmt.Errorf("RKT_LOCK_FD not set: %v", err)
+	}
+	// The lock must be held by us through the inherited descriptor.
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("RKT_LOCK_FD %d is not open: %v", fd, err)
+	}
+	data, err := os.ReadFile("pod")
+	if err != nil {
+		return 0, err
+	}
+	var pm podManifest
+	if err := json.Unmarshal(data, &pm); err != nil {
+		return 0, err
+	}
+	exit, sleep := 0, time.Duration(0)
+	for _, a := range pm.Annotations {
+		switch a.Name {
+		case "rkt.dev/stub-exit":
+			exit, _ = strconv.Atoi(a.Value)
+		case "rkt.dev/stub-sleep":
+			sleep, _ = time.ParseDuration(a.Value)
+		}
+	}
+	if err := os.WriteFile("pid", []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return 0, err
+	}
+	fmt.Printf("stub-stage1: args=%s\n", strings.Join(os.Args[1:], " "))
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case <-time.After(sleep):
+	case s := <-term:
+		exit = 128 + int(s.(syscall.Signal))
+	}
+	dir := filepath.Join("stage1", "rootfs", "rkt", "status")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	for _, a := range pm.Apps {
+		if err := os.WriteFile(filepath.Join(dir, a.Name), []byte(strconv.Itoa(exit)), 0o644); err != nil {
+			return 0, err
+		}
+	}
+	return exit, nil
+}
+
+func stop() error {
+	force := len(os.Args) > 1 && os.Args[1] == "--force"
+	data, err := os.ReadFile("pid")
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return err
+	}
+	sig := syscall.SIGTERM
+	if force {
+		sig = syscall.SIGKILL
+	}
+	return syscall.Kill(pid, sig)
+}
