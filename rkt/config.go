@@ -22,7 +22,9 @@ var cmdConfig = &cobra.Command{
 		if c.Paths.Data == "" {
 			c.Paths.Data = globalFlags.Dir
 		}
-		if !configFlags.showSecrets {
+		if configFlags.showSecrets {
+			c = c.WithSecrets()
+		} else {
 			c = c.Redacted()
 		}
 		enc := json.NewEncoder(cmd.OutOrStdout())

@@ -125,7 +125,7 @@ func discoveryOptions(allowHTTP bool) (discovery.Options, error) {
 	if err != nil {
 		return discovery.Options{}, err
 	}
-	header, err := discovery.LoadAuth(globalFlags.SystemConfigDir, globalFlags.LocalConfigDir, globalFlags.UserConfigDir)
+	cfg, err := loadConfig()
 	if err != nil {
 		return discovery.Options{}, err
 	}
@@ -133,7 +133,7 @@ func discoveryOptions(allowHTTP bool) (discovery.Options, error) {
 		InsecureHTTP: allowHTTP || globalFlags.InsecureOptions.AllowHTTP(),
 		InsecureTLS:  globalFlags.InsecureOptions.SkipTLSCheck(),
 		Port:         port,
-		Header:       header,
+		Header:       cfg.Header,
 	}, nil
 }
 

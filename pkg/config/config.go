@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 )
 
 // Config is the merged configuration.
@@ -23,6 +22,7 @@ type Config struct {
 	Stage1     Stage1                      `json:"stage1"`
 	Auth       map[string]Credentials      `json:"auth"`       // by domain
 	DockerAuth map[string]BasicCredentials `json:"dockerAuth"` // by registry
+	auth       map[string]authEntry
 }
 
 // Paths are the directories rkt uses.
@@ -38,13 +38,13 @@ type Stage1 struct {
 	Location string `json:"location,omitempty"`
 }
 
-// Credentials are HTTP credentials for image and key downloads.
+// Credentials are HTTP credentials for image and key downloads, as
+// rkt config shows them.
 type Credentials struct {
-	Type     string `json:"type"` // basic or oauth
-	User     string `json:"user,omitempty"`
-	Password string `json:"password,omitempty"`
-	Token    string `json:"token,omitempty"`
-	Source   string `json:"-"`
+	Type          string `json:"type"` // basic or oauth
+	Source        string `json:"source"`
+	Authorization string `json:"authorization,omitempty"` // only with secrets shown
+	value         string
 }
 
 // BasicCredentials are registry credentials.
@@ -62,11 +62,19 @@ type header struct {
 // ones are skipped).
 func Load(dirs ...string) (*Config, error) {
 	c := &Config{Auth: map[string]Credentials{}, DockerAuth: map[string]BasicCredentials{}}
+	auth, err := loadAuth(dirs...)
+	if err != nil {
+		return nil, err
+	}
+	c.auth = auth
+	for d, e := range auth {
+		c.Auth[d] = Credentials{Type: e.Type, Source: e.Source, value: e.Value}
+	}
 	for _, d := range dirs {
 		if d == "" {
 			continue
 		}
-		for _, kind := range []string{"paths", "stage1", "auth", "dockerAuth"} {
+		for _, kind := range []string{"paths", "stage1", "dockerAuth"} {
 			files, err := filepath.Glob(filepath.Join(d, kind+".d", "*.json"))
 			if err != nil {
 				return nil, err
@@ -123,29 +131,6 @@ func (c *Config) readFile(path, kind string) error {
 		if s.Location != "" {
 			c.Stage1.Location = s.Location
 		}
-	case "auth":
-		var a struct {
-			Domains     []string `json:"domains"`
-			Type        string   `json:"type"`
-			Credentials struct {
-				User     string `json:"user"`
-				Password string `json:"password"`
-				Token    string `json:"token"`
-			} `json:"credentials"`
-		}
-		if err := json.Unmarshal(data, &a); err != nil {
-			return fmt.Errorf("config file %s: %v", path, err)
-		}
-		if a.Type != "basic" && a.Type != "oauth" {
-			return fmt.Errorf("config file %s: auth type %q: want basic or oauth", path, a.Type)
-		}
-		if len(a.Domains) == 0 {
-			return fmt.Errorf("config file %s: no domains", path)
-		}
-		for _, d := range a.Domains {
-			c.Auth[strings.ToLower(d)] = Credentials{Type: a.Type, User: a.Credentials.User,
-				Password: a.Credentials.Password, Token: a.Credentials.Token, Source: path}
-		}
 	case "dockerAuth":
 		var a struct {
 			Registries  []string         `json:"registries"`
@@ -161,37 +146,25 @@ func (c *Config) readFile(path, kind string) error {
 	return nil
 }
 
-// Header returns the HTTP headers carrying the credentials for host, or
-// nil when none are configured.
-func (c *Config) Header(host string) http.Header {
-	cr, ok := c.Auth[strings.ToLower(host)]
-	if !ok {
-		return nil
-	}
-	h := http.Header{}
-	switch cr.Type {
-	case "basic":
-		r := &http.Request{Header: h}
-		r.SetBasicAuth(cr.User, cr.Password)
-	case "oauth":
-		h.Set("Authorization", "Bearer "+cr.Token)
-	}
-	return h
-}
+// Header returns the Authorization header for host ("host" or
+// "host:port"), or nil when none is configured.
+func (c *Config) Header(host string) http.Header { return authHeader(c.auth, host) }
 
-// Redacted returns a copy with secrets replaced, for printing.
-func (c *Config) Redacted() *Config {
+// WithSecrets returns a copy that shows the Authorization values, for
+// rkt config --show-secrets; the plain Config never prints them.
+func (c *Config) WithSecrets() *Config {
 	out := *c
 	out.Auth = map[string]Credentials{}
 	for k, v := range c.Auth {
-		if v.Password != "" {
-			v.Password = "<redacted>"
-		}
-		if v.Token != "" {
-			v.Token = "<redacted>"
-		}
+		v.Authorization = v.value
 		out.Auth[k] = v
 	}
+	return &out
+}
+
+// Redacted returns a copy with registry passwords replaced, for printing.
+func (c *Config) Redacted() *Config {
+	out := *c
 	out.DockerAuth = map[string]BasicCredentials{}
 	for k, v := range c.DockerAuth {
 		v.Password = "<redacted>"

@@ -1,4 +1,4 @@
-package discovery
+package config
 
 import (
 	"bytes"
@@ -39,15 +39,20 @@ type oauthCreds struct {
 	Token string `json:"token"`
 }
 
-// LoadAuth reads the auth.d/*.json files of the given configuration
+// authEntry is the credential for one domain.
+type authEntry struct {
+	Type   string // basic or oauth
+	Value  string // the Authorization header value
+	Source string // the file it came from
+}
+
+// loadAuth reads the auth.d/*.json files of the given configuration
 // directories (system, local, user, in that order; "" entries and missing
 // directories are skipped). A domain configured in a later directory
 // overrides an earlier one; within one directory a domain may be
-// configured only once. The returned function gives the Authorization
-// header for a host ("host" or "host:port", matched exactly first, then
-// by host name alone), or nil.
-func LoadAuth(dirs ...string) (func(host string) http.Header, error) {
-	headers := make(map[string]string) // domain -> Authorization value
+// configured only once.
+func loadAuth(dirs ...string) (map[string]authEntry, error) {
+	entries := make(map[string]authEntry)
 	for _, dir := range dirs {
 		if dir == "" {
 			continue
@@ -57,25 +62,38 @@ func LoadAuth(dirs ...string) (func(host string) http.Header, error) {
 			return nil, err
 		}
 		for d, v := range inDir {
-			headers[d] = v
+			entries[d] = v
 		}
 	}
-	return func(host string) http.Header {
-		host = strings.ToLower(host)
-		v, ok := headers[host]
-		if !ok {
-			if h, _, err := net.SplitHostPort(host); err == nil {
-				v, ok = headers[h]
-			}
-		}
-		if !ok {
-			return nil
-		}
-		return http.Header{"Authorization": {v}}
-	}, nil
+	return entries, nil
 }
 
-func loadAuthDir(dir string) (map[string]string, error) {
+// LoadAuth returns a function giving the Authorization header for a host
+// ("host" or "host:port", matched exactly first, then by host name alone),
+// or nil, from the auth.d files of dirs.
+func LoadAuth(dirs ...string) (func(host string) http.Header, error) {
+	entries, err := loadAuth(dirs...)
+	if err != nil {
+		return nil, err
+	}
+	return func(host string) http.Header { return authHeader(entries, host) }, nil
+}
+
+func authHeader(entries map[string]authEntry, host string) http.Header {
+	host = strings.ToLower(host)
+	e, ok := entries[host]
+	if !ok {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			e, ok = entries[h]
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return http.Header{"Authorization": {e.Value}}
+}
+
+func loadAuthDir(dir string) (map[string]authEntry, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -90,50 +108,49 @@ func loadAuthDir(dir string) (map[string]string, error) {
 		}
 	}
 	sort.Strings(names)
-	out := make(map[string]string)
-	from := make(map[string]string)
+	out := make(map[string]authEntry)
 	for _, n := range names {
 		path := filepath.Join(dir, n)
-		domains, value, err := parseAuthFile(path)
+		domains, typ, value, err := parseAuthFile(path)
 		if err != nil {
 			return nil, err
 		}
 		for _, d := range domains {
-			if prev, dup := from[d]; dup {
-				return nil, fmt.Errorf("credentials for %s are configured twice, in %s and %s: keep one", d, prev, path)
+			if prev, dup := out[d]; dup {
+				return nil, fmt.Errorf("credentials for %s are configured twice, in %s and %s: keep one", d, prev.Source, path)
 			}
-			from[d], out[d] = path, value
+			out[d] = authEntry{Type: typ, Value: value, Source: path}
 		}
 	}
 	return out, nil
 }
 
-// parseAuthFile returns the domains of one auth file and the value of the
-// Authorization header for them.
-func parseAuthFile(path string) ([]string, string, error) {
+// parseAuthFile returns the domains of one auth file, its type and the
+// value of the Authorization header for them.
+func parseAuthFile(path string) ([]string, string, string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading credentials: %w", err)
+		return nil, "", "", fmt.Errorf("reading credentials: %w", err)
 	}
 	var f authFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, "", fmt.Errorf("credentials file %s: invalid JSON: %w", path, err)
+		return nil, "", "", fmt.Errorf("credentials file %s: invalid JSON: %w", path, err)
 	}
 	if f.Kind != "auth" {
-		return nil, "", fmt.Errorf("credentials file %s: rktKind is %q, want \"auth\"", path, f.Kind)
+		return nil, "", "", fmt.Errorf("credentials file %s: rktKind is %q, want \"auth\"", path, f.Kind)
 	}
 	if f.Version != "v1" {
-		return nil, "", fmt.Errorf("credentials file %s: unsupported rktVersion %q, want \"v1\"", path, f.Version)
+		return nil, "", "", fmt.Errorf("credentials file %s: unsupported rktVersion %q, want \"v1\"", path, f.Version)
 	}
 	if len(f.Domains) == 0 {
-		return nil, "", fmt.Errorf("credentials file %s: no domains listed", path)
+		return nil, "", "", fmt.Errorf("credentials file %s: no domains listed", path)
 	}
 	domains := make([]string, len(f.Domains))
 	for i, d := range f.Domains {
 		if d == "" || strings.ContainsAny(d, "/ ") {
-			return nil, "", fmt.Errorf("credentials file %s: domain %q must be a host name (optionally host:port)", path, d)
+			return nil, "", "", fmt.Errorf("credentials file %s: domain %q must be a host name (optionally host:port)", path, d)
 		}
 		domains[i] = strings.ToLower(d)
 	}
@@ -142,19 +159,19 @@ func parseAuthFile(path string) ([]string, string, error) {
 	case "basic":
 		var c basicCreds
 		if err := strictUnmarshal(f.Credentials, &c); err != nil || c.User == "" {
-			return nil, "", fmt.Errorf("credentials file %s: basic credentials need {\"user\": ..., \"password\": ...}", path)
+			return nil, "", "", fmt.Errorf("credentials file %s: basic credentials need {\"user\": ..., \"password\": ...}", path)
 		}
 		value = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.User+":"+c.Password))
 	case "oauth":
 		var c oauthCreds
 		if err := strictUnmarshal(f.Credentials, &c); err != nil || c.Token == "" {
-			return nil, "", fmt.Errorf("credentials file %s: oauth credentials need {\"token\": ...}", path)
+			return nil, "", "", fmt.Errorf("credentials file %s: oauth credentials need {\"token\": ...}", path)
 		}
 		value = "Bearer " + c.Token
 	default:
-		return nil, "", fmt.Errorf("credentials file %s: unknown type %q, want \"basic\" or \"oauth\"", path, f.Type)
+		return nil, "", "", fmt.Errorf("credentials file %s: unknown type %q, want \"basic\" or \"oauth\"", path, f.Type)
 	}
-	return domains, value, nil
+	return domains, f.Type, value, nil
 }
 
 func strictUnmarshal(data []byte, v any) error {

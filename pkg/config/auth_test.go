@@ -1,4 +1,4 @@
-package discovery
+package config
 
 import (
 	"encoding/base64"
