@@ -69,7 +69,7 @@ type Options struct {
 	// RootCAs, if not nil, replaces the system CA pool. Meant for tests.
 	RootCAs *x509.CertPool
 	// Header, if not nil, returns extra headers (credentials) for a host
-	// ("host" or "host:port"); see LoadAuth.
+	// ("host" or "host:port"); see config.LoadAuth.
 	Header func(host string) http.Header
 }
 
