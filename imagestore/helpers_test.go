@@ -58,7 +58,8 @@ func writeImage(t *testing.T, a testutils.ACI) image {
 	return image{path: f.Name(), key: keyOf(t, a), aci: a}
 }
 
-// simpleACI is a small image with a file under implicit parents.
+// simpleACI is a small image with a file under implicit parents and a
+// hardlink to it.
 func simpleACI(name, version, body string) testutils.ACI {
 	return testutils.ACI{
 		Image: testutils.Image{Name: name, Labels: map[string]string{"version": version}},
@@ -66,6 +67,7 @@ func simpleACI(name, version, body string) testutils.ACI {
 			testutils.Dir("etc", 0o755),
 			testutils.File("etc/body", 0o644, body),
 			testutils.File("usr/share/doc/readme", 0o444, "implicit parents"),
+			testutils.Hardlink("usr/share/doc/readme-hardlink", "usr/share/doc/readme"),
 			testutils.Symlink("etc/link", "body"),
 		},
 		Compression: testutils.CompressionGzip,

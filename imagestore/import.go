@@ -185,6 +185,9 @@ func (st *Staged) unpack(ctx context.Context, r io.Reader, maxSize int64) error 
 			}
 		case name == "rootfs" || name == "rootfs/" || strings.HasPrefix(name, "rootfs/"):
 			rel := strings.TrimPrefix(strings.TrimPrefix(name, "rootfs"), "/")
+			if hdr.Typeflag == tar.TypeLink { // tar names a hardlink's target by its archive path
+				hdr.Linkname = strings.TrimPrefix(strings.TrimPrefix(hdr.Linkname, "./"), "rootfs/")
+			}
 			if rel == "" {
 				rel = "."
 			}

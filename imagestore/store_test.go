@@ -55,6 +55,11 @@ func TestImportAndLookups(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(rootfs, "etc/body")); err != nil || string(b) != "body v1" {
 		t.Errorf("tree etc/body = %q, %v", b, err)
 	}
+	a1, err1 := os.Stat(filepath.Join(rootfs, "usr/share/doc/readme"))
+	a2, err2 := os.Stat(filepath.Join(rootfs, "usr/share/doc/readme-hardlink"))
+	if err1 != nil || err2 != nil || !os.SameFile(a1, a2) {
+		t.Errorf("the hardlink is not a link to its target (%v, %v)", err1, err2)
+	}
 	if err := s.VerifyTree(info); err != nil {
 		t.Errorf("VerifyTree right after import: %v", err)
 	}
