@@ -42,6 +42,9 @@ install: all
 	install -D -m 0755 $(BIN)/rkt $(DESTDIR)$(PREFIX)/bin/rkt
 	for f in $(wildcard $(BIN)/stage1-*.aci); do install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/bin/$$(basename $$f); done
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 && install -m 0644 dist/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 dist/systemd/rkt-gc.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rkt-gc.service
+	install -D -m 0644 dist/systemd/rkt-gc.timer $(DESTDIR)$(PREFIX)/lib/systemd/system/rkt-gc.timer
+	install -D -m 0644 dist/tmpfiles.d/rkt.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/rkt.conf
 
 demo: all
 	scripts/demo.sh
