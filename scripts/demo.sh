@@ -1,19 +1,44 @@
 #!/usr/bin/env bash
-# The demo itself (scripts/demo installs and builds first). Everything it
-# makes lives in build/demo and is removed at the start of the next run.
+# The demo itself (scripts/demo installs and builds first): build an image,
+# sign it with a key made for the demo, trust that key for the image's
+# prefix, then fetch it with signature verification on and look at it.
+# Everything lives in build/demo and is removed at the start of the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demo=$PWD/build/demo
-rkt() { echo "+ rkt $*" >&2; build/bin/rkt --dir="$demo/data" --local-config="$demo/etc" --system-config="$demo/lib" "$@"; }
+rkt() {
+	echo "+ rkt $*" >&2
+	build/bin/rkt --dir="$demo/data" --local-config="$demo/etc" --system-config="$demo/lib" "$@"
+}
+cleanup() { GNUPGHOME="$demo/gnupg" gpgconf --kill all 2>/dev/null || true; }
+trap cleanup EXIT
 rm -rf "$demo"
 mkdir -p "$demo"
 
-echo "== building a busybox image (demo.rkt.dev/hello) from Debian's busybox-static"
-go run ./tests/mkaci -o "$demo/hello.aci" --name demo.rkt.dev/hello --label version=1.0 \
-	--busybox --exec "/bin/sh -c 'echo Hello from a rkt pod'"
+echo "== 1. build an image (demo.rkt.dev/hello) from Debian's busybox-static"
+go run ./tests/mkaci -o "$demo/hello-1.0-linux-amd64.aci" --name demo.rkt.dev/hello --label version=1.0 \
+	--busybox --exec "/bin/sh -c 'echo Hello from a signed rkt pod; uname -n'"
 
-echo "== fetching it into the store (signatures are checked by default; this demo image is not signed yet)"
-rkt --insecure-options=image fetch "$demo/hello.aci"
+echo "== 2. sign it with a key made for this demo (the publisher's side)"
+export GNUPGHOME="$demo/gnupg"
+mkdir -m 700 "$GNUPGHOME"
+gpg --batch --quiet --pinentry-mode loopback --passphrase '' \
+	--quick-gen-key 'rkt demo <demo@rkt.dev>' ed25519 sign 1d
+gpg --batch --quiet --armor --export demo@rkt.dev >"$demo/demo-key.gpg"
+gpg --batch --quiet --armor --detach-sign --output "$demo/hello-1.0-linux-amd64.aci.asc" "$demo/hello-1.0-linux-amd64.aci"
+
+echo "== 3. trust the key for the demo.rkt.dev/hello prefix (the operator's side)"
+rkt trust --prefix demo.rkt.dev/hello --skip-fingerprint-review "$demo/demo-key.gpg"
+rkt trust list
+
+echo "== 4. an image swapped for another under the same name and signature is refused, and nothing is stored"
+go run ./tests/mkaci -o "$demo/swapped.aci" --name demo.rkt.dev/hello --label version=1.0 \
+	--busybox --exec "/bin/sh -c 'echo I am not what was signed'"
+cp "$demo/hello-1.0-linux-amd64.aci.asc" "$demo/swapped.aci.asc"
+if rkt fetch "$demo/swapped.aci"; then echo "demo: the swapped image was accepted!" >&2; exit 1; fi
 rkt image list
-rkt image cat-manifest demo.rkt.dev/hello:1.0
+
+echo "== 5. fetch it: the signature is checked against the trusted key"
+rkt fetch "$demo/hello-1.0-linux-amd64.aci"
+rkt image list
 rkt image verify demo.rkt.dev/hello:1.0
