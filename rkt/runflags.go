@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rkt/rkt/stage0"
+	"github.com/rkt/rkt/stage2"
 )
 
 // podFlags are the pod-level flags of run and prepare. They may appear
@@ -162,6 +163,11 @@ func (f *isolatorFlags) apply(a *stage0.AppSpec) error {
 	}
 	if f.capsRetain != "" && f.capsRemove != "" {
 		return usagef("--caps-retain and --caps-remove cannot be used together")
+	}
+	for flag, v := range map[string]string{"--caps-retain": f.capsRetain, "--caps-remove": f.capsRemove} {
+		if _, err := stage2.CapNumbers(capList(v)); v != "" && err != nil {
+			return usagef("%s: %v", flag, err)
+		}
 	}
 	if f.capsRetain != "" {
 		r, err := types.NewLinuxCapabilitiesRetainSet(capList(f.capsRetain)...)
