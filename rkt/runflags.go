@@ -30,7 +30,6 @@ type podFlags struct {
 	pullPolicy   string
 	stage1       stage0.Stage1Ref
 	ipc          string
-	dnsConfMode  string
 	quiet        bool
 	annotations  []string
 }
