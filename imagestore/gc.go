@@ -140,18 +140,26 @@ func (s *Store) GC(ctx context.Context, gracePeriod time.Duration) (*GCReport, e
 		return nil, err
 	}
 	deadline := time.Now().Add(-gracePeriod)
-	used := map[string]bool{} // image keys that other kept images depend on
-	for _, i := range images {
-		for _, d := range i.Deps {
-			used[d] = true
-		}
-	}
-	for _, i := range images {
+	expired := func(i *ImageInfo) bool {
 		last := i.LastUsed
 		if last.IsZero() {
 			last = i.ImportTime
 		}
-		if last.After(deadline) || used[i.Key] {
+		return !last.After(deadline)
+	}
+	// Keep what is fresh and, transitively, what kept images depend on.
+	keep := map[string]bool{}
+	for changed := true; changed; {
+		changed = false
+		for _, i := range images {
+			if keep[i.Key] || expired(i) && !dependedOn(images, keep, i.Key) {
+				continue
+			}
+			keep[i.Key], changed = true, true
+		}
+	}
+	for _, i := range images {
+		if keep[i.Key] {
 			continue
 		}
 		if err := s.Remove(ctx, i.Key); err != nil {
@@ -170,6 +178,14 @@ func (s *Store) GC(ctx context.Context, gracePeriod time.Duration) (*GCReport, e
 func (s *Store) sweep(rep *GCReport) error {
 	if err := s.SweepTmp(24 * time.Hour); err != nil {
 		return err
+	}
+	// Index files being created by a process that died (see createDB).
+	if olds, err := filepath.Glob(filepath.Join(s.dir, "db", "index.db.new-*")); err == nil {
+		for _, o := range olds {
+			if fi, err := os.Stat(o); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.Remove(o)
+			}
+		}
 	}
 	refs := map[string]bool{}
 	images, err := s.List()
@@ -228,4 +244,19 @@ func (s *Store) sweep(rep *GCReport) error {
 		}
 	}
 	return nil
+}
+
+// dependedOn reports whether a kept image depends on key.
+func dependedOn(images []*ImageInfo, keep map[string]bool, key string) bool {
+	for _, i := range images {
+		if !keep[i.Key] {
+			continue
+		}
+		for _, d := range i.Deps {
+			if d == key {
+				return true
+			}
+		}
+	}
+	return false
 }

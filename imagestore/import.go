@@ -148,6 +148,7 @@ func (st *Staged) unpack(ctx context.Context, r io.Reader, maxSize int64) error 
 	}
 	defer ex.Close()
 	tr := tar.NewReader(hr)
+	var declared int64 // bytes the entries will occupy once written
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -184,6 +185,13 @@ func (st *Staged) unpack(ctx context.Context, r io.Reader, maxSize int64) error 
 				return err
 			}
 		case name == "rootfs" || name == "rootfs/" || strings.HasPrefix(name, "rootfs/"):
+			// A sparse entry is small in the stream but written out in
+			// full: count what each file declares.
+			if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
+				if declared += hdr.Size; declared > maxSize {
+					return fmt.Errorf("%w: its files add up to more than %d bytes (at %q; a decompression bomb, or raise rkt fetch --max-size)", ErrTooLarge, maxSize, hdr.Name)
+				}
+			}
 			rel := strings.TrimPrefix(strings.TrimPrefix(name, "rootfs"), "/")
 			if hdr.Typeflag == tar.TypeLink { // tar names a hardlink's target by its archive path
 				hdr.Linkname = strings.TrimPrefix(strings.TrimPrefix(hdr.Linkname, "./"), "rootfs/")

@@ -2,6 +2,7 @@ package imagestore
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,9 +52,12 @@ const dbTimeout = 60 * time.Second
 // open only for the duration of one short transaction.
 func (s *Store) openDB(write bool) (*bolt.DB, error) {
 	p := filepath.Join(s.dir, "db", "index.db")
-	if !write {
-		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		if !write {
 			return nil, errNoDB
+		}
+		if err := createDB(p); err != nil {
+			return nil, err
 		}
 	}
 	db, err := bolt.Open(p, 0o640, &bolt.Options{Timeout: dbTimeout, ReadOnly: !write})
@@ -67,6 +71,32 @@ func (s *Store) openDB(write bool) (*bolt.DB, error) {
 }
 
 var errNoDB = errors.New("no index yet")
+
+// createDB makes a new, initialised index under a temporary name and links
+// it into place, so that no reader ever opens a file bbolt has not
+// initialised (a read-only open of an empty file fails). If another process
+// won the race, its index is kept.
+func createDB(p string) error {
+	var b [8]byte
+	rand.Read(b[:])
+	tmp := fmt.Sprintf("%s.new-%x", p, b)
+	defer os.Remove(tmp)
+	db, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: dbTimeout})
+	if err != nil {
+		return fmt.Errorf("creating image index %s: %w", p, err)
+	}
+	err = db.Update(migrate)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("creating image index %s: %w", p, err)
+	}
+	if err := os.Link(tmp, p); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("creating image index %s: %w", p, err)
+	}
+	return nil
+}
 
 // view runs fn in a read transaction. An empty store (no index file yet)
 // runs fn with a nil transaction.

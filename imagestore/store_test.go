@@ -485,3 +485,37 @@ func TestSchemaVersion(t *testing.T) {
 		t.Errorf("after migration: %v", keys)
 	}
 }
+
+// TestFirstWriteRacesReaders: processes reading a store whose index is
+// being created by its first writer must see an empty store, not fail.
+// (Goroutines stand in for processes: bbolt's flock is per open file.)
+func TestFirstWriteRacesReaders(t *testing.T) {
+	for round := 0; round < 30; round++ {
+		s := newStore(t)
+		start := make(chan struct{})
+		errs := make(chan error, 8)
+		var wg sync.WaitGroup
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				var err error
+				if i%2 == 0 {
+					err = s.PutRemote(&imagestore.Remote{URL: fmt.Sprintf("https://127.0.0.1/%d", i), DownloadTime: time.Now()})
+				} else {
+					_, err = s.List()
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}

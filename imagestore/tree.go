@@ -293,6 +293,13 @@ func mergeTree(src, dst string, dirTimes map[string]unix.Timespec) error {
 			if err := os.RemoveAll(target); err != nil {
 				return err
 			}
+			// A directory replaced by a file or symlink takes its subtree's
+			// pending times with it: setting them would follow the link.
+			for k := range dirTimes {
+				if k == rel || strings.HasPrefix(k, rel+"/") {
+					delete(dirTimes, k)
+				}
+			}
 		}
 		return unix.Linkat(unix.AT_FDCWD, p, unix.AT_FDCWD, target, 0)
 	})
@@ -316,10 +323,25 @@ func setDirTimes(root string, times map[string]unix.Timespec) error {
 		rels = append(rels, r)
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(rels)))
+	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(rootFd)
 	for _, r := range rels {
+		// Never through a symlink: the tree is the image's, not ours.
+		fd, err := unix.Openat2(rootFd, r, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+		if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP {
+			continue // removed by the whitelist, or replaced
+		}
+		if err != nil {
+			return &os.PathError{Op: "open", Path: r, Err: err}
+		}
 		ts := times[r]
-		err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(root, r), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-		if err != nil && err != unix.ENOENT { // removed by the whitelist
+		err = unix.UtimesNanoAt(fd, "", []unix.Timespec{ts, ts}, unix.AT_EMPTY_PATH)
+		unix.Close(fd)
+		if err != nil {
 			return &os.PathError{Op: "utimes", Path: r, Err: err}
 		}
 	}

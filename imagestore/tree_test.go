@@ -224,3 +224,33 @@ func TestRenderDoesNotWriteOutside(t *testing.T) {
 		t.Errorf("x in the rendered tree: %q, %v; want the top layer's symlink", l, err)
 	}
 }
+
+// TestRenderReplacesLowerSymlink: a lower layer's symlink x -> outside and
+// an upper layer's x/f: the upper file lands in the tree, in a directory
+// that replaces the symlink, never outside.
+func TestRenderReplacesLowerSymlink(t *testing.T) {
+	s := newStore(t)
+	outside := t.TempDir()
+	base := testutils.ACI{Image: testutils.Image{Name: "example.com/base"}, Entries: []testutils.Entry{
+		{Header: tar.Header{Typeflag: tar.TypeSymlink, Name: "rootfs/x", Linkname: outside, Mode: 0o777}},
+	}}
+	top := testutils.ACI{Image: testutils.Image{Name: "example.com/top",
+		Dependencies: []testutils.Dependency{{ImageName: "example.com/base"}}}, Entries: []testutils.Entry{
+		testutils.File("x/f", 0o644, "in the tree"),
+	}}
+	info, _ := renderPair(t, s, base, top)
+	if ents := dirNames(t, outside); len(ents) > 0 {
+		t.Errorf("rendering wrote %v outside the store", ents)
+	}
+	rootfs, _ := s.TreeRootfs(info)
+	fi, err := os.Lstat(filepath.Join(rootfs, "x"))
+	if err != nil || !fi.IsDir() {
+		t.Errorf("x in the rendered tree: %v, %v; want a directory", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(rootfs, "x/f")); err != nil || string(b) != "in the tree" {
+		t.Errorf("x/f = %q, %v", b, err)
+	}
+	if err := s.VerifyTree(info); err != nil {
+		t.Errorf("VerifyTree: %v", err)
+	}
+}

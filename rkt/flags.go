@@ -69,7 +69,12 @@ type insecureOptions struct {
 
 func (o *insecureOptions) String() string { return o.raw }
 func (o *insecureOptions) Type() string   { return "options" }
+
+// Set adds to what earlier --insecure-options flags gave.
 func (o *insecureOptions) Set(v string) error {
+	if o.raw != "" {
+		v = o.raw + "," + v
+	}
 	o.raw = v
 	return o.parse()
 }

@@ -212,7 +212,7 @@ func (f *Fetcher) fetchSource(ctx context.Context, src *source, expect aci.NameL
 	staged = append(staged, top)
 	layers, err := f.stageDeps(ctx, top, src.base, &staged, 0)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", top.Manifest.Name, err)
+		return nil, fmt.Errorf("image %s (from %s): %w", top.Manifest.Name, src.ref, err)
 	}
 	for i := len(staged) - 1; i >= 0; i-- { // dependencies first
 		if err := staged[i].Commit(ctx); err != nil {
@@ -230,11 +230,13 @@ func (f *Fetcher) fetchSource(ctx context.Context, src *source, expect aci.NameL
 // maxDepDepth bounds dependency chains (and cycles).
 const maxDepDepth = 16
 
+var errDepthExceeded = fmt.Errorf("dependencies nested more than %d deep (a cycle?)", maxDepDepth)
+
 // stageDeps stages every dependency of st not yet in the store, and
 // returns the layer list (image keys, lowest first, st last).
 func (f *Fetcher) stageDeps(ctx context.Context, st *imagestore.Staged, base string, staged *[]*imagestore.Staged, depth int) ([]string, error) {
 	if depth > maxDepDepth {
-		return nil, fmt.Errorf("dependencies nested more than %d deep (a cycle?)", maxDepDepth)
+		return nil, errDepthExceeded
 	}
 	var layers []string
 	for _, d := range st.Manifest.Dependencies {
@@ -243,6 +245,9 @@ func (f *Fetcher) stageDeps(ctx context.Context, st *imagestore.Staged, base str
 			nl.Labels[l.Name.String()] = l.Value
 		}
 		depLayers, err := f.dependency(ctx, d.ImageID, nl, base, staged, depth)
+		if errors.Is(err, errDepthExceeded) && depth > 0 {
+			return nil, err // said once, by the outermost level
+		}
 		if err != nil {
 			return nil, fmt.Errorf("dependency %s: %w", nl, err)
 		}

@@ -20,7 +20,10 @@
 //   - Extended attributes: user.*, security.capability and POSIX ACLs are
 //     kept; trusted.* (overlayfs reads trusted.overlay.* from lower layers)
 //     and any other namespace are refused.
-//   - Sizes are bounded by Limits (total bytes, entries, name length).
+//   - Entries, name lengths and extended attributes are bounded by Limits;
+//     the caller bounds the total size (the store counts both the
+//     uncompressed stream and the declared size of every file, so a sparse
+//     entry cannot write more than the limit).
 //
 // Ownership (when running as root), modes, extended attributes and
 // modification times are preserved. While extracting, the Extractor
@@ -136,6 +139,9 @@ func (e *Extractor) Close() {
 }
 
 func unsafef(name, format string, args ...any) error {
+	if len(name) > 200 {
+		name = name[:200] + "..."
+	}
 	return fmt.Errorf("%w %q: %s", ErrUnsafe, name, fmt.Sprintf(format, args...))
 }
 
@@ -176,6 +182,9 @@ func (e *Extractor) Add(name string, hdr *tar.Header, r io.Reader) error {
 	if e.limits.MaxEntries > 0 && len(e.seen) >= e.limits.MaxEntries {
 		return unsafef(name, "more than %d entries", e.limits.MaxEntries)
 	}
+	if p == "." && hdr.Typeflag != tar.TypeDir {
+		return unsafef(name, "the image root must be a directory")
+	}
 	if prev, ok := e.seen[p]; ok && !(prev.implicit && hdr.Typeflag == tar.TypeDir) {
 		return unsafef(name, "duplicate entry")
 	}
@@ -193,9 +202,6 @@ func (e *Extractor) Add(name string, hdr *tar.Header, r io.Reader) error {
 	rec := &record{typ: hdr.Typeflag, mode: mode, uid: e.owner(hdr.Uid), gid: e.group(hdr.Gid),
 		mtime: hdr.ModTime, xattrs: xattrs}
 	if p == "." {
-		if hdr.Typeflag != tar.TypeDir {
-			return unsafef(name, "the image root must be a directory")
-		}
 		e.seen["."] = rec
 		return nil
 	}
@@ -218,7 +224,7 @@ func (e *Extractor) Add(name string, hdr *tar.Header, r io.Reader) error {
 		}
 		e.dirs = append(e.dirs, p)
 	case tar.TypeSymlink:
-		if err = checkSymlink(name, p, hdr.Linkname); err != nil {
+		if err = e.checkSymlink(name, p, hdr.Linkname); err != nil {
 			return err
 		}
 		rec.link = hdr.Linkname
@@ -269,31 +275,64 @@ func (e *Extractor) xattrs(name string, hdr *tar.Header) (map[string]string, err
 	return out, nil
 }
 
-// checkSymlink refuses relative targets that climb above the root.
-func checkSymlink(name, p, target string) error {
+// checkSymlink refuses empty or NUL-carrying targets, and relative
+// targets that climb above the root (see escapes).
+func (e *Extractor) checkSymlink(name, p, target string) error {
 	if target == "" {
 		return unsafef(name, "symlink with an empty target")
 	}
 	if strings.IndexByte(target, 0) >= 0 {
 		return unsafef(name, "NUL byte in symlink target")
 	}
-	if strings.HasPrefix(target, "/") {
-		return nil
-	}
-	depth := strings.Count(p, "/") // directories between the root and the link
-	for _, c := range strings.Split(target, "/") {
-		switch c {
-		case "", ".":
-		case "..":
-			depth--
-			if depth < 0 {
-				return unsafef(name, "symlink target %q points outside the image", target)
-			}
-		default:
-			depth++
-		}
+	if e.escapes(path.Dir(p), target) {
+		return unsafef(name, "symlink target %q points outside the image", target)
 	}
 	return nil
+}
+
+// maxHops bounds symlink resolution (as the kernel's ELOOP does).
+const maxHops = 40
+
+// escapes reports whether resolving target from directory dir climbs above
+// the image root, following the image's own symlinks known so far. An
+// absolute target restarts at the image root (it is read inside the
+// container); only ".." past the root counts as escaping. Finish checks
+// every symlink again once all are known, for chains whose links come later
+// in the archive.
+func (e *Extractor) escapes(dir, target string) bool {
+	var cur []string
+	if dir != "." && !strings.HasPrefix(target, "/") {
+		cur = strings.Split(dir, "/")
+	}
+	queue := strings.Split(target, "/")
+	for hops := 0; len(queue) > 0; {
+		c := queue[0]
+		queue = queue[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(cur) == 0 {
+				return true
+			}
+			cur = cur[:len(cur)-1]
+			continue
+		}
+		cur = append(cur, c)
+		rec := e.seen[strings.Join(cur, "/")]
+		if rec == nil || rec.typ != tar.TypeSymlink {
+			continue
+		}
+		if hops++; hops > maxHops {
+			return false // a loop: the kernel refuses it with ELOOP
+		}
+		cur = cur[:len(cur)-1]
+		if strings.HasPrefix(rec.link, "/") {
+			cur = nil
+		}
+		queue = append(strings.Split(rec.link, "/"), queue...)
+	}
+	return false
 }
 
 // openParent returns an fd for dir (relative to the root), creating missing
@@ -449,6 +488,11 @@ func (e *Extractor) Finish() (string, error) {
 	if e.parentF >= 0 {
 		unix.Close(e.parentF)
 		e.parentF = -1
+	}
+	for p, rec := range e.seen {
+		if rec.typ == tar.TypeSymlink && e.escapes(path.Dir(p), rec.link) {
+			return "", unsafef(p, "symlink target %q points outside the image (through a symlink later in the archive)", rec.link)
+		}
 	}
 	sort.Slice(e.dirs, func(i, j int) bool { return e.dirs[i] > e.dirs[j] })
 	for _, d := range e.dirs {
