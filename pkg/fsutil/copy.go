@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -117,27 +116,12 @@ func applyMeta(src, dst string, st *syscall.Stat_t, symlink, root bool) error {
 }
 
 func copyXattrs(src, dst string) error {
-	sz, err := unix.Llistxattr(src, nil)
-	if err != nil || sz == 0 {
-		return nil
+	attrs, err := ImageXattrs(src)
+	if err != nil {
+		return err
 	}
-	buf := make([]byte, sz)
-	if sz, err = unix.Llistxattr(src, buf); err != nil {
-		return nil
-	}
-	for _, k := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
-		if !(strings.HasPrefix(k, "user.") || k == "security.capability" || strings.HasPrefix(k, "system.posix_acl_")) {
-			continue
-		}
-		vsz, err := unix.Lgetxattr(src, k, nil)
-		if err != nil {
-			continue
-		}
-		v := make([]byte, vsz)
-		if vsz, err = unix.Lgetxattr(src, k, v); err != nil {
-			continue
-		}
-		if err := unix.Lsetxattr(dst, k, v[:vsz], 0); err != nil {
+	for k, v := range attrs {
+		if err := unix.Lsetxattr(dst, k, []byte(v), 0); err != nil {
 			return &os.PathError{Op: "setxattr " + k, Path: dst, Err: err}
 		}
 	}

@@ -46,6 +46,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/pkg/fsutil"
 )
 
 // ErrUnsafe classifies entries refused by the rules above.
@@ -258,10 +260,7 @@ func (e *Extractor) xattrs(name string, hdr *tar.Header) (map[string]string, err
 		if !ok {
 			continue
 		}
-		switch {
-		case strings.HasPrefix(attr, "user."), attr == "security.capability",
-			attr == "system.posix_acl_access", attr == "system.posix_acl_default":
-		default:
+		if !fsutil.ImageXattr(attr) {
 			return nil, unsafef(name, "extended attribute %q is not allowed in images (only user.*, security.capability and POSIX ACLs)", attr)
 		}
 		if e.limits.MaxXattrLen > 0 && len(v) > e.limits.MaxXattrLen {

@@ -8,11 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/rkt/rkt/pkg/fsutil"
 )
 
 // Digest recomputes, from the file system alone, the digest that Finish
@@ -56,7 +55,7 @@ func Digest(dir string) (string, error) {
 			return fmt.Errorf("%s: unexpected file type %v in a tree", p, fi.Mode().Type())
 		}
 		if r.typ != tar.TypeSymlink {
-			if r.xattrs, err = readXattrs(p); err != nil {
+			if r.xattrs, err = fsutil.ImageXattrs(p); err != nil {
 				return err
 			}
 		}
@@ -81,38 +80,4 @@ func hashFile(p string, buf []byte, r *record) error {
 	}
 	copy(r.content[:], h.Sum(nil))
 	return nil
-}
-
-// readXattrs returns the attributes of the kinds extraction may set.
-func readXattrs(p string) (map[string]string, error) {
-	sz, err := unix.Llistxattr(p, nil)
-	if err != nil || sz == 0 {
-		if err == unix.ENOTSUP {
-			err = nil
-		}
-		return nil, err
-	}
-	names := make([]byte, sz)
-	if sz, err = unix.Llistxattr(p, names); err != nil {
-		return nil, err
-	}
-	var out map[string]string
-	for _, k := range strings.Split(strings.TrimRight(string(names[:sz]), "\x00"), "\x00") {
-		if !(strings.HasPrefix(k, "user.") || k == "security.capability" || strings.HasPrefix(k, "system.posix_acl_")) {
-			continue
-		}
-		vsz, err := unix.Lgetxattr(p, k, nil)
-		if err != nil {
-			return nil, err
-		}
-		v := make([]byte, vsz)
-		if vsz, err = unix.Lgetxattr(p, k, v); err != nil {
-			return nil, err
-		}
-		if out == nil {
-			out = map[string]string{}
-		}
-		out[k] = string(v[:vsz])
-	}
-	return out, nil
 }
