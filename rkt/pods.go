@@ -294,7 +294,8 @@ var cmdGC = &cobra.Command{
 				fmt.Fprintf(cmd.OutOrStdout(), "garbage: removed pod %q\n", u)
 			}
 			for u, e := range rep.Failed {
-				if !errors.Is(e, lock.ErrLocked) { // busy pods wait for the next gc
+				// Busy pods wait for the next gc; gone or moved ones another gc took.
+				if !errors.Is(e, lock.ErrLocked) && !errors.Is(e, pod.ErrNotFound) && !errors.Is(e, pod.ErrBadState) {
 					fmt.Fprintf(cmd.ErrOrStderr(), "rkt: gc: pod %s: %v\n", u, e)
 				}
 			}

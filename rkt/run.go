@@ -111,7 +111,7 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	}
 	if pf.uuidFileSave != "" {
 		if err := os.WriteFile(pf.uuidFileSave, []byte(pr.Pod.UUID+"\n"), 0o644); err != nil {
-			pr.Close()
+			pr.Abort()
 			return fmt.Errorf("--uuid-file-save: %w", err)
 		}
 	}

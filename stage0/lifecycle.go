@@ -25,7 +25,7 @@ type AppStatus struct {
 	Image    string    `json:"image_name"`
 	ImageID  string    `json:"image_id"`
 	ExitCode *int      `json:"exit_code,omitempty"`
-	Started  time.Time `json:"started_at,omitempty"`
+	Started  time.Time `json:"started_at,omitzero"`
 }
 
 // PodStatus is a pod as rkt list/status show it.
@@ -33,8 +33,8 @@ type PodStatus struct {
 	UUID     string      `json:"name"`
 	State    pod.State   `json:"state"`
 	Apps     []AppStatus `json:"apps"`
-	Created  time.Time   `json:"created_at,omitempty"`
-	Started  time.Time   `json:"started_at,omitempty"`
+	Created  time.Time   `json:"created_at,omitzero"`
+	Started  time.Time   `json:"started_at,omitzero"`
 	PID      int         `json:"pid,omitempty"`
 	Networks []string    `json:"networks,omitempty"`
 }

@@ -58,6 +58,15 @@ type Prepared struct {
 	store     *imagestore.Store
 }
 
+// Abort removes a pod that will not run: it is moved to garbage and
+// deleted, and all locks are released.
+func (pr *Prepared) Abort() {
+	pr.Close()
+	pr.Pod.ToGarbage()
+	pr.Pod.Remove()
+	pr.Pod.Unlock()
+}
+
 // Close releases the tree locks (after a failure; on success stage1
 // inherits them).
 func (p *Prepared) Close() {
@@ -91,10 +100,7 @@ func Prepare(ctx context.Context, f *Fetcher, podsDir string, spec *PodSpec, pha
 	pr = &Prepared{Pod: p, Stage1: s1, Manifest: pm, store: f.Store}
 	defer func() {
 		if err != nil {
-			pr.Close()
-			p.ToGarbage()
-			p.Remove()
-			p.Unlock()
+			pr.Abort()
 		}
 	}()
 	if err := pr.lockTrees(ctx, s1.Info, infos); err != nil {

@@ -2,6 +2,7 @@ package stage0
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,6 +90,9 @@ func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string,
 		return fmt.Errorf("pod %s is %s, not prepared: %w", p.UUID, p.State(), pod.ErrBadState)
 	}
 	if err := p.TryLock(); err != nil {
+		if errors.Is(err, pod.ErrNotFound) {
+			return fmt.Errorf("pod %s is not prepared any more: another rkt took it meanwhile: %w", p.UUID, pod.ErrBadState)
+		}
 		return err
 	}
 	defer p.Unlock()

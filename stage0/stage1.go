@@ -118,8 +118,12 @@ func (f *Fetcher) FetchStage1(ctx context.Context, ref Stage1Ref) (*Stage1, erro
 		}
 		s1.InterfaceVersion = n
 	}
-	if _, err := s1.Entrypoint(AnnoRun); err != nil {
+	ep, err := s1.Entrypoint(AnnoRun)
+	if err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(ep); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+		return nil, fmt.Errorf("stage1 image %s: its run entrypoint %s is missing or not executable", m.Name, strings.TrimPrefix(ep, rootfs))
 	}
 	return s1, nil
 }

@@ -224,6 +224,12 @@ func (p *Pod) TryLock() error {
 		l.Close()
 		return fmt.Errorf("pod %s is in use by another process: %w", p.UUID, err)
 	}
+	// The directory may have been renamed or deleted between the open and
+	// the lock: then we hold a lock on something no longer at this path.
+	if !sameFile(l.File(), p.Path()) {
+		l.Close()
+		return fmt.Errorf("pod %s moved or was removed meanwhile: %w", p.UUID, ErrNotFound)
+	}
 	p.lock, p.Locked = l, true
 	return nil
 }
@@ -384,4 +390,13 @@ func (p *Pod) Remove() error {
 		return fmt.Errorf("pod %s: removing a pod in %s: %w", p.UUID, p.Phase, ErrBadState)
 	}
 	return os.RemoveAll(p.Path())
+}
+
+// sameFile reports whether path still names the open file f.
+func sameFile(f *os.File, path string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(path, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }

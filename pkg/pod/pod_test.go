@@ -82,6 +82,14 @@ func getLockRun(dir, uuid string) error {
 	return p.ToRun()
 }
 
+// must fails the test at once on an error.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // newPrepared creates a pod and moves it to prepared/ (unlocked).
 func newPrepared(t *testing.T, dir string) *Pod {
 	t.Helper()
@@ -89,9 +97,7 @@ func newPrepared(t *testing.T, dir string) *Pod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.ToPrepared(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, p.ToPrepared())
 	return p
 }
 
@@ -195,9 +201,7 @@ func TestCreate(t *testing.T) {
 
 func TestCreateFailsOnUnwritableDir(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "not-a-dir")
-	if err := os.WriteFile(file, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.WriteFile(file, nil, 0o644))
 	if _, err := Create(file); err == nil {
 		t.Fatal("Create in a path that is a file succeeded")
 	}
@@ -211,27 +215,17 @@ func TestLegalTransitions(t *testing.T) {
 	if p.LockFile() != nil || lockedByOther(t, p.Path()) {
 		t.Errorf("ToPrepared must release the lock")
 	}
-	if err := p.TryLock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.ToRun(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, p.TryLock())
+	must(t, p.ToRun())
 	requireIn(t, dir, p.UUID, PhaseRun)
 	if !lockedByOther(t, p.Path()) {
 		t.Errorf("the lock must survive the rename to run/")
 	}
 	p.Unlock()
-	if err := p.TryLock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.ToExitedGarbage(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, p.TryLock())
+	must(t, p.ToExitedGarbage())
 	requireIn(t, dir, p.UUID, PhaseExitedGarbage)
-	if err := p.Remove(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, p.Remove())
 	p.Unlock()
 	if got := phasesOf(t, dir, p.UUID); len(got) != 0 {
 		t.Errorf("removed pod still in %v", got)
@@ -242,31 +236,21 @@ func TestLegalTransitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := q.ToRun(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, q.ToRun())
 	requireIn(t, dir, q.UUID, PhaseRun)
 	q.Unlock()
 	r, err := Create(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.ToGarbage(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, r.ToGarbage())
 	requireIn(t, dir, r.UUID, PhaseGarbage)
-	if err := r.Remove(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, r.Remove())
 	r.Unlock()
 	// prepared -> garbage (expired).
 	s := newPrepared(t, dir)
-	if err := s.TryLock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ToGarbage(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, s.TryLock())
+	must(t, s.ToGarbage())
 	requireIn(t, dir, s.UUID, PhaseGarbage)
 	s.Unlock()
 }
@@ -294,9 +278,7 @@ func TestIllegalTransitionsRefused(t *testing.T) {
 		},
 		PhasePrepared: func() *Pod {
 			p := newPrepared(t, dir)
-			if err := p.TryLock(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, p.TryLock())
 			return p
 		},
 		PhaseRun: func() *Pod {
@@ -304,9 +286,7 @@ func TestIllegalTransitionsRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := p.ToRun(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, p.ToRun())
 			return p
 		},
 		PhaseExitedGarbage: func() *Pod {
@@ -314,12 +294,8 @@ func TestIllegalTransitionsRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := p.ToRun(); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.ToExitedGarbage(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, p.ToRun())
+			must(t, p.ToExitedGarbage())
 			return p
 		},
 		PhaseGarbage: func() *Pod {
@@ -327,9 +303,7 @@ func TestIllegalTransitionsRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := p.ToGarbage(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, p.ToGarbage())
 			return p
 		},
 	}
@@ -373,17 +347,13 @@ func TestStateForEachPhase(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for _, ph := range Phases {
-		if err := os.MkdirAll(filepath.Join(dir, string(ph)), 0o750); err != nil {
-			t.Fatal(err)
-		}
+		must(t, os.MkdirAll(filepath.Join(dir, string(ph)), 0o750))
 	}
 	for ph, states := range want {
 		for i, locked := range []bool{false, true} {
 			uuid := NewUUID()
 			path := filepath.Join(dir, string(ph), uuid)
-			if err := os.Mkdir(path, 0o750); err != nil {
-				t.Fatal(err)
-			}
+			must(t, os.Mkdir(path, 0o750))
 			var held *lock.Lock
 			if locked {
 				// Another holder: a separate open file, as another process.
@@ -391,9 +361,7 @@ func TestStateForEachPhase(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := l.TryExclusive(); err != nil {
-					t.Fatal(err)
-				}
+				must(t, l.TryExclusive())
 				held = l
 			}
 			p, err := Get(dir, uuid)
@@ -418,9 +386,7 @@ func TestStateForEachPhase(t *testing.T) {
 			if p, err = Get(dir, uuid); err != nil || p.Locked {
 				t.Errorf("pod in %s after its holder let go: %v, locked=%v", ph, err, p != nil && p.Locked)
 			}
-			if err := os.Remove(path); err != nil {
-				t.Fatal(err)
-			}
+			must(t, os.Remove(path))
 		}
 	}
 }
@@ -428,9 +394,7 @@ func TestStateForEachPhase(t *testing.T) {
 func TestGetByPrefix(t *testing.T) {
 	dir := t.TempDir()
 	for _, ph := range Phases {
-		if err := os.MkdirAll(filepath.Join(dir, string(ph)), 0o750); err != nil {
-			t.Fatal(err)
-		}
+		must(t, os.MkdirAll(filepath.Join(dir, string(ph)), 0o750))
 	}
 	uuids := map[string]Phase{
 		"aaaa1111-0000-4000-8000-000000000001": PhaseRun,
@@ -438,9 +402,7 @@ func TestGetByPrefix(t *testing.T) {
 		"bbbb1111-0000-4000-8000-000000000003": PhaseExitedGarbage,
 	}
 	for u, ph := range uuids {
-		if err := os.Mkdir(filepath.Join(dir, string(ph), u), 0o750); err != nil {
-			t.Fatal(err)
-		}
+		must(t, os.Mkdir(filepath.Join(dir, string(ph), u), 0o750))
 	}
 	for _, c := range []struct {
 		prefix, want string
@@ -509,22 +471,14 @@ func TestListSorted(t *testing.T) {
 func TestListFollowsMovedPod(t *testing.T) {
 	dir := t.TempDir()
 	p := newPrepared(t, dir)
-	if err := p.TryLock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.ToRun(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, p.TryLock())
+	must(t, p.ToRun())
 	defer p.Unlock()
 	stale := filepath.Join(dir, "prepare", p.UUID)
-	if err := os.Symlink(filepath.Join(dir, "nowhere", p.UUID), stale); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.Symlink(filepath.Join(dir, "nowhere", p.UUID), stale))
 	// A pod that vanished altogether is skipped.
 	gone := NewUUID()
-	if err := os.Symlink(filepath.Join(dir, "nowhere", gone), filepath.Join(dir, "prepared", gone)); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.Symlink(filepath.Join(dir, "nowhere", gone), filepath.Join(dir, "prepared", gone)))
 	pods, err := List(dir)
 	if err != nil {
 		t.Fatalf("List with a moved and a vanished pod: %v", err)
@@ -599,9 +553,7 @@ func TestWaitExitWakesWhenHolderReleases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.ToRun(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, p.ToRun())
 	// A second view of the pod, as rkt status --wait has.
 	w, err := Get(dir, p.UUID)
 	if err != nil {
@@ -675,18 +627,14 @@ func TestWaitExitWakesWhenHolderKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.ToRun(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, p.ToRun())
 	p.Unlock()
 	cmd := helperCmd(t, "lock", dir, p.UUID)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, cmd.Start())
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
 	line, _ := bufio.NewReader(out).ReadString('\n')
@@ -707,9 +655,7 @@ func TestWaitExitWakesWhenHolderKilled(t *testing.T) {
 		t.Fatalf("WaitExit returned (%v) while another process held the lock", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	must(t, cmd.Process.Signal(syscall.SIGKILL))
 	select {
 	case err := <-woke:
 		if err != nil {
@@ -781,9 +727,7 @@ func TestToRunRaceProcesses(t *testing.T) {
 			}
 			h.cmd.Stdin, h.in = r, w
 			h.cmd.Stdout = &h.out
-			if err := h.cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, h.cmd.Start())
 			r.Close()
 			hs[i] = h
 		}
@@ -824,19 +768,13 @@ func TestTimes(t *testing.T) {
 	}
 	before := time.Now().Add(-time.Second)
 	for _, f := range []string{"pod-created", "pid"} {
-		if err := os.WriteFile(filepath.Join(p.Path(), f), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		must(t, os.WriteFile(filepath.Join(p.Path(), f), nil, 0o644))
 	}
 	if p.Created().Before(before) || p.Started().Before(before) {
 		t.Errorf("Created %v, Started %v: want the files' times", p.Created(), p.Started())
 	}
-	if err := p.ToRun(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.ToExitedGarbage(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, p.ToRun())
+	must(t, p.ToExitedGarbage())
 	if m := p.MarkedAt(); m.Before(before) || m.After(time.Now().Add(time.Second)) {
 		t.Errorf("MarkedAt %v: want the time of the last rename", m)
 	}

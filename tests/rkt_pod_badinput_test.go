@@ -1,0 +1,143 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+)
+
+// Bad input to rkt run and rkt prepare: each must exit 254 with a message
+// that says what is wrong, and leave no pod directory behind.
+
+// checkBadInput runs verb ("run" or "prepare") with the stub stage1, the
+// pod flags podFlags, the test app and the app flags appFlags, and wants
+// exit 254, every string of want in stderr, and no pod in any phase.
+func checkBadInput(t *testing.T, e *podEnv, verb string, podFlags, appFlags []string, want ...string) {
+	t.Helper()
+	args := e.podArgs(verb, nil, podFlags...)
+	args = append(args, appFlags...)
+	r := e.Run(args...)
+	if r.Exit != 254 {
+		t.Errorf("rkt %s: want exit 254, got %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.Exit, r.Stdout, r.Stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.Stderr, w) {
+			t.Errorf("rkt %s: stderr %q does not say %q", verb, r.Stderr, w)
+		}
+	}
+	if strings.Contains(r.Stdout, stubRan) {
+		t.Errorf("rkt %s: stage1 ran despite the bad input", verb)
+	}
+	if strings.Count(r.Stderr, "\n") > 12 {
+		t.Errorf("rkt %s: a bad argument should give a short message, got %d lines:\n%s", verb, strings.Count(r.Stderr, "\n"), r.Stderr)
+	}
+	e.requireNoPods()
+}
+
+// badInputVerbs runs fn for rkt run and rkt prepare, each in a fresh
+// context.
+func badInputVerbs(t *testing.T, fn func(t *testing.T, e *podEnv, verb string)) {
+	for _, verb := range []string{"run", "prepare"} {
+		t.Run(verb, func(t *testing.T) { fn(t, newPodEnv(t), verb) })
+	}
+}
+
+func TestPodBadInputUnknownImage(t *testing.T) {
+	badInputVerbs(t, func(t *testing.T, e *podEnv, verb string) {
+		for _, c := range []struct {
+			image string
+			want  []string
+		}{
+			{"/nonexistent/app.aci", []string{"/nonexistent/app.aci", "does not exist"}},
+			{"sha512-" + strings.Repeat("0", 64), []string{"sha512-000000000000"}},
+			// --pull-policy=never: no discovery, no network.
+			{"example.invalid/no-such-app:1.0", []string{"example.invalid/no-such-app", "fetch it first"}},
+		} {
+			args := []string{"--insecure-options=image", verb, "--stage1-path=" + e.stage1, "--pull-policy=never", c.image}
+			r := e.Run(args...)
+			if r.Exit != 254 {
+				t.Errorf("rkt %s: want exit 254, got %d\nstderr: %s", strings.Join(args, " "), r.Exit, r.Stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.Stderr, w) {
+					t.Errorf("rkt %s %s: stderr %q does not say %q", verb, c.image, r.Stderr, w)
+				}
+			}
+			e.requireNoPods()
+		}
+	})
+}
+
+func TestPodBadInputResourceFlags(t *testing.T) {
+	badInputVerbs(t, func(t *testing.T, e *podEnv, verb string) {
+		checkBadInput(t, e, verb, nil, []string{"--memory=lots"}, "--memory", "lots")
+		checkBadInput(t, e, verb, nil, []string{"--cpu=-1"}, "--cpu", "-1")
+		checkBadInput(t, e, verb, nil, []string{"--cpu=0.5x"}, "--cpu")
+		checkBadInput(t, e, verb, nil, []string{"--memory=-128M"}, "--memory")
+		checkBadInput(t, e, verb, nil, []string{"--cpu-shares=many"}, "--cpu-shares")
+	})
+}
+
+func TestPodBadInputVolumeWithoutTarget(t *testing.T) {
+	badInputVerbs(t, func(t *testing.T, e *podEnv, verb string) {
+		// A volume no app mounts.
+		checkBadInput(t, e, verb, []string{"--volume=data,kind=empty"}, nil, `volume "data"`, "--mount")
+		// A mount without a target.
+		checkBadInput(t, e, verb, []string{"--volume=data,kind=empty"}, []string{"--mount=volume=data"}, "--mount", "target")
+		// A mount of a volume that does not exist.
+		checkBadInput(t, e, verb, nil, []string{"--mount=volume=nothere,target=/mnt"}, "nothere", "--volume")
+	})
+}
+
+func TestPodBadInputMissingExec(t *testing.T) {
+	badInputVerbs(t, func(t *testing.T, e *podEnv, verb string) {
+		checkBadInput(t, e, verb, nil, []string{"--exec=/bin/no-such-binary"}, "/bin/no-such-binary", "not found")
+		checkBadInput(t, e, verb, nil, []string{"--exec=no-such-command"}, "no-such-command", "PATH")
+		// A directory is not an executable.
+		checkBadInput(t, e, verb, nil, []string{"--exec=/etc"}, "/etc", "not a regular file")
+	})
+}
+
+func TestPodBadInputUnknownUser(t *testing.T) {
+	badInputVerbs(t, func(t *testing.T, e *podEnv, verb string) {
+		checkBadInput(t, e, verb, nil, []string{"--user=nosuchuser"}, `"nosuchuser"`, "/etc/passwd")
+		checkBadInput(t, e, verb, nil, []string{"--group=nosuchgroup"}, `"nosuchgroup"`, "/etc/group")
+		checkBadInput(t, e, verb, nil, []string{"--user=-5"}, "-5")
+	})
+}
+
+// TestPodBadInputUUIDFileSave: a --uuid-file-save that cannot be written
+// fails the command, and the pod prepared for it must not stay behind as
+// an aborted prepare.
+func TestPodBadInputUUIDFileSave(t *testing.T) {
+	badInputVerbs(t, func(t *testing.T, e *podEnv, verb string) {
+		checkBadInput(t, e, verb, []string{"--uuid-file-save=/nonexistent/dir/uuid"}, nil, "--uuid-file-save", "/nonexistent/dir/uuid")
+	})
+}
+
+// TestPodBadInputStage1: a stage1 image that cannot work is refused
+// before a pod is made.
+func TestPodBadInputStage1(t *testing.T) {
+	const anno = "coreos.com/rkt/stage1/"
+	for _, c := range []struct {
+		name  string
+		annos map[string]string
+		want  []string
+	}{
+		{"no run entrypoint", map[string]string{anno + "run": ""}, []string{anno + "run"}},
+		{"bad interface version", map[string]string{anno + "interface-version": "six"}, []string{"interface-version", `"six"`}},
+		{"relative entrypoint", map[string]string{anno + "run": "init"}, []string{anno + "run", "absolute"}},
+		{"entrypoint outside", map[string]string{anno + "run": "/../../init"}, []string{anno + "run"}},
+		{"entrypoint not in the image", map[string]string{anno + "run": "/missing"}, []string{"/missing"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newPodEnv(t)
+			e.stage1 = stubStage1With(t, c.annos)
+			for _, verb := range []string{"run", "prepare"} {
+				if c.name == "entrypoint not in the image" && verb == "prepare" {
+					continue // prepare does not look at the entrypoint's file
+				}
+				checkBadInput(t, e, verb, nil, nil, c.want...)
+			}
+		})
+	}
+}
