@@ -10,12 +10,20 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 STATICCHECK ?= build/tools/staticcheck
 
-.PHONY: all rkt test lint unit functional man check-man install demo clean FORCE
+.PHONY: all rkt stage1 test lint unit functional man check-man install demo clean
 
-all: rkt
+all: rkt stage1
 
 rkt:
 	$(GOBUILD) -o $(BIN)/rkt ./rkt
+
+# The stage1 images rkt finds beside itself: default (our isolation) and fly
+# (chroot only). Each is one static binary packaged by stage1/mkimage.
+stage1:
+	$(GOBUILD) -o build/stage1/default/stage1 ./stage1/default
+	$(GO) run ./stage1/mkimage --flavor default --version $(VERSION) --bin build/stage1/default/stage1 -o $(BIN)/stage1-default.aci
+	$(GOBUILD) -o build/stage1/fly/stage1 ./stage1/fly
+	$(GO) run ./stage1/mkimage --flavor fly --version $(VERSION) --bin build/stage1/fly/stage1 -o $(BIN)/stage1-fly.aci
 
 # Unit tests need no root; functional tests (tests/) drive the built
 # binaries as root.

@@ -133,7 +133,17 @@ type GCReport struct {
 // GC removes images not used (or imported, if never used) within
 // gracePeriod and not used by a live pod, then any tree, blob or temporary
 // file that no index row references (leftovers of killed processes).
-func (s *Store) GC(ctx context.Context, gracePeriod time.Duration) (*GCReport, error) {
+// Images whose tree is in keepTrees (used by pods that still exist, even
+// exited ones, whose stage1 gc still needs its stage1) are kept.
+func (s *Store) GC(ctx context.Context, gracePeriod time.Duration, keepTrees ...map[string]bool) (*GCReport, error) {
+	pinned := func(i *ImageInfo) bool {
+		for _, k := range keepTrees {
+			if k[i.TreeID] || k[i.Key] {
+				return true
+			}
+		}
+		return false
+	}
 	rep := &GCReport{}
 	images, err := s.List()
 	if err != nil {
@@ -152,7 +162,7 @@ func (s *Store) GC(ctx context.Context, gracePeriod time.Duration) (*GCReport, e
 	for changed := true; changed; {
 		changed = false
 		for _, i := range images {
-			if keep[i.Key] || expired(i) && !dependedOn(images, keep, i.Key) {
+			if keep[i.Key] || expired(i) && !pinned(i) && !dependedOn(images, keep, i.Key) {
 				continue
 			}
 			keep[i.Key], changed = true, true

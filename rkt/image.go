@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rkt/rkt/imagestore"
+	"github.com/rkt/rkt/pkg/pod"
 )
 
 var cmdImage = &cobra.Command{
@@ -154,6 +155,11 @@ var cmdImageRm = &cobra.Command{
 		for _, ref := range args {
 			info, err := s.Resolve(ref)
 			if err == nil {
+				if uuid := podUsing(info); uuid != "" {
+					err = fmt.Errorf("used by pod %s: remove the pod first (rkt rm %s, or rkt gc once it exited)", uuid, uuid)
+				}
+			}
+			if err == nil {
 				err = s.Remove(ctx, info.Key)
 			}
 			if err != nil {
@@ -184,7 +190,7 @@ var cmdImageGC = &cobra.Command{
 		if err != nil {
 			return err
 		}
-		rep, err := s.GC(ctx, imageGCFlags.grace)
+		rep, err := s.GC(ctx, imageGCFlags.grace, podTrees())
 		if rep != nil {
 			w := cmd.OutOrStdout()
 			for _, k := range rep.Removed {
@@ -338,4 +344,38 @@ func init() {
 	cmdImage.AddCommand(cmdImageList, cmdImageRm, cmdImageGC, cmdImageExport, cmdImageCatManifest, cmdImageVerify,
 		newCopyTreeCmd("extract", "Copy an image's own root file system (no dependencies) out of the store", false),
 		newCopyTreeCmd("render", "Copy an image's rendered root file system (with dependencies) out of the store", true))
+}
+
+// podTrees returns the trees that existing pods (in any state) use: their
+// stage1 gc entrypoint and rkt export need them until the pod is removed.
+func podTrees() map[string]bool {
+	out := map[string]bool{}
+	pods, _ := pod.List(podsDir())
+	for _, p := range pods {
+		data, err := os.ReadFile(filepath.Join(p.Path(), "tree-ids"))
+		if err != nil {
+			continue
+		}
+		for _, id := range strings.Fields(string(data)) {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// podUsing returns the UUID of a pod using the image, or "".
+func podUsing(info *imagestore.ImageInfo) string {
+	pods, _ := pod.List(podsDir())
+	for _, p := range pods {
+		data, err := os.ReadFile(filepath.Join(p.Path(), "tree-ids"))
+		if err != nil {
+			continue
+		}
+		for _, id := range strings.Fields(string(data)) {
+			if id == info.TreeID || id == info.Key {
+				return p.UUID
+			}
+		}
+	}
+	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -45,6 +46,17 @@ no daemon: every command is a process and all state lives on disk.`,
 	SilenceErrors:     true,
 	DisableAutoGenTag: true,
 	PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+		// Paths are handed to stage1, which runs in the pod directory:
+		// make them absolute.
+		for _, p := range []*string{&globalFlags.Dir, &globalFlags.SystemConfigDir, &globalFlags.LocalConfigDir, &globalFlags.UserConfigDir} {
+			if *p != "" {
+				abs, err := filepath.Abs(*p)
+				if err != nil {
+					return err
+				}
+				*p = abs
+			}
+		}
 		// paths.d may move the data dir when --dir is not given.
 		if !cmd.Flags().Changed("dir") {
 			c, err := loadConfig()

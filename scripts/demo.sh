@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo itself (scripts/demo installs and builds first): build an image,
 # sign it with a key made for the demo, trust that key for the image's
-# prefix, then fetch it with signature verification on and look at it.
+# prefix, fetch it with signature verification on, and run it as a pod.
 # Everything lives in build/demo and is removed at the start of the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,3 +42,10 @@ echo "== 5. fetch it: the signature is checked against the trusted key"
 rkt fetch "$demo/hello-1.0-linux-amd64.aci"
 rkt image list
 rkt image verify demo.rkt.dev/hello:1.0
+
+echo "== 6. run it as a pod, by name, with CPU and memory limits"
+rkt run demo.rkt.dev/hello:1.0 --cpu=750m --memory=128M --net=none
+rkt run demo.rkt.dev/hello:1.0 --memory=128M --net=none \
+	--exec /bin/sh -- -c 'echo "memory limit inside the pod: $(cat /sys/fs/cgroup/memory/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"'
+rkt list
+rkt gc --grace-period=0s

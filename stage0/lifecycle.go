@@ -215,7 +215,7 @@ func Sweep(ctx context.Context, p *pod.Pod, opts GCOptions) error {
 		return err
 	}
 	defer p.Unlock()
-	if _, _, err := ReadStage1(p.Path()); err == nil {
+	if m, root, err := ReadStage1(p.Path()); err == nil && stage1Present(m, root) {
 		args := []string{}
 		if opts.Debug {
 			args = append(args, "--debug")
@@ -349,4 +349,16 @@ func Enter(p *pod.Pod, app string, command []string) error {
 	}
 	args := append([]string{ep, "--pid=" + strings.TrimSpace(string(data)), "--appname=" + app, "--"}, command...)
 	return fmt.Errorf("executing stage1 enter: %w", unix.Exec(ep, args, os.Environ()))
+}
+
+// stage1Present reports whether the pod's stage1 gc entrypoint can run. It
+// cannot when the pod never got to run stage1 (a failed exec) or its image
+// left the store; the pod directory is then removed without it.
+func stage1Present(m *schema.ImageManifest, root string) bool {
+	ep, err := EntrypointOf(m, root, AnnoGC)
+	if err != nil || !filepath.IsAbs(ep) {
+		return false
+	}
+	_, err = os.Stat(ep)
+	return err == nil
 }

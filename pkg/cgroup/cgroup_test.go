@@ -146,7 +146,10 @@ func TestPodOnFakeV2(t *testing.T) {
 	hs := fakeFS(t, "cpu memory pids")
 	uni := hs[0].Mount
 	p := NewPod(hs, "u1", false)
-	if err := p.Create(1234); err != nil {
+	if err := p.Create(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Join(p.Stage1Dirs()[0], 1234); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, filepath.Join(uni, "caller/rkt-u1/stage1/cgroup.procs")); got != "1234" {
@@ -200,7 +203,7 @@ func TestPodOnFakeV2(t *testing.T) {
 func TestPodOnFakeV2MissingController(t *testing.T) {
 	hs := fakeFS(t, "memory")
 	p := NewPod(hs, "u2", false)
-	if err := p.Create(1); err != nil {
+	if err := p.Create(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.AddApp("a", Limits{CPUMilli: 500}); !errors.Is(err, ErrUnavailable) {
@@ -219,8 +222,13 @@ func TestPodOnFakeV2MissingController(t *testing.T) {
 func TestPodOnFakeV1InUnit(t *testing.T) {
 	hs := fakeFS(t, "-", "cpu,cpuacct", "memory", "pids", "name=systemd")
 	p := NewPod(hs, "u3", true)
-	if err := p.Create(42); err != nil {
+	if err := p.Create(); err != nil {
 		t.Fatal(err)
+	}
+	for _, d := range p.Stage1Dirs() {
+		if err := Join(d, 42); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got := p.Subcgroup(); got != "/caller" {
 		t.Errorf("Subcgroup in a unit = %q, want the caller's /caller", got)
@@ -275,9 +283,13 @@ func TestRealHost(t *testing.T) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	// Join the leaf with a pid that is not ours: a short sleep.
-	if err := p.Create(os.Getpid()); err != nil {
+	if err := p.Create(); err != nil {
 		t.Fatal(err)
+	}
+	for _, d := range p.Stage1Dirs() {
+		if err := Join(d, os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Move back, or Remove could not delete the leaf.
 	defer func() {

@@ -98,26 +98,49 @@ func (p *Pod) mkdir(h Hierarchy, dir string) error {
 }
 
 // Create makes the pod's cgroup (unless it is the caller's unit's) and its
-// stage1 leaf in every hierarchy, and moves pid into the leaf.
-func (p *Pod) Create(pid int) error {
+// stage1 leaf in every hierarchy. Nothing joins them yet (see Stage1Dirs).
+func (p *Pod) Create() error {
 	for i, h := range p.hs {
 		if p.own {
 			if err := p.mkdir(h, h.Dir(p.paths[i])); err != nil {
 				return err
 			}
 		}
-		leaf := h.Dir(path.Join(p.paths[i], Stage1Leaf))
-		if err := p.mkdir(h, leaf); err != nil {
-			return err
-		}
-		if err := Join(leaf, pid); err != nil {
+		if err := p.mkdir(h, h.Dir(path.Join(p.paths[i], Stage1Leaf))); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Join moves pid (0: the caller) into the cgroup directory dir.
+// Stage1Dirs returns the stage1 leaf's directory in every hierarchy, in
+// the order of the hierarchies given to NewPod.
+func (p *Pod) Stage1Dirs() []string {
+	dirs := make([]string, len(p.hs))
+	for i, h := range p.hs {
+		dirs[i] = h.Dir(path.Join(p.paths[i], Stage1Leaf))
+	}
+	return dirs
+}
+
+// Warm takes the kernel's cgroup migration lock once, moving the caller
+// nowhere (into its own cgroup of the first v1 hierarchy). On cgroup v1
+// the first migration after a quiet period waits for an RCU grace period
+// (often 5-40 ms); later ones within a few tens of milliseconds are
+// cheap. Running Warm in the background early overlaps that wait with
+// other work. It does nothing without a v1 hierarchy. hs must describe
+// where the caller is now (it is moved to hs[i].Path).
+func Warm(hs []Hierarchy) {
+	for _, h := range hs {
+		if !h.Unified {
+			Join(h.Dir(h.Path), 0)
+			return
+		}
+	}
+}
+
+// Join moves pid (0: the caller's whole process) into the cgroup
+// directory dir.
 func Join(dir string, pid int) error {
 	return write(dir, "cgroup.procs", strconv.Itoa(pid))
 }

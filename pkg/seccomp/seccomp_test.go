@@ -183,3 +183,25 @@ func TestParseErrno(t *testing.T) {
 		t.Error("ParseErrno accepted a bogus name")
 	}
 }
+
+func TestLargeRetainSet(t *testing.T) {
+	names, err := Expand([]string{"@docker/default-whitelist"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := Filter{Retain: true, Syscalls: names, Errno: unix.ENOSYS}.Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := arch.X86_64
+	enosys := uint32(libseccomp.ActionErrno) | uint32(unix.ENOSYS)
+	for name, want := range map[string]uint32{"read": allow, "futex": allow, "unshare": enosys, "mount": enosys} {
+		if got := run(t, raw, x.ID, nr(t, x, name), 0); got != want {
+			t.Errorf("%s: got %#x, want %#x", name, got, want)
+		}
+	}
+	// An allow list is not translated for i386: everything is blocked.
+	if got := run(t, raw, arch.I386.ID, nr(t, arch.I386, "read"), 0); got != enosys {
+		t.Errorf("i386 read: got %#x", got)
+	}
+}

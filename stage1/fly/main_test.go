@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/rkt/rkt/stage1/stage1test"
+)
+
+var binDir, rootfs string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "rkt-stage1-fly-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		if binDir, err = stage1test.Build("./stage1/fly", dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		rootfs = filepath.Join(dir, "rootfs")
+		if err := stage1test.InspectRootfs(rootfs); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func newPod(t *testing.T, spec stage1test.Spec) *stage1test.Pod {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("functional stage1 test: needs root")
+	}
+	for i := range spec.Apps {
+		spec.Apps[i].Rootfs = rootfs
+	}
+	return stage1test.NewPod(t, binDir, spec)
+}
+
+func mountsBelow(t *testing.T, dir string) []string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+func TestFlyRunsChrooted(t *testing.T) {
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "f"), []byte("host file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := newPod(t, stage1test.Spec{
+		Apps: []stage1test.App{{
+			Name: "a",
+			Exec: []string{"/inspect", "--print-pidns", "--print-hostname", "--print-user", "--read-file=/vol/f", "--stat-file=/inspect", "--print-caps-pid=0", "--exit-code=9"},
+			User: "user", Mounts: []schema.Mount{{Volume: "v", Path: "/vol"}},
+		}},
+		Volumes: []types.Volume{{Name: "v", Kind: "host", Source: host}},
+	})
+	r := p.RunPod("--net=host")
+	if r.Code != 9 {
+		t.Fatalf("exit %d, want 9\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	selfNS, _ := os.Readlink("/proc/self/ns/pid")
+	hostname, _ := os.Hostname()
+	for k, v := range map[string]string{"pidns": selfNS, "hostname": hostname, "uid": "1000", "file type": "regular"} {
+		if got, _ := stage1test.Value(r.Stdout, k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	if !strings.Contains(r.Stdout, "host file") {
+		t.Errorf("the volume is not there: %q", r.Stdout)
+	}
+	if c, ok := p.Status("a"); !ok || c != 9 {
+		t.Errorf("status %d %v", c, ok)
+	}
+	if pid, err := strconv.Atoi(p.ReadFile("pid")); err != nil || pid <= 1 {
+		t.Errorf("pid file %q", p.ReadFile("pid"))
+	}
+	if m := mountsBelow(t, p.Dir); len(m) != 0 {
+		t.Errorf("mounts left after the pod exited: %v", m)
+	}
+	// The app wrote nothing to the image.
+	if _, err := os.Stat(filepath.Join(rootfs, "vol")); err == nil {
+		t.Error("the mount point was created in the image's tree")
+	}
+}
+
+func TestFlyExecFailure(t *testing.T) {
+	p := newPod(t, stage1test.Spec{Apps: []stage1test.App{{Name: "a", Exec: []string{"nosuchprogram"}}}})
+	if r := p.RunPod("--net=host"); r.Code != 127 || !strings.Contains(r.Stderr, "not found") {
+		t.Errorf("exit %d stderr %q", r.Code, r.Stderr)
+	}
+	p = newPod(t, stage1test.Spec{Apps: []stage1test.App{{Name: "a", Exec: []string{"/inspect"}}, {Name: "b", Exec: []string{"/inspect"}}}})
+	if r := p.RunPod("--net=host"); r.Code != 254 || !strings.Contains(r.Stderr, "exactly one app") {
+		t.Errorf("two apps: exit %d stderr %q", r.Code, r.Stderr)
+	}
+}
+
+func TestFlyGCUnmounts(t *testing.T) {
+	p := newPod(t, stage1test.Spec{Apps: []stage1test.App{{Name: "a", Exec: []string{"/inspect", "--sleep=30"}}}})
+	c := p.Command(t.Context(), "init", "--net=host", p.UUID)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !p.WaitFile("stage1/rootfs/rkt/supervisor-status", 10e9) {
+		t.Fatal("not ready")
+	}
+	if len(mountsBelow(t, p.Dir)) == 0 {
+		t.Fatal("no mounts while running")
+	}
+	// Killed: nothing unmounts; gc does.
+	c.Process.Kill()
+	c.Wait()
+	if r := p.Run("gc", p.UUID); r.Code != 0 {
+		t.Fatalf("gc: %d %s", r.Code, r.Stderr)
+	}
+	if m := mountsBelow(t, p.Dir); len(m) != 0 {
+		t.Errorf("mounts left after gc: %v", m)
+	}
+}
+
+func TestFlyEnterAndStop(t *testing.T) {
+	p := newPod(t, stage1test.Spec{Apps: []stage1test.App{{Name: "a", Exec: []string{"/inspect", "--print-msg=up", "--sleep=30"}}}})
+	c := p.Command(t.Context(), "init", "--net=host", p.UUID)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !p.WaitFile("stage1/rootfs/rkt/supervisor-status", 10e9) {
+		t.Fatal("not ready")
+	}
+	appPid := strings.TrimSpace(p.ReadFile("stage1/rootfs/rkt/app-pid/a"))
+	r := p.Run("enter", "--pid="+appPid, "--appname=a", "--", "/bin/sh", "-c", "test -x /inspect && echo in-root")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "in-root") {
+		t.Errorf("enter: exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := p.Run("stop", p.UUID); r.Code != 0 {
+		t.Fatalf("stop: %d %s", r.Code, r.Stderr)
+	}
+	err := c.Wait()
+	if c.ProcessState == nil || c.ProcessState.ExitCode() != 143 {
+		t.Errorf("after stop: %v (want exit 143)", err)
+	}
+	if c, _ := p.Status("a"); c != 143 {
+		t.Errorf("status %d, want 143", c)
+	}
+}

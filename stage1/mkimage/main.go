@@ -1,0 +1,149 @@
+// Command mkimage writes a stage1 image (an uncompressed ACI) from a built
+// stage1 binary:
+//
+//	go run ./stage1/mkimage --flavor default|fly --bin PATH [--version V] -o OUT.aci
+//
+// The image is deterministic: entries in a fixed order, owned by 0:0,
+// with a fixed modification time. Its rootfs holds the binary as /init
+// and /enter, /gc, /stop as hard links to it; the manifest names them
+// with the stage1 entrypoint annotations of docs/stage1-abi.md.
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+)
+
+// InterfaceVersion is the stage0↔stage1 interface version the binaries
+// implement.
+const InterfaceVersion = "6"
+
+// mtime is every entry's modification time.
+var mtime = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// entrypoints maps the annotations to the rootfs paths.
+var entrypoints = []struct{ anno, path string }{
+	{"coreos.com/rkt/stage1/run", "/init"},
+	{"coreos.com/rkt/stage1/enter", "/enter"},
+	{"coreos.com/rkt/stage1/gc", "/gc"},
+	{"coreos.com/rkt/stage1/stop", "/stop"},
+}
+
+func main() {
+	flavor := flag.String("flavor", "default", "stage1 flavor: default or fly")
+	bin := flag.String("bin", "", "the built stage1 binary")
+	version := flag.String("version", "0.1.0", "the image's version label")
+	out := flag.String("o", "", "output ACI file")
+	flag.Parse()
+	if err := run(*flavor, *bin, *version, *out); err != nil {
+		fmt.Fprintf(os.Stderr, "mkimage: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// manifest returns the stage1 image manifest.
+func manifest(flavor, version string) ([]byte, error) {
+	name, err := types.NewACIdentifier("rkt.dev/stage1-" + flavor)
+	if err != nil {
+		return nil, err
+	}
+	im := schema.BlankImageManifest()
+	im.Name = *name
+	im.Labels, err = types.LabelsFromMap(map[types.ACIdentifier]string{
+		"version": version, "os": "linux", "arch": "amd64",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("labels: %w", err)
+	}
+	for _, ep := range entrypoints {
+		im.Annotations.Set(types.ACIdentifier(ep.anno), ep.path)
+	}
+	im.Annotations.Set("coreos.com/rkt/stage1/interface-version", InterfaceVersion)
+	return json.MarshalIndent(im, "", "  ")
+}
+
+func run(flavor, bin, version, out string) error {
+	if flavor != "default" && flavor != "fly" {
+		return fmt.Errorf("--flavor=%s: want default or fly", flavor)
+	}
+	if bin == "" || out == "" {
+		return errors.New("--bin and -o are required")
+	}
+	m, err := manifest(flavor, version)
+	if err != nil {
+		return err
+	}
+	src, err := os.Open(bin)
+	if err != nil {
+		return fmt.Errorf("open the stage1 binary: %w (build it first)", err)
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".mkimage-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	if err := write(w, m, src, fi.Size()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), out)
+}
+
+// write writes the ACI: manifest, rootfs/, rootfs/init and the links.
+func write(w io.Writer, manifest []byte, bin io.Reader, size int64) error {
+	tw := tar.NewWriter(w)
+	hdr := func(h *tar.Header) error {
+		h.ModTime, h.Uid, h.Gid, h.Format = mtime, 0, 0, tar.FormatUSTAR
+		h.Uname, h.Gname = "", ""
+		return tw.WriteHeader(h)
+	}
+	if err := hdr(&tar.Header{Name: "manifest", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(manifest))}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(manifest); err != nil {
+		return err
+	}
+	if err := hdr(&tar.Header{Name: "rootfs/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+		return err
+	}
+	if err := hdr(&tar.Header{Name: "rootfs/init", Typeflag: tar.TypeReg, Mode: 0o755, Size: size}); err != nil {
+		return err
+	}
+	if n, err := io.Copy(tw, bin); err != nil || n != size {
+		return fmt.Errorf("copy the stage1 binary (%d of %d bytes): %v", n, size, err)
+	}
+	for _, ep := range entrypoints[1:] {
+		if err := hdr(&tar.Header{Name: "rootfs" + ep.path, Typeflag: tar.TypeLink, Linkname: "rootfs/init", Mode: 0o755}); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}

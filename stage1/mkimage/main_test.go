@@ -1,0 +1,91 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/appc/spec/schema"
+)
+
+func TestImage(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "stage1")
+	if err := os.WriteFile(bin, []byte("\x7fELF fake binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out1, out2 := filepath.Join(dir, "a.aci"), filepath.Join(dir, "b.aci")
+	if err := run("fly", bin, "1.2.3", out1); err != nil {
+		t.Fatal(err)
+	}
+	if err := run("fly", bin, "1.2.3", out2); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(out1)
+	b, _ := os.ReadFile(out2)
+	if !bytes.Equal(a, b) {
+		t.Error("two builds differ")
+	}
+	tr := tar.NewReader(bytes.NewReader(a))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+		if !h.ModTime.Equal(mtime) || h.Uid != 0 || h.Gid != 0 {
+			t.Errorf("%s: mtime %v owner %d:%d", h.Name, h.ModTime, h.Uid, h.Gid)
+		}
+		switch h.Name {
+		case "manifest":
+			data, _ := io.ReadAll(tr)
+			var im schema.ImageManifest
+			if err := im.UnmarshalJSON(data); err != nil {
+				t.Fatalf("manifest: %v", err)
+			}
+			if im.Name != "rkt.dev/stage1-fly" {
+				t.Errorf("name %s", im.Name)
+			}
+			if v, _ := im.Labels.Get("version"); v != "1.2.3" {
+				t.Errorf("version label %q", v)
+			}
+			for anno, want := range map[string]string{
+				"coreos.com/rkt/stage1/run": "/init", "coreos.com/rkt/stage1/enter": "/enter",
+				"coreos.com/rkt/stage1/gc": "/gc", "coreos.com/rkt/stage1/stop": "/stop",
+				"coreos.com/rkt/stage1/interface-version": "6",
+			} {
+				if v, _ := im.Annotations.Get(anno); v != want {
+					t.Errorf("annotation %s = %q, want %q", anno, v, want)
+				}
+			}
+		case "rootfs/init":
+			data, _ := io.ReadAll(tr)
+			if string(data) != "\x7fELF fake binary" || h.Mode != 0o755 {
+				t.Errorf("init: mode %o content %q", h.Mode, data)
+			}
+		case "rootfs/enter", "rootfs/gc", "rootfs/stop":
+			if h.Typeflag != tar.TypeLink || h.Linkname != "rootfs/init" {
+				t.Errorf("%s is not a hard link to rootfs/init: %+v", h.Name, h)
+			}
+		}
+	}
+	want := []string{"manifest", "rootfs/", "rootfs/init", "rootfs/enter", "rootfs/gc", "rootfs/stop"}
+	if len(names) != len(want) {
+		t.Fatalf("entries %v, want %v", names, want)
+	}
+	for i := range want {
+		if names[i] != want[i] {
+			t.Errorf("entry %d = %s, want %s", i, names[i], want[i])
+		}
+	}
+	if err := run("kvm", bin, "1", out1); err == nil {
+		t.Error("unknown flavor accepted")
+	}
+}

@@ -1,0 +1,83 @@
+package podcfg
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Options are the run entrypoint's arguments (interface version 6).
+type Options struct {
+	Debug          bool
+	Net            string // "host", "none", or a list of networks
+	Interactive    bool
+	Hostname       string
+	IPC            string // auto, private, parent
+	DisableCaps    bool
+	DisablePaths   bool
+	DisableSeccomp bool
+	// ResolvMode and HostsMode come from --dns-conf-mode.
+	ResolvMode, HostsMode string
+	PrivateUsers          string
+	Mutable               bool
+	LocalConfig           string
+	UUID                  string
+}
+
+// ParseRunArgs parses the run entrypoint's arguments (without argv[0]).
+func ParseRunArgs(args []string, errOut io.Writer) (*Options, error) {
+	o := &Options{}
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	var dnsMode, mdsToken string
+	fs.BoolVar(&o.Debug, "debug", false, "print what stage1 does")
+	fs.StringVar(&o.Net, "net", "host", "networking: host, none (default networks need the networking code)")
+	fs.BoolVar(&o.Interactive, "interactive", false, "give the (single) app the caller's terminal")
+	fs.StringVar(&o.Hostname, "hostname", "", "the pod's hostname (default rkt-<uuid>)")
+	fs.StringVar(&o.IPC, "ipc", "auto", "IPC namespace: auto, private, parent")
+	fs.BoolVar(&o.DisableCaps, "disable-capabilities-restriction", false, "keep every capability")
+	fs.BoolVar(&o.DisablePaths, "disable-paths", false, "do not mask or write-protect /proc and /sys paths")
+	fs.BoolVar(&o.DisableSeccomp, "disable-seccomp", false, "no seccomp filter")
+	fs.StringVar(&dnsMode, "dns-conf-mode", "", "resolv=host|stage0|none|default,hosts=host|stage0|default")
+	fs.StringVar(&o.PrivateUsers, "private-users", "", "user namespace SHIFT:COUNT (not supported yet)")
+	fs.BoolVar(&o.Mutable, "mutable", false, "mutable pod (not supported)")
+	fs.StringVar(&o.LocalConfig, "local-config", "", "rkt's local configuration directory")
+	fs.StringVar(&mdsToken, "mds-token", "", "metadata service token (ignored)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 1 {
+		return nil, fmt.Errorf("want exactly one argument, the pod UUID; got %q", fs.Args())
+	}
+	o.UUID = fs.Arg(0)
+	o.ResolvMode, o.HostsMode = "default", "default"
+	if dnsMode != "" {
+		for _, kv := range strings.Split(dnsMode, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			switch {
+			case ok && k == "resolv" && (v == "host" || v == "stage0" || v == "none" || v == "default"):
+				o.ResolvMode = v
+			case ok && k == "hosts" && (v == "host" || v == "stage0" || v == "default"):
+				o.HostsMode = v
+			default:
+				return nil, fmt.Errorf("--dns-conf-mode: bad entry %q: want resolv=host|stage0|none|default,hosts=host|stage0|default", kv)
+			}
+		}
+	}
+	switch o.IPC {
+	case "auto", "private", "parent":
+	default:
+		return nil, fmt.Errorf("--ipc=%s: want auto, private or parent", o.IPC)
+	}
+	if o.Hostname == "" {
+		o.Hostname = "rkt-" + o.UUID
+	}
+	return o, nil
+}
+
+// NetHost reports whether the pod uses the caller's network namespace.
+func (o *Options) NetHost() bool { return o.Net == "host" }
+
+// NetNone reports whether the pod gets a network namespace with only lo.
+func (o *Options) NetNone() bool { return o.Net == "none" }

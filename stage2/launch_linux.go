@@ -1,0 +1,235 @@
+package stage2
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/pkg/seccomp"
+)
+
+// Launch sets up the app's environment and execs it; it returns only on
+// failure, with a *SetupError carrying the exit code. It must run on a
+// locked OS thread (runtime.LockOSThread) in a fresh mount namespace that
+// is a private copy of the supervisor's: the bounding set, no_new_privs
+// and the seccomp filter are set on the calling thread, which then execs.
+func Launch(ctx context.Context, a *App) error {
+	trace := func(string) {}
+	if a.DebugEpoch != 0 {
+		trace = func(phase string) {
+			ms := float64(time.Now().UnixNano()-a.DebugEpoch) / 1e6
+			fmt.Fprintf(os.Stderr, "stage2 [%6.2fms] app %s: %s\n", ms, a.Name, phase)
+		}
+	}
+	trace("launcher running")
+	joined := joinCgroups(a.CgroupDirs)
+	if a.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*a.OOMScoreAdj)), 0o644); err != nil {
+			return setupErr("set oom_score_adj to %d: %w", *a.OOMScoreAdj, err)
+		}
+	}
+	if a.AppPidFile != "" {
+		// /proc is still the host's procfs: /proc/self is the host PID,
+		// which the app keeps across exec.
+		pid, err := os.Readlink("/proc/self")
+		if err != nil {
+			return setupErr("find the app's host PID: %w", err)
+		}
+		if err := os.WriteFile(a.AppPidFile, []byte(pid), 0o644); err != nil {
+			return setupErr("write %s: %w", a.AppPidFile, err)
+		}
+	}
+	if err := setupRoot(a); err != nil {
+		return err
+	}
+	trace("root mounted")
+	if err := <-joined; err != nil {
+		return err
+	}
+	trace("cgroups joined")
+	if err := pivotRoot(a.Root); err != nil {
+		return err
+	}
+	trace("pivoted")
+	id, err := ResolveIdentity(a.User, a.Group)
+	if err != nil {
+		return setupErr("%w", err)
+	}
+	env := completeEnv(a.Env, id)
+	if len(a.Exec) == 0 {
+		return setupErr("nothing to execute: give an exec in the image manifest or with --exec")
+	}
+	path, err := lookPath(a.Exec[0], env)
+	if err != nil {
+		return err
+	}
+	if err := checkExecutable(path); err != nil {
+		return err
+	}
+	var filter []bpf.RawInstruction
+	if a.Seccomp != nil {
+		f := seccomp.Filter{
+			Retain: a.Seccomp.Retain, Syscalls: a.Seccomp.Syscalls,
+			Errno: syscall.Errno(a.Seccomp.Errno), BlockNamespaceClone: a.Seccomp.BlockNamespaceClone,
+		}
+		if filter, err = f.Assemble(); err != nil {
+			return setupErr("%w", err)
+		}
+	}
+	if err := dropBoundingSet(a.Capabilities); err != nil {
+		return err
+	}
+	if err := clearInheritable(); err != nil {
+		return err
+	}
+	if err := switchUser(id, a.SupplementaryGIDs); err != nil {
+		return err
+	}
+	wd := a.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
+	if err := os.Chdir(wd); err != nil {
+		return setupErr("enter working directory %s: %w", wd, err)
+	}
+	if a.NoNewPrivs || id.UID != 0 {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return setupErr("set no_new_privs: %w", err)
+		}
+	}
+	if filter != nil {
+		if err := seccomp.Load(filter); err != nil {
+			return setupErr("%w", err)
+		}
+	}
+	trace("exec")
+	if err := ctx.Err(); err != nil {
+		return setupErr("%w", err)
+	}
+	err = syscall.Exec(path, a.Exec, env)
+	return explainExec(path, err)
+}
+
+// joinCgroups moves this process into the cgroup directories dirs in the
+// background: a cgroup v1 migration can wait for an RCU grace period,
+// which overlaps with the mounts. The files are opened now, before the
+// mounts change what paths mean.
+func joinCgroups(dirs []string) <-chan error {
+	done := make(chan error, 1)
+	var files []*os.File
+	for _, d := range dirs {
+		f, err := os.OpenFile(filepath.Join(d, "cgroup.procs"), os.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			done <- setupErr("join cgroup %s: %w", d, err)
+			return done
+		}
+		files = append(files, f)
+	}
+	go func() {
+		var first error
+		for i, f := range files {
+			if _, err := f.WriteString("0"); err != nil && first == nil {
+				first = setupErr("join cgroup %s: %w", dirs[i], err)
+			}
+			f.Close()
+		}
+		done <- first
+	}()
+	return done
+}
+
+// switchUser sets the groups, gid and uid (for every thread).
+func switchUser(id Identity, extra []int) error {
+	groups := append([]int{}, extra...)
+	if err := syscall.Setgroups(groups); err != nil {
+		return setupErr("set supplementary groups %v: %w", groups, err)
+	}
+	if err := syscall.Setgid(id.GID); err != nil {
+		return setupErr("set gid %d: %w", id.GID, err)
+	}
+	if err := syscall.Setuid(id.UID); err != nil {
+		return setupErr("set uid %d: %w", id.UID, err)
+	}
+	return nil
+}
+
+// completeEnv adds HOME, USER and LOGNAME from the resolved user when the
+// app's environment lacks them.
+func completeEnv(env []string, id Identity) []string {
+	has := func(k string) bool {
+		for _, kv := range env {
+			if strings.HasPrefix(kv, k+"=") {
+				return true
+			}
+		}
+		return false
+	}
+	out := append([]string(nil), env...)
+	home := id.Home
+	if home == "" {
+		home = "/"
+		if id.UID == 0 {
+			home = "/root"
+		}
+	}
+	if !has("HOME") {
+		out = append(out, "HOME="+home)
+	}
+	if id.Name != "" {
+		if !has("USER") {
+			out = append(out, "USER="+id.Name)
+		}
+		if !has("LOGNAME") {
+			out = append(out, "LOGNAME="+id.Name)
+		}
+	}
+	return out
+}
+
+// Report writes a launcher failure to w (the status pipe to the
+// supervisor) and returns the exit code the launcher should exit with.
+func Report(w *os.File, app string, err error) int {
+	code := ExitSetupFailed
+	var se *SetupError
+	if errors.As(err, &se) {
+		code = se.Code
+	}
+	msg := fmt.Sprintf("%d %s\n", code, err)
+	if w != nil {
+		if _, werr := w.WriteString(msg); werr == nil {
+			return code
+		}
+	}
+	fmt.Fprintf(os.Stderr, "stage2: app %s: %v\n", app, err)
+	return code
+}
+
+// Main is the launcher's entry point: it reads the App (JSON) from cfg,
+// closes it, and launches. It returns only on failure, with the exit code
+// after reporting the error on status.
+func Main(ctx context.Context, cfg, status *os.File) int {
+	var a App
+	dec := json.NewDecoder(cfg)
+	err := dec.Decode(&a)
+	cfg.Close()
+	if err != nil {
+		return Report(status, "?", setupErr("read the app's configuration from the supervisor: %w", err))
+	}
+	// The status pipe must close when the app is exec'd: its EOF is the
+	// supervisor's "started" signal.
+	unix.CloseOnExec(int(status.Fd()))
+	return Report(status, a.Name, Launch(ctx, &a))
+}
