@@ -12,6 +12,8 @@ rkt() {
 }
 cleanup() { GNUPGHOME="$demo/gnupg" gpgconf --kill all 2>/dev/null || true; }
 trap cleanup EXIT
+# Collect pods of an earlier run first (their cgroups live outside build/).
+[ -d "$demo/data" ] && rkt gc --grace-period=0s >/dev/null 2>&1 || true
 rm -rf "$demo"
 mkdir -p "$demo"
 
