@@ -113,13 +113,7 @@ func (s *Store) Stage(ctx context.Context, src string, opts ImportOptions) (st *
 	if err := st.unpack(ctx, r, opts.MaxSize); err != nil {
 		return nil, err
 	}
-	if out != nil {
-		if err := out.Sync(); err != nil {
-			return nil, err
-		}
-	} else if err := fsyncPath(blob); err != nil {
-		return nil, err
-	}
+	// No fsync here: Commit makes blob and tree durable with one syncfs.
 	if fi, err := os.Stat(blob); err == nil {
 		st.size = fi.Size()
 	}
@@ -280,6 +274,11 @@ func (st *Staged) Commit(ctx context.Context) error {
 		return err
 	}
 	defer tl.Close()
+	// One syncfs makes the blob and every extracted file durable before
+	// anything is renamed into view.
+	if err := syncFS(st.work); err != nil {
+		return err
+	}
 	blobDst := s.blobPath(st.Key)
 	if err := os.MkdirAll(filepath.Dir(blobDst), 0o750); err != nil {
 		return err
@@ -290,7 +289,7 @@ func (st *Staged) Commit(ctx context.Context) error {
 	if err := fsyncPath(filepath.Dir(blobDst)); err != nil {
 		return err
 	}
-	if err := s.installTree(filepath.Join(st.work, "tree"), st.Key); err != nil {
+	if err := s.installTree(filepath.Join(st.work, "tree"), st.Key, true); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -346,9 +345,11 @@ func labelMap(m *schema.ImageManifest) map[string]string {
 	return out
 }
 
-// hashingReader decompresses ahead on its own goroutine, hashing each chunk
-// there, so that hashing overlaps with unpacking on another core. It bounds
-// the total size.
+// hashingReader runs the front of the import pipeline on two goroutines
+// of its own: one reads (and so decompresses) ahead into a small ring of
+// buffers, the other hashes each chunk with SHA-512 and bounds the size,
+// then hands it to the consumer (the tar extractor). Decompression,
+// hashing and extraction thus overlap on separate cores.
 type hashingReader struct {
 	ch     chan []byte
 	free   chan []byte
@@ -356,21 +357,29 @@ type hashingReader struct {
 	curBuf []byte
 	h      hash.Hash
 	n      int64
-	err    error // set by the producer before closing ch
+	err    error // set by the hasher before closing ch
 	stop   chan struct{}
-	done   chan struct{}
+	done   chan struct{} // the hasher finished
+	rdone  chan struct{} // the reader finished (it may be reading r)
+}
+
+// chunk is what the reader passes to the hasher.
+type chunk struct {
+	buf []byte
+	err error // the read error after buf (io.EOF at the end)
 }
 
 func newHashingReader(ctx context.Context, r io.Reader, max int64) *hashingReader {
-	const nbuf, size = 4, 256 << 10
+	const nbuf, size = 8, 256 << 10
 	hr := &hashingReader{ch: make(chan []byte, nbuf), free: make(chan []byte, nbuf),
-		h: sha512.New(), stop: make(chan struct{}), done: make(chan struct{})}
+		h: sha512.New(), stop: make(chan struct{}), done: make(chan struct{}), rdone: make(chan struct{})}
 	for i := 0; i < nbuf; i++ {
 		hr.free <- make([]byte, size)
 	}
-	go func() {
-		defer close(hr.done)
-		defer close(hr.ch)
+	raw := make(chan chunk, nbuf)
+	go func() { // reader
+		defer close(hr.rdone)
+		defer close(raw)
 		for {
 			var buf []byte
 			select {
@@ -379,28 +388,45 @@ func newHashingReader(ctx context.Context, r io.Reader, max int64) *hashingReade
 				return
 			}
 			n, err := io.ReadFull(r, buf)
-			if n > 0 {
-				hr.h.Write(buf[:n])
-				hr.n += int64(n)
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			if err == nil && ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			select {
+			case raw <- chunk{buf[:n], err}:
+			case <-hr.stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() { // hasher
+		defer close(hr.done)
+		defer close(hr.ch)
+		for c := range raw {
+			if len(c.buf) > 0 {
+				hr.h.Write(c.buf)
+				hr.n += int64(len(c.buf))
 				if hr.n > max {
 					hr.err = fmt.Errorf("%w: it unpacks to more than %d bytes (a decompression bomb, or raise rkt fetch --max-size)", ErrTooLarge, max)
 					return
 				}
 				select {
-				case hr.ch <- buf[:n]:
+				case hr.ch <- c.buf:
 				case <-hr.stop:
 					return
 				}
+			} else {
+				hr.free <- c.buf[:cap(c.buf)]
 			}
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return
-			}
-			if err != nil {
-				hr.err = err
-				return
-			}
-			if ctx.Err() != nil {
-				hr.err = ctx.Err()
+			if c.err != nil {
+				if c.err != io.EOF {
+					hr.err = c.err
+				}
 				return
 			}
 		}
@@ -442,7 +468,8 @@ func (hr *hashingReader) Err() error {
 // Sum is valid after Read returned io.EOF.
 func (hr *hashingReader) Sum() []byte { return hr.h.Sum(nil) }
 
-// Close stops the producer.
+// Close stops the reader and the hasher and waits for both, so that the
+// caller may close what they read from.
 func (hr *hashingReader) Close() {
 	select {
 	case <-hr.stop:
@@ -450,6 +477,7 @@ func (hr *hashingReader) Close() {
 		close(hr.stop)
 	}
 	<-hr.done
+	<-hr.rdone
 }
 
 // fsyncPath fsyncs a file or directory by path.

@@ -110,11 +110,14 @@ func (s *Store) SweepTmp(maxAge time.Duration) error {
 	return nil
 }
 
-// installTree makes a work tree durable, marks it complete and renames it
-// into place as treeID, replacing any incomplete leftover.
-func (s *Store) installTree(work, treeID string) error {
-	if err := syncFS(work); err != nil {
-		return err
+// installTree makes a work tree durable (unless the caller already
+// synced the file system), marks it complete and renames it into place as
+// treeID, replacing any incomplete leftover.
+func (s *Store) installTree(work, treeID string, synced bool) error {
+	if !synced {
+		if err := syncFS(work); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(filepath.Join(work, markerFile), nil, 0o640); err != nil {
 		return err
@@ -242,7 +245,7 @@ func (s *Store) RenderDeps(ctx context.Context, key string, layers []string) (st
 		if err := os.WriteFile(filepath.Join(work, "hash"), []byte(digest+"\n"), 0o640); err != nil {
 			return "", err
 		}
-		if err := s.installTree(work, treeID); err != nil {
+		if err := s.installTree(work, treeID, false); err != nil {
 			return "", err
 		}
 	}
