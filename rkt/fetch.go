@@ -85,7 +85,7 @@ func newFetcher(cmd *cobra.Command, s *imagestore.Store) (*stage0.Fetcher, error
 		f.Progress = fh
 	}
 	io.warnSkipped(cmd.ErrOrStderr(), true)
-	if err := configureTrust(f, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
+	if err := configureTrust(f, cmd.InOrStdin(), cmd.ErrOrStderr()); err != nil {
 		return nil, err
 	}
 	return f, nil

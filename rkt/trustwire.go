@@ -19,7 +19,7 @@ import (
 
 // configureTrust gives the fetcher its signature verifier, appc discovery
 // and the auth.d credentials for downloads.
-func configureTrust(f *stage0.Fetcher, stdin io.Reader, stdout, stderr io.Writer) error {
+func configureTrust(f *stage0.Fetcher, stdin io.Reader, stderr io.Writer) error {
 	opts, err := discoveryOptions(false)
 	if err != nil {
 		return err
@@ -34,8 +34,9 @@ func configureTrust(f *stage0.Fetcher, stdin io.Reader, stdout, stderr io.Writer
 		}
 		return eps[0].ACI, eps[0].ASC, nil
 	}
+	// Trust messages go to stderr: fetch's stdout is the image ID alone.
 	f.Verifier = &verifier{ks: newKeystore(), truster: &keyTruster{
-		ks: newKeystore(), opts: opts, in: stdin, out: stdout, errOut: stderr,
+		ks: newKeystore(), opts: opts, in: stdin, out: stderr, errOut: stderr,
 	}, stdin: stdin}
 	return nil
 }
