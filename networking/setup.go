@@ -1,0 +1,310 @@
+package networking
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+)
+
+// cacheDirName is libcni's cache (results of ADD, used by DEL), kept in
+// the pod directory so that it goes away with the pod.
+const cacheDirName = "net-cache"
+
+// hooks are the steps tests replace.
+type hooks struct {
+	loopbackUp func(netnsPath string) error
+	netnsID    func(netnsPath string) string
+	// teardownIPMasq removes a masquerading network's rules when its DEL
+	// could not (the network namespace is gone).
+	teardownIPMasq func(ni *NetInfo, podUUID string) error
+}
+
+var osHooks = hooks{loopbackUp: loopbackUp, netnsID: netnsID, teardownIPMasq: teardownIPMasq}
+
+// Setup sets up the networks reqs asks for in the network namespace at
+// netnsPath (e.g. /proc/<pid>/ns/net of the pod's first process): it
+// brings lo up, runs each network's CNI ADD in order (the pod's
+// interfaces are eth0, eth1, ...), forwards ports through the first
+// network that masquerades (else the last one asked for), and records
+// everything in <podDir>/net-info.json. When the pod is not on the default
+// network, default-restricted is added last. If any step fails, the
+// networks already added are deleted again, in reverse order, before the
+// error is returned.
+func Setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Request, ports []PortForward, cfg Config) ([]NetInfo, error) {
+	return setup(ctx, podUUID, podDir, netnsPath, reqs, ports, &cfg, osHooks)
+}
+
+func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Request, ports []PortForward, cfg *Config, h hooks) (nis []NetInfo, err error) {
+	start := time.Now()
+	if netnsPath == "" {
+		return nil, errors.New("set up networks: no network namespace given")
+	}
+	nets, err := cfg.plan(reqs, ports)
+	if err != nil {
+		return nil, err
+	}
+	cfg.logf("networking: networks %s planned (%s)", describeNets(nets), ms(time.Since(start)))
+	if err := h.loopbackUp(netnsPath); err != nil {
+		return nil, err
+	}
+	cfg.logf("networking: lo up (%s)", ms(time.Since(start)))
+	nsID := h.netnsID(netnsPath)
+	nis = make([]NetInfo, len(nets))
+	lists := make([]*libcni.NetworkConfigList, len(nets))
+	for i, n := range nets {
+		if lists[i], err = n.confList(); err != nil {
+			return nil, err
+		}
+		nis[i] = NetInfo{
+			Name: n.name, ConfPath: n.file, IfName: n.ifName, Args: n.args, Ports: n.ports,
+			Auto: n.auto, NetNS: netnsPath, NetNSID: nsID, Config: lists[i].Bytes,
+		}
+	}
+	// Recorded before any ADD, so that a crash halfway through leaves
+	// enough for gc to undo what was done.
+	if err := writeNetInfo(podDir, nis); err != nil {
+		return nil, err
+	}
+	cni := newCNI(cfg, podDir)
+	for i, n := range nets {
+		t := time.Now()
+		res, err := cni.AddNetworkList(ctx, lists[i], runtimeConf(podUUID, netnsPath, &nis[i]))
+		if err == nil {
+			err = nis[i].setResult(res)
+		}
+		if err != nil {
+			err = explain(n, podUUID, err)
+			if rerr := rollback(context.WithoutCancel(ctx), cni, podUUID, podDir, nis[:i+1], cfg, h); rerr != nil {
+				return nil, fmt.Errorf("%w (and undoing the networks set up so far failed too: %w: run `rkt gc` to retry)", err, rerr)
+			}
+			return nil, err
+		}
+		cfg.logf("networking: network %s on %s: %s (%s)", n.name, n.ifName, strings.Join(nis[i].IPs, ","), ms(time.Since(t)))
+	}
+	if err := writeNetInfo(podDir, nis); err != nil {
+		if rerr := rollback(context.WithoutCancel(ctx), cni, podUUID, podDir, nis, cfg, h); rerr != nil {
+			return nil, fmt.Errorf("%w (and undoing the networks failed too: %w)", err, rerr)
+		}
+		return nil, err
+	}
+	cfg.logf("networking: done (%s)", ms(time.Since(start)))
+	return nis, nil
+}
+
+// rollback deletes networks Setup added, in reverse, like Teardown (so
+// also if the pod's network namespace vanished meanwhile), and forgets
+// them if that worked.
+func rollback(ctx context.Context, cni *libcni.CNIConfig, podUUID, podDir string, nis []NetInfo, cfg *Config, h hooks) error {
+	var errs []error
+	for i := len(nis) - 1; i >= 0; i-- {
+		// A plugin that could not be found did nothing to undo.
+		if err := teardownOne(ctx, cni, podUUID, &nis[i], cfg.PluginDirs, h); err != nil && !errors.Is(err, ErrPluginNotFound) {
+			errs = append(errs, fmt.Errorf("network %s: %w", nis[i].Name, err))
+			continue
+		}
+		cfg.logf("networking: network %s rolled back", nis[i].Name)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	os.RemoveAll(filepath.Join(podDir, cacheDirName))
+	if err := os.Remove(filepath.Join(podDir, NetInfoFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Teardown undoes Setup for a pod: CNI DEL for every network in its
+// net-info.json, in reverse order, then the masquerading rules, port
+// forwards and IPAM leases its plugins could not remove because the pod's
+// network namespace is gone (a pod killed with SIGKILL). It can be run
+// again after a failure, and on a pod that has no networks.
+func Teardown(ctx context.Context, podUUID, podDir string, cfg Config) error {
+	return teardown(ctx, podUUID, podDir, &cfg, osHooks)
+}
+
+func teardown(ctx context.Context, podUUID, podDir string, cfg *Config, h hooks) error {
+	start := time.Now()
+	nis, err := LoadNetInfo(podDir)
+	if err != nil || len(nis) == 0 {
+		return err
+	}
+	cni := newCNI(cfg, podDir)
+	var errs []error
+	for i := len(nis) - 1; i >= 0; i-- {
+		ni := &nis[i]
+		if err := teardownOne(ctx, cni, podUUID, ni, cfg.PluginDirs, h); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", ni.Name, err))
+			continue
+		}
+		cfg.logf("networking: network %s torn down (%s)", ni.Name, ms(time.Since(start)))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("tear down the networks of pod %s: %w: fix the cause and run `rkt gc` again", podUUID, errors.Join(errs...))
+	}
+	return nil
+}
+
+func teardownOne(ctx context.Context, cni *libcni.CNIConfig, podUUID string, ni *NetInfo, pluginDirs []string, h hooks) error {
+	list, err := libcni.ConfListFromBytes(ni.Config)
+	if err != nil {
+		return fmt.Errorf("recorded configuration: %w", err)
+	}
+	netns := ""
+	if ni.NetNS != "" && ni.NetNSID != "" && h.netnsID(ni.NetNS) == ni.NetNSID {
+		netns = ni.NetNS
+	}
+	rt := runtimeConf(podUUID, netns, ni)
+	if res, _ := cni.GetNetworkListCachedResult(list, rt); res == nil && len(ni.Result) > 0 {
+		// libcni's cache is gone: give DEL the recorded result instead.
+		if list, err = withPrevResult(list, ni.Result); err != nil {
+			return err
+		}
+	}
+	if netns == "" && len(ni.IPs) == 0 {
+		// ADD may have been interrupted before it was recorded: find the
+		// addresses from the IPAM leases before DEL releases them.
+		ni.IPs = leasedAddrs(ni, podUUID)
+	}
+	// DEL the plugins that are there even if one is missing.
+	list, missing := installedOnly(list, pluginDirs)
+	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
+		return err
+	}
+	if netns == "" && masquerades(list) {
+		if err := h.teardownIPMasq(ni, podUUID); err != nil {
+			return err
+		}
+	}
+	return missing
+}
+
+// installedOnly drops the plugins that cannot be found from a list, and
+// returns an error naming them.
+func installedOnly(list *libcni.NetworkConfigList, dirs []string) (*libcni.NetworkConfigList, error) {
+	var errs []error
+	out := *list
+	out.Plugins = nil
+	for _, p := range list.Plugins {
+		if _, err := invoke.FindInPath(p.Network.Type, dirs); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %q in %s, so what it set up is left: install it and run `rkt gc` again", ErrPluginNotFound, p.Network.Type, strings.Join(dirs, ":")))
+			continue
+		}
+		out.Plugins = append(out.Plugins, p)
+	}
+	return &out, errors.Join(errs...)
+}
+
+// withPrevResult puts a recorded result into every plugin's configuration.
+func withPrevResult(list *libcni.NetworkConfigList, result json.RawMessage) (*libcni.NetworkConfigList, error) {
+	var prev map[string]any
+	if err := json.Unmarshal(result, &prev); err != nil {
+		return nil, fmt.Errorf("recorded result: %w", err)
+	}
+	out := *list
+	out.Plugins = make([]*libcni.PluginConfig, len(list.Plugins))
+	for i, p := range list.Plugins {
+		np, err := libcni.InjectConf(p, map[string]any{"prevResult": prev})
+		if err != nil {
+			return nil, err
+		}
+		out.Plugins[i] = np
+	}
+	return &out, nil
+}
+
+// masquerades reports whether a plugin of the list set up IP masquerading
+// (ptp and bridge do it with the same rules, named after the network and
+// the container ID; removing rules that are not there costs only time).
+func masquerades(list *libcni.NetworkConfigList) bool {
+	for _, p := range list.Plugins {
+		var c struct {
+			IPMasq bool `json:"ipMasq"`
+		}
+		if json.Unmarshal(p.Bytes, &c) == nil && c.IPMasq {
+			return true
+		}
+	}
+	return false
+}
+
+func runtimeConf(podUUID, netns string, ni *NetInfo) *libcni.RuntimeConf {
+	rt := &libcni.RuntimeConf{ContainerID: podUUID, NetNS: netns, IfName: ni.IfName, Args: ni.Args}
+	if len(ni.Ports) > 0 {
+		pm := make([]map[string]any, len(ni.Ports))
+		for i, p := range ni.Ports {
+			m := map[string]any{"hostPort": p.HostPort, "containerPort": p.PodPort, "protocol": p.Protocol}
+			if p.HostIP != "" {
+				m["hostIP"] = p.HostIP
+			}
+			pm[i] = m
+		}
+		rt.CapabilityArgs = map[string]any{"portMappings": pm}
+	}
+	return rt
+}
+
+func (ni *NetInfo) setResult(res types.Result) error {
+	if res == nil {
+		return errors.New("the plugins returned no result")
+	}
+	cr, err := current.NewResultFromResult(res)
+	if err != nil {
+		return fmt.Errorf("the plugins' result: %w", err)
+	}
+	ni.fillFromResult(cr)
+	if ni.Result, err = json.Marshal(res); err != nil {
+		return fmt.Errorf("the plugins' result: %w", err)
+	}
+	return nil
+}
+
+func newCNI(cfg *Config, podDir string) *libcni.CNIConfig {
+	return libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(podDir, cacheDirName), &timedExec{
+		raw: &invoke.RawExec{}, dec: version.PluginDecoder{}, logf: cfg.logf,
+	})
+}
+
+// timedExec runs plugins like libcni's default, and logs how long each
+// took.
+type timedExec struct {
+	raw  *invoke.RawExec
+	dec  version.PluginDecoder
+	logf func(format string, args ...any)
+}
+
+var _ invoke.Exec = (*timedExec)(nil)
+
+func (e *timedExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
+	t := time.Now()
+	out, err := e.raw.ExecPlugin(ctx, pluginPath, stdin, environ)
+	cmd := ""
+	for _, kv := range environ {
+		if c, ok := strings.CutPrefix(kv, "CNI_COMMAND="); ok {
+			cmd = c
+		}
+	}
+	e.logf("networking:   plugin %s %s: %s", filepath.Base(pluginPath), cmd, ms(time.Since(t)))
+	return out, err
+}
+
+func (e *timedExec) FindInPath(plugin string, paths []string) (string, error) {
+	return e.raw.FindInPath(plugin, paths)
+}
+
+func (e *timedExec) Decode(b []byte) (version.PluginInfo, error) { return e.dec.Decode(b) }
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
+}
