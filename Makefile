@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 STATICCHECK ?= build/tools/staticcheck
 
-.PHONY: all rkt stage1 test lint unit functional man check-man install demo clean
+.PHONY: all rkt stage1 test lint unit functional man check-man install demo clean FORCE
 
 all: rkt stage1
 
@@ -30,6 +30,7 @@ stage1:
 test: all lint check-man unit functional
 
 lint:
+	$(GO) vet -tags mangen ./rkt
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^vendor/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
@@ -40,11 +41,17 @@ unit:
 functional: all
 	RKT_BIN=$(CURDIR)/$(BIN)/rkt $(GO) test -count=1 -timeout 20m ./tests/
 
-man: rkt
-	rm -rf dist/man && $(BIN)/rkt gen-man dist/man
+# Man pages come from the CLI itself, built with the generator (-tags mangen).
+build/rkt-mangen: FORCE
+	CGO_ENABLED=0 $(GO) build -tags mangen -o $@ ./rkt
 
-check-man: rkt
-	@tmp=$$(mktemp -d) && $(BIN)/rkt gen-man $$tmp && diff -r dist/man $$tmp >/dev/null || { rm -rf $$tmp; echo "dist/man is stale: run make man"; exit 1; }; rm -rf $$tmp
+man: build/rkt-mangen
+	rm -rf dist/man && build/rkt-mangen gen-man dist/man
+
+check-man: build/rkt-mangen
+	@tmp=$$(mktemp -d) && build/rkt-mangen gen-man $$tmp && diff -r dist/man $$tmp >/dev/null || { rm -rf $$tmp; echo "dist/man is stale: run make man"; exit 1; }; rm -rf $$tmp
+
+FORCE:
 
 install: all
 	install -D -m 0755 $(BIN)/rkt $(DESTDIR)$(PREFIX)/bin/rkt

@@ -1,3 +1,5 @@
+//go:build mangen
+
 package main
 
 import (
@@ -9,8 +11,9 @@ import (
 	"github.com/spf13/cobra/doc"
 )
 
-// cmdGenMan writes man pages for every command (make man). Hidden: it is a
-// build tool, not an operator's command.
+// cmdGenMan writes man pages for every command (make man). It is built
+// only with -tags mangen (a separate binary), so that the rkt binary does
+// not carry, and initialise, the documentation generator.
 var cmdGenMan = &cobra.Command{
 	Use:    "gen-man DIR",
 	Short:  "Write man pages for all commands into DIR",
@@ -30,7 +33,4 @@ var cmdGenMan = &cobra.Command{
 	},
 }
 
-func init() {
-	cmdRkt.AddCommand(cmdGenMan)
-	cmdRkt.CompletionOptions.HiddenDefaultCmd = false
-}
+func init() { cmdRkt.AddCommand(cmdGenMan) }

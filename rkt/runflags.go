@@ -10,8 +10,8 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/pflag"
 
+	"github.com/rkt/rkt/pkg/caps"
 	"github.com/rkt/rkt/stage0"
-	"github.com/rkt/rkt/stage2"
 )
 
 // podFlags are the pod-level flags of run and prepare. They may appear
@@ -164,7 +164,7 @@ func (f *isolatorFlags) apply(a *stage0.AppSpec) error {
 		return usagef("--caps-retain and --caps-remove cannot be used together")
 	}
 	for flag, v := range map[string]string{"--caps-retain": f.capsRetain, "--caps-remove": f.capsRemove} {
-		if _, err := stage2.CapNumbers(capList(v)); v != "" && err != nil {
+		if _, err := caps.CapNumbers(capList(v)); v != "" && err != nil {
 			return usagef("%s: %v", flag, err)
 		}
 	}
