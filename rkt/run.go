@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/stage0"
 )
 
@@ -126,9 +127,11 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	pr.Touch()
 	phase("record image use")
 	io := &globalFlags.InsecureOptions
+	dnsMode, _ := spec.DNSConfMode() // checked in podSpec
 	opts := stage0.RunOptions{
 		Debug: globalFlags.Debug, Net: pf.net, Hostname: pf.hostname, Interactive: pf.interactive, IPC: pf.ipc,
 		DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
+		DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
 	}
 	warnRun(cmd, io)
 	debugf(cmd, "pod %s: exec stage1", pr.Pod.UUID)
@@ -165,8 +168,8 @@ var cmdRunPrepared = &cobra.Command{
 	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := runPreparedFlags
-		if f.net != "host" && f.net != "none" {
-			return usagef("--net=%s: only host and none are available yet", f.net)
+		if _, _, _, err := networking.ParseNetFlag(f.net); err != nil {
+			return usagef("--net: %v", err)
 		}
 		ctx, cancel := signalContext()
 		defer cancel()
@@ -179,13 +182,14 @@ var cmdRunPrepared = &cobra.Command{
 		return stage0.RunPrepared(ctx, s, filepath.Join(globalFlags.Dir, "pods"), args[0], stage0.RunOptions{
 			Debug: globalFlags.Debug, Net: f.net, Hostname: f.hostname, Interactive: f.interactive, IPC: f.ipc,
 			DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
+			LocalConfig: globalFlags.LocalConfigDir,
 		})
 	},
 }
 
 func init() {
 	f := cmdRunPrepared.Flags()
-	f.StringVar(&runPreparedFlags.net, "net", "host", "networks: host or none")
+	f.StringVar(&runPreparedFlags.net, "net", "host", "networks (see rkt run --net)")
 	f.StringVar(&runPreparedFlags.hostname, "hostname", "", "the pod's hostname")
 	f.StringVar(&runPreparedFlags.ipc, "ipc", "auto", "IPC namespace: auto, private or parent")
 	f.BoolVar(&runPreparedFlags.interactive, "interactive", false, "give the app the terminal")

@@ -10,6 +10,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/pflag"
 
+	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/caps"
 	"github.com/rkt/rkt/stage0"
 )
@@ -32,18 +33,30 @@ type podFlags struct {
 	ipc          string
 	quiet        bool
 	annotations  []string
+	ports        []string
+	dns          []string
+	dnsSearch    []string
+	dnsOpt       []string
+	dnsDomain    string
+	hostsEntries []string
 }
 
 // newPodFlags returns the pod flags with their defaults.
 func newPodFlags(defaultPull string) *podFlags {
-	return &podFlags{net: "host", pullPolicy: defaultPull, ipc: "auto"}
+	return &podFlags{net: "host", pullPolicy: defaultPull, ipc: "auto"} // TODO(networking): default once stage1 sets up CNI networks
 }
 
 // register adds the pod flags to fs. The current values are the
 // defaults, so registering them again in an app's flag set (flags after an
 // image) keeps what was parsed before; list flags always append.
 func (pf *podFlags) register(fs *pflag.FlagSet, forRun bool) {
-	fs.StringVar(&pf.net, "net", pf.net, "networks: host or none (CNI networks come with the networking work)")
+	fs.StringVar(&pf.net, "net", pf.net, "networks: default, default-restricted, none, host, all, or names from net.d, with per-network CNI args: name:K=V;K2=V2")
+	fs.Var((*appendValue)(&pf.ports), "port", "forward a host port: NAME:[HOSTIP:]HOSTPORT (a port named by the image) or [HOSTIP:]HOSTPORT:PODPORT[/tcp|udp]")
+	fs.Var((*appendValue)(&pf.dns), "dns", "name server IP for the pod (repeatable), or host (the host's resolv.conf), or none")
+	fs.Var((*appendValue)(&pf.dnsSearch), "dns-search", "DNS search domain (repeatable)")
+	fs.Var((*appendValue)(&pf.dnsOpt), "dns-opt", "resolv.conf option (repeatable)")
+	fs.StringVar(&pf.dnsDomain, "dns-domain", pf.dnsDomain, "DNS domain")
+	fs.Var((*appendValue)(&pf.hostsEntries), "hosts-entry", "an /etc/hosts entry IP=HOST[,HOST...] (repeatable), or host (the host's /etc/hosts)")
 	fs.StringVar(&pf.hostname, "hostname", pf.hostname, "the pod's hostname (default rkt-<uuid>)")
 	fs.BoolVar(&pf.interactive, "interactive", pf.interactive, "give the (single) app the terminal")
 	fs.Var((*appendValue)(&pf.volumes), "volume", "pod volume: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or NAME,kind=empty[,mode=0755][,uid=0][,gid=0]")
@@ -426,12 +439,25 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 		}
 		spec.PodManifest = &pm
 	}
-	switch pf.net {
-	case "host", "none":
-	case "default", "":
-		return nil, usagef("--net=default (CNI networking) is not available yet: use --net=host or --net=none")
-	default:
-		return nil, usagef("--net=%s: only host and none are available yet", pf.net)
+	_, host, none, err := networking.ParseNetFlag(pf.net)
+	if err != nil {
+		return nil, usagef("--net: %v", err)
+	}
+	for _, p := range pf.ports {
+		pfl, err := networking.ParsePortFlag(p)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		spec.Ports = append(spec.Ports, pfl)
+	}
+	if len(spec.Ports) > 0 && (host || none) {
+		return nil, usagef("--port needs a pod network: with --net=%s there is nothing to forward to", pf.net)
+	}
+	spec.Hostname = pf.hostname
+	spec.DNS = networking.DNSFlags{Servers: pf.dns, Search: pf.dnsSearch, Options: pf.dnsOpt, Domain: pf.dnsDomain}
+	spec.HostsEntries = pf.hostsEntries
+	if _, err := spec.DNSConfMode(); err != nil {
+		return nil, usagef("%v", err)
 	}
 	switch pf.ipc {
 	case "auto", "private", "parent":

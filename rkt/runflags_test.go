@@ -80,7 +80,11 @@ func TestPodSpecErrors(t *testing.T) {
 		mod  func(*podFlags)
 		want string
 	}{
-		{func(p *podFlags) { p.net = "default" }, "not available yet"},
+		{func(p *podFlags) { p.net = "default,default" }, "--net"},
+		{func(p *podFlags) { p.net = "host"; p.ports = []string{"8080:80"} }, "--port needs a pod network"},
+		{func(p *podFlags) { p.ports = []string{"80"} }, "--port"},
+		{func(p *podFlags) { p.dns = []string{"host", "1.1.1.1"} }, "--dns=host"},
+		{func(p *podFlags) { p.hostsEntries = []string{"nope"} }, "--hosts-entry"},
 		{func(p *podFlags) { p.volumes = []string{"v,kind=host,source=rel"} }, "absolute"},
 		{func(p *podFlags) { p.volumes = []string{"v,kind=nope"} }, "--volume"},
 		{func(p *podFlags) { p.setEnv = []string{"NOEQUALS"} }, "K=V"},

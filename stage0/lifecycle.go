@@ -3,6 +3,7 @@ package stage0
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -36,7 +37,30 @@ type PodStatus struct {
 	Created  time.Time   `json:"created_at,omitzero"`
 	Started  time.Time   `json:"started_at,omitzero"`
 	PID      int         `json:"pid,omitempty"`
-	Networks []string    `json:"networks,omitempty"`
+	Networks []string    `json:"networks,omitempty"` // name:IP
+}
+
+// networksOf reads the networks and addresses from net-info.json (written
+// by stage1); "" entries of networks without an address are skipped.
+func networksOf(dir string) []string {
+	data, err := os.ReadFile(filepath.Join(dir, "net-info.json"))
+	if err != nil {
+		return nil
+	}
+	var nis []struct {
+		Name string `json:"netName"`
+		IP   string `json:"ip"`
+	}
+	if json.Unmarshal(data, &nis) != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range nis {
+		if n.IP != "" {
+			out = append(out, n.Name+":"+n.IP)
+		}
+	}
+	return out
 }
 
 // Status reads a pod's status from its directory. It tolerates a pod that
@@ -47,6 +71,7 @@ func Status(p *pod.Pod) *PodStatus {
 	if data, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
 		st.PID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
 	}
+	st.Networks = networksOf(dir)
 	data, err := os.ReadFile(filepath.Join(dir, "pod"))
 	if err != nil {
 		return st

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/rkt/rkt/imagestore"
+	"github.com/rkt/rkt/networking"
 )
 
 // buildPodManifest fetches each app's image and builds the pod manifest,
@@ -34,6 +36,7 @@ func buildPodManifest(ctx context.Context, f *Fetcher, spec *PodSpec) (*schema.P
 	}
 	var infos []*imagestore.ImageInfo
 	names := map[string]bool{}
+	var err error
 	for _, as := range spec.Apps {
 		f.Signature = as.Signature
 		info, err := f.Fetch(ctx, as.Image)
@@ -54,7 +57,46 @@ func buildPodManifest(ctx context.Context, f *Fetcher, spec *PodSpec) (*schema.P
 	if err := checkVolumes(pm); err != nil {
 		return nil, nil, err
 	}
+	if pm.Ports, err = exposedPorts(pm, spec.Ports); err != nil {
+		return nil, nil, err
+	}
 	return pm, infos, nil
+}
+
+// exposedPorts matches --port flags with the ports the apps' images name,
+// and writes them as the pod manifest's ports with the pod side filled in.
+func exposedPorts(pm *schema.PodManifest, flags []networking.PortFlag) ([]types.ExposedPort, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	var named []networking.ManifestPort
+	for _, ra := range pm.Apps {
+		for _, p := range ra.App.Ports {
+			named = append(named, networking.ManifestPort{Name: p.Name.String(), Protocol: p.Protocol, Port: p.Port})
+		}
+	}
+	fwds, err := networking.ResolvePorts(flags, named)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]types.ExposedPort, 0, len(fwds))
+	for _, f := range fwds {
+		name := f.Name
+		if name == "" {
+			name = fmt.Sprintf("%d-%s", f.PodPort, f.Protocol)
+		}
+		acn, err := types.SanitizeACName(name)
+		if err != nil {
+			return nil, fmt.Errorf("--port: port name %q: %v", name, err)
+		}
+		ep := types.ExposedPort{Name: *types.MustACName(acn), HostPort: f.HostPort,
+			PodPort: &types.Port{Name: *types.MustACName(acn), Protocol: f.Protocol, Port: f.PodPort, Count: 1}}
+		if f.HostIP != "" {
+			ep.HostIP = net.ParseIP(f.HostIP)
+		}
+		out = append(out, ep)
+	}
+	return out, nil
 }
 
 func runtimeApp(f *Fetcher, spec *PodSpec, as *AppSpec, info *imagestore.ImageInfo, im *schema.ImageManifest, names map[string]bool) (*schema.RuntimeApp, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/rkt/rkt/imagestore"
+	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
 )
@@ -45,6 +46,35 @@ type PodSpec struct {
 	// PodManifest, when set (--pod-manifest), is used as is; Apps must be
 	// empty.
 	PodManifest *schema.PodManifest
+	// Ports are the --port flags, matched with the images' ports into the
+	// pod manifest's ports (stage1 forwards them).
+	Ports []networking.PortFlag
+	// Hostname is --hostname ("" = rkt-<uuid>), for the hosts file.
+	Hostname string
+	// DNS and HostsEntries are --dns* and --hosts-entry: with values, stage0
+	// writes the pod's resolv.conf and hosts (docs/stage1-abi.md).
+	DNS          networking.DNSFlags
+	HostsEntries []string
+}
+
+// DNSConfMode returns stage1's --dns-conf-mode for the spec's DNS and hosts
+// flags, after checking them.
+func (spec *PodSpec) DNSConfMode() (string, error) {
+	resolv, err := spec.DNS.Mode()
+	if err != nil {
+		return "", err
+	}
+	hostsMode := "default"
+	host, entries, err := networking.ParseHostsEntries(spec.HostsEntries)
+	switch {
+	case err != nil:
+		return "", err
+	case host:
+		hostsMode = "host"
+	case len(entries) > 0:
+		hostsMode = "stage0"
+	}
+	return "resolv=" + resolv + ",hosts=" + hostsMode, nil
 }
 
 // Prepared is a pod directory ready for stage1.
@@ -107,6 +137,9 @@ func Prepare(ctx context.Context, f *Fetcher, podsDir string, spec *PodSpec, pha
 		return nil, err
 	}
 	if err := pr.writePodDir(s1, infos); err != nil {
+		return nil, err
+	}
+	if err := pr.writeNetFiles(spec); err != nil {
 		return nil, err
 	}
 	phase("pod directory")
@@ -186,3 +219,30 @@ func (pr *Prepared) Touch() {
 
 // errNoApps is returned for a pod without apps.
 var errNoApps = errors.New("no image given: rkt run IMAGE [flags] [--- IMAGE2 ...]")
+
+// writeNetFiles writes the resolv.conf and hosts file stage1 uses when
+// --dns-conf-mode says stage0.
+func (pr *Prepared) writeNetFiles(spec *PodSpec) error {
+	etc := filepath.Join(pr.Pod.Path(), "stage1", "rootfs", "etc")
+	if mode, _ := spec.DNS.Mode(); mode == networking.ResolvStage0 {
+		if err := os.MkdirAll(etc, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(etc, "rkt-resolv.conf"), networking.ResolvConf(spec.DNS.DNS()), 0o644); err != nil {
+			return err
+		}
+	}
+	if _, entries, _ := networking.ParseHostsEntries(spec.HostsEntries); len(entries) > 0 {
+		hostname := spec.Hostname
+		if hostname == "" {
+			hostname = "rkt-" + pr.Pod.UUID
+		}
+		if err := os.MkdirAll(etc, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(etc, "rkt-hosts"), networking.HostsFile(entries, hostname, nil), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -28,6 +28,7 @@ type RunOptions struct {
 	DisablePaths   bool
 	DisableSeccomp bool
 	DNSConfMode    string
+	LocalConfig    string
 	ExtraArgs      []string
 }
 
@@ -60,6 +61,9 @@ func (o *RunOptions) args(ep string, version int, uuid string) []string {
 	}
 	if o.IPC != "" && version >= 6 {
 		a = append(a, "--ipc="+o.IPC)
+	}
+	if o.LocalConfig != "" {
+		a = append(a, "--local-config="+o.LocalConfig)
 	}
 	a = append(a, o.ExtraArgs...)
 	return append(a, uuid)
