@@ -3,6 +3,7 @@ package run
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -42,11 +43,20 @@ func sealedExe() (*os.File, error) {
 		done += int64(n)
 	}
 	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
-		dst.Close()
-		return nil, fmt.Errorf("seal the in-memory stage1 binary: %w", err)
+	// F_SEAL_WRITE fails with EBUSY while the kernel still holds page
+	// references from the copy (memfd_wait_for_pins gives up after a
+	// while under load): try again briefly.
+	for try := 0; ; try++ {
+		_, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals)
+		if err == nil {
+			return dst, nil
+		}
+		if err != unix.EBUSY || try == 50 {
+			dst.Close()
+			return nil, fmt.Errorf("seal the in-memory stage1 binary: %w", err)
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return dst, nil
 }
 
 // stage2Mount describes a read-only bind of a host cgroup directory.
