@@ -272,15 +272,25 @@ func (s *Store) PutRemote(r *Remote) error {
 	})
 }
 
-// Touch records that an image was used now. It skips the fsync: a lost
-// last-used time only makes image gc keep an image a little longer.
-func (s *Store) Touch(key string) error {
+// Touch records that images were used now, in one transaction. It skips
+// the fsync: a lost last-used time only makes image gc keep an image a
+// little longer.
+func (s *Store) Touch(keys ...string) error {
+	now := time.Now()
 	return s.update(false, func(tx *bolt.Tx) error {
-		info, err := getImage(tx, key)
-		if err != nil || info == nil {
-			return err
+		for _, key := range keys {
+			info, err := getImage(tx, key)
+			if err != nil {
+				return err
+			}
+			if info == nil {
+				continue
+			}
+			info.LastUsed = now
+			if err := putImage(tx, info); err != nil {
+				return err
+			}
 		}
-		info.LastUsed = time.Now()
-		return putImage(tx, info)
+		return nil
 	})
 }

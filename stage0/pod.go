@@ -212,9 +212,7 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 // Touch records that the pod's images were used (cheap, no fsync; called
 // after stage1 started or just before exec).
 func (pr *Prepared) Touch() {
-	for _, k := range pr.imageKeys {
-		pr.store.Touch(k)
-	}
+	pr.store.Touch(pr.imageKeys...)
 }
 
 // errNoApps is returned for a pod without apps.
