@@ -83,10 +83,13 @@ func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) 
 	c.Dir = "/"
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	c.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
+	// Join the app's cgroups before starting the command, so that it (and
+	// anything it forks) is never outside them; this short-lived process
+	// is charged to the app as well, which is where it runs.
+	joinCgroups(pid, os.Getpid())
 	if err := c.Start(); err != nil {
 		return 0, fmt.Errorf("start %s in app %s: %w", cmd[0], app, err)
 	}
-	joinCgroups(pid, c.Process.Pid)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP)
 	go func() {
@@ -171,9 +174,9 @@ func lookIn(root, cmd string, env []string) (string, error) {
 	return "", fmt.Errorf("%s: not found in the app's PATH (%s)", cmd, p)
 }
 
-// joinCgroups moves child into the cgroups of the app's process pid (best
+// joinCgroups moves process proc into the cgroups of the app's process pid (best
 // effort: the command runs either way).
-func joinCgroups(pid, child int) {
+func joinCgroups(pid, proc int) {
 	hs, err := cgroup.Self()
 	if err != nil {
 		return
@@ -190,7 +193,7 @@ func joinCgroups(pid, child int) {
 		for _, h := range hs {
 			match := (parts[1] == "" && h.Unified) || (!h.Unified && parts[1] == strings.Join(h.Controllers, ","))
 			if match {
-				os.WriteFile(filepath.Join(h.Dir(parts[2]), "cgroup.procs"), []byte(strconv.Itoa(child)), 0o644)
+				os.WriteFile(filepath.Join(h.Dir(parts[2]), "cgroup.procs"), []byte(strconv.Itoa(proc)), 0o644)
 			}
 		}
 	}
