@@ -17,11 +17,14 @@ all: rkt stage1
 rkt:
 	$(GOBUILD) -o $(BIN)/rkt ./rkt
 
-# The stage1 images rkt finds beside itself: default (our isolation) and fly
-# (chroot only). Each is one static binary packaged by stage1/mkimage.
+# The stage1 images rkt finds beside itself: default (our isolation, with
+# the CNI plugins from the pinned containernetworking/plugins module) and
+# fly (chroot only). Each is one static binary packaged by stage1/mkimage.
 stage1:
 	$(GOBUILD) -o build/stage1/default/stage1 ./stage1/default
-	$(GO) run ./stage1/mkimage --flavor default --version $(VERSION) --bin build/stage1/default/stage1 -o $(BIN)/stage1-default.aci
+	rm -rf build/stage1/plugins
+	GO=$(GO) networking/build-plugins.sh build/stage1/plugins
+	$(GO) run ./stage1/mkimage --flavor default --version $(VERSION) --bin build/stage1/default/stage1 --plugins build/stage1/plugins -o $(BIN)/stage1-default.aci
 	$(GOBUILD) -o build/stage1/fly/stage1 ./stage1/fly
 	$(GO) run ./stage1/mkimage --flavor fly --version $(VERSION) --bin build/stage1/fly/stage1 -o $(BIN)/stage1-fly.aci
 

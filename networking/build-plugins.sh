@@ -4,8 +4,8 @@
 #
 #   networking/build-plugins.sh OUTDIR
 #
-# Run from anywhere inside the module. Needs only the Go toolchain and the
-# module proxy (or a filled module cache).
+# Run from anywhere inside the module. Needs only the Go toolchain ($GO,
+# else go from PATH) and the module proxy (or a filled module cache).
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -20,7 +20,7 @@ cd "$(dirname "$0")"
 p=github.com/containernetworking/plugins/plugins
 # The list is also in tools.go (which keeps go.mod and go.sum complete for
 # these packages): change both together.
-CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$out/" \
+CGO_ENABLED=0 "${GO:-go}" build -trimpath -ldflags="-s -w" -o "$out/" \
 	$p/main/ptp \
 	$p/main/bridge \
 	$p/main/macvlan \

@@ -159,7 +159,7 @@ func warnRun(cmd *cobra.Command, io *insecureOptions) {
 var runPreparedFlags = struct {
 	net, hostname, ipc string
 	interactive        bool
-}{net: "host", ipc: "auto"}
+}{net: "", ipc: "auto"}
 
 var cmdRunPrepared = &cobra.Command{
 	Use:     "run-prepared UUID",
@@ -189,7 +189,7 @@ var cmdRunPrepared = &cobra.Command{
 
 func init() {
 	f := cmdRunPrepared.Flags()
-	f.StringVar(&runPreparedFlags.net, "net", "host", "networks (see rkt run --net)")
+	f.StringVar(&runPreparedFlags.net, "net", "", "networks (see rkt run --net; default: the stage1's default)")
 	f.StringVar(&runPreparedFlags.hostname, "hostname", "", "the pod's hostname")
 	f.StringVar(&runPreparedFlags.ipc, "ipc", "auto", "IPC namespace: auto, private or parent")
 	f.BoolVar(&runPreparedFlags.interactive, "interactive", false, "give the app the terminal")

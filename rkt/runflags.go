@@ -43,14 +43,14 @@ type podFlags struct {
 
 // newPodFlags returns the pod flags with their defaults.
 func newPodFlags(defaultPull string) *podFlags {
-	return &podFlags{net: "host", pullPolicy: defaultPull, ipc: "auto"} // TODO(networking): default once stage1 sets up CNI networks
+	return &podFlags{net: "", pullPolicy: defaultPull, ipc: "auto"} // "": the stage1's default (default, or host for fly)
 }
 
 // register adds the pod flags to fs. The current values are the
 // defaults, so registering them again in an app's flag set (flags after an
 // image) keeps what was parsed before; list flags always append.
 func (pf *podFlags) register(fs *pflag.FlagSet, forRun bool) {
-	fs.StringVar(&pf.net, "net", pf.net, "networks: default, default-restricted, none, host, all, or names from net.d, with per-network CNI args: name:K=V;K2=V2")
+	fs.StringVar(&pf.net, "net", pf.net, "networks: default (the default), default-restricted, none, host, all, or names from net.d, with per-network CNI args: name:K=V;K2=V2")
 	fs.Var((*appendValue)(&pf.ports), "port", "forward a host port: NAME:[HOSTIP:]HOSTPORT (a port named by the image) or [HOSTIP:]HOSTPORT:PODPORT[/tcp|udp]")
 	fs.Var((*appendValue)(&pf.dns), "dns", "name server IP for the pod (repeatable), or host (the host's resolv.conf), or none")
 	fs.Var((*appendValue)(&pf.dnsSearch), "dns-search", "DNS search domain (repeatable)")

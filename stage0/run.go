@@ -20,7 +20,7 @@ import (
 // RunOptions are the pod-level flags stage1's run entrypoint takes.
 type RunOptions struct {
 	Debug          bool
-	Net            string // "host", "none", or a comma-separated list of networks
+	Net            string // "host", "none", a list of networks, or "" for the stage1's default
 	Hostname       string
 	Interactive    bool
 	IPC            string
@@ -38,7 +38,9 @@ func (o *RunOptions) args(ep string, version int, uuid string) []string {
 	if o.Debug {
 		a = append(a, "--debug")
 	}
-	a = append(a, "--net="+o.Net)
+	if o.Net != "" {
+		a = append(a, "--net="+o.Net)
+	}
 	if o.Interactive {
 		a = append(a, "--interactive")
 	}

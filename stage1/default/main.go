@@ -19,10 +19,14 @@
 //	  ▼
 //	init (host namespaces, caller's cgroup → <pod cgroup>/stage1)
 //	  │ copies itself into a sealed memfd
-//	  │ clone(NEWPID|NEWNS|NEWUTS|NEWIPC[|NEWNET]) + exec /proc/self/fd/5
-//	  │      argv[0]=rkt-supervisor, Setsid unless --interactive,
-//	  │      Pdeathsig=SIGKILL; fds 0-2 stdio, 3 config, 4 events, 5 memfd
+//	  │ clone(NEWPID|NEWNS|NEWUTS|NEWIPC[|NEWNET unless --net=host])
+//	  │      + exec /proc/self/fd/5, argv[0]=rkt-supervisor, Setsid unless
+//	  │      --interactive, Pdeathsig=SIGKILL; fds 0-2 stdio, 3 config,
+//	  │      4 events, 5 memfd
 //	  │ writes <pod>/pid (the supervisor's host PID)
+//	  │ CNI networks (--net=default, ...): networking.Setup in
+//	  │      /proc/<pid>/ns/net while the supervisor waits on fd 3; on
+//	  │      failure SIGKILL it, undo cgroups, exit 254
 //	  ├──── fd 3: supervisor.Config (JSON), EOF ─────────────────────▶ supervisor
 //	  │                                                                 (pid 1)
 //	  │                         per app: clone(NEWNS) + exec /proc/self/exe
@@ -39,6 +43,7 @@
 //	  │ SIGTERM/SIGINT/SIGHUP ───▶│ forwarded to the apps; SIGKILL to
 //	  │                           │ all after the grace period
 //	  │◀──── exit status ─────────┘ first failing app's code, else 0
+//	  │ networking.Teardown (CNI DEL) of the pod's networks, if any
 //	  ▼
 //	exit with the supervisor's status (128+N if it was killed by signal N)
 package main

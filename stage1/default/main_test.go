@@ -25,8 +25,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	hostNet := stage1test.SnapshotHostNet()
 	code := func() int {
 		if binDir, err = stage1test.Build("./stage1/default", dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		// binDir stands for the stage1 image's rootfs: the plugins go
+		// where the image has them.
+		if err := stage1test.BuildPlugins(binDir); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -37,6 +44,7 @@ func TestMain(m *testing.M) {
 		}
 		return m.Run()
 	}()
+	hostNet.Restore()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

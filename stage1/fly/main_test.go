@@ -168,3 +168,15 @@ func TestFlyEnterAndStop(t *testing.T) {
 		t.Errorf("status %d, want 143", c)
 	}
 }
+
+// TestFlyRefusesNetworks: fly has the host's network namespace only; any
+// other --net (the default included) is refused before anything runs.
+func TestFlyRefusesNetworks(t *testing.T) {
+	for _, args := range [][]string{{"--net=default"}, {"--net=none"}, {"--net=a,b"}, nil} {
+		p := newPod(t, stage1test.Spec{Apps: []stage1test.App{{Name: "a", Exec: []string{"/inspect", "--print-msg=started"}}}})
+		r := p.RunPod(args...)
+		if r.Code != 254 || !strings.Contains(r.Stderr, "use --net=host") || strings.Contains(r.Stdout, "started") {
+			t.Errorf("%q: exit %d stdout %q stderr %q", args, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+}

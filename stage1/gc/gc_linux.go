@@ -1,8 +1,9 @@
 // Package gc is the stage1 gc entrypoint, shared by the default and fly
-// flavors: it removes the cgroups the pod's stage1 created (in every
-// hierarchy) and lazily unmounts whatever is still mounted below the pod
-// directory, deepest first. It is idempotent: a second run finds nothing
-// to do.
+// flavors: it tears down the pod's CNI networks (CNI DEL, also when the
+// pod was killed and its network namespace is gone), removes the cgroups
+// the pod's stage1 created (in every hierarchy) and lazily unmounts
+// whatever is still mounted below the pod directory, deepest first. It is
+// idempotent: a second run finds nothing to do.
 package gc
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
 	"github.com/rkt/rkt/stage1/podcfg"
 )
@@ -29,7 +31,7 @@ import (
 func Main(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
 	debug := fs.Bool("debug", false, "print what gc does")
-	fs.String("local-config", "", "rkt's local configuration directory (unused)")
+	localConfig := fs.String("local-config", podcfg.DefaultLocalConfig, "rkt's local configuration directory (its net.d has the administrator's networks and plugins)")
 	if err := fs.Parse(args); err != nil {
 		return 254
 	}
@@ -46,16 +48,38 @@ func Main(ctx context.Context, args []string) int {
 	if *debug {
 		logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "stage1 gc: "+format+"\n", a...) }
 	}
-	if err := Collect(ctx, dir, logf); err != nil {
+	if err := Collect(ctx, dir, Options{UUID: fs.Arg(0), LocalConfig: *localConfig, Logf: logf}); err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 gc: pod %s: %v\n", fs.Arg(0), err)
 		return 254
 	}
 	return 0
 }
 
+// Options are gc's arguments.
+type Options struct {
+	// UUID is the pod's; "" means the pod directory's name.
+	UUID string
+	// LocalConfig is rkt's local configuration directory
+	// (--local-config), where the pod's networks may have come from.
+	LocalConfig string
+	// Logf, if set, is told what gc does.
+	Logf func(format string, args ...any)
+}
+
 // Collect cleans up after the pod in podDir.
-func Collect(ctx context.Context, podDir string, logf func(string, ...any)) error {
+func Collect(ctx context.Context, podDir string, opts Options) error {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	uuid := opts.UUID
+	if uuid == "" {
+		uuid = filepath.Base(podDir)
+	}
 	var errs []error
+	if err := teardownNetworks(ctx, podDir, uuid, opts.LocalConfig, logf); err != nil {
+		errs = append(errs, err)
+	}
 	if err := Unmount(podDir, logf); err != nil {
 		errs = append(errs, err)
 	}
@@ -72,6 +96,28 @@ func Collect(ctx context.Context, podDir string, logf func(string, ...any)) erro
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// teardownNetworks runs CNI DEL for the networks in the pod's
+// net-info.json (networking.Teardown), unless a previous run (or the run
+// entrypoint, when the pod exited) already did it all.
+func teardownNetworks(ctx context.Context, podDir, uuid, localConfig string, logf func(string, ...any)) error {
+	nis, err := networking.LoadNetInfo(podDir)
+	if err != nil || len(nis) == 0 {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(podDir, podcfg.NetDownFile)); err == nil {
+		logf("networks already torn down")
+		return nil
+	}
+	cfg, err := podcfg.NetConfig(podDir, localConfig, logf)
+	if err != nil {
+		return err
+	}
+	if err := networking.Teardown(ctx, uuid, podDir, cfg); err != nil {
+		return err
+	}
+	return podcfg.MarkNetDown(podDir)
 }
 
 // Unmount detaches every mount at or below dir, deepest first.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/appc/spec/schema"
@@ -18,10 +19,10 @@ func TestImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	out1, out2 := filepath.Join(dir, "a.aci"), filepath.Join(dir, "b.aci")
-	if err := run("fly", bin, "1.2.3", out1); err != nil {
+	if err := run("fly", bin, "", "1.2.3", out1); err != nil {
 		t.Fatal(err)
 	}
-	if err := run("fly", bin, "1.2.3", out2); err != nil {
+	if err := run("fly", bin, "", "1.2.3", out2); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.ReadFile(out1)
@@ -85,7 +86,65 @@ func TestImage(t *testing.T) {
 			t.Errorf("entry %d = %s, want %s", i, names[i], want[i])
 		}
 	}
-	if err := run("kvm", bin, "1", out1); err == nil {
+	if err := run("kvm", bin, "", "1", out1); err == nil {
 		t.Error("unknown flavor accepted")
+	}
+}
+
+// TestPlugins: --plugins puts the plugins under
+// rootfs/usr/lib/rkt/plugins/net (directories first, files sorted,
+// 0755), for the default flavor only, and only with the plugins the
+// built-in networks need.
+func TestPlugins(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "stage1")
+	os.WriteFile(bin, []byte("bin"), 0o755)
+	plugins := filepath.Join(dir, "plugins")
+	os.Mkdir(plugins, 0o755)
+	for _, p := range []string{"ptp", "portmap", "host-local", "bridge"} {
+		if err := os.WriteFile(filepath.Join(plugins, p), []byte("plugin "+p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "d.aci")
+	if err := run("default", bin, plugins, "1", out); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(out)
+	tr := tar.NewReader(bytes.NewReader(data))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+		if dir, base := filepath.Split(h.Name); dir == "rootfs/usr/lib/rkt/plugins/net/" && base != "" {
+			body, _ := io.ReadAll(tr)
+			if string(body) != "plugin "+base || h.Mode != 0o755 || h.Typeflag != tar.TypeReg {
+				t.Errorf("%s: mode %o type %c content %q", h.Name, h.Mode, h.Typeflag, body)
+			}
+		}
+	}
+	want := []string{"manifest", "rootfs/", "rootfs/init", "rootfs/enter", "rootfs/gc", "rootfs/stop",
+		"rootfs/usr/", "rootfs/usr/lib/", "rootfs/usr/lib/rkt/", "rootfs/usr/lib/rkt/plugins/", "rootfs/usr/lib/rkt/plugins/net/",
+		"rootfs/usr/lib/rkt/plugins/net/bridge", "rootfs/usr/lib/rkt/plugins/net/host-local",
+		"rootfs/usr/lib/rkt/plugins/net/portmap", "rootfs/usr/lib/rkt/plugins/net/ptp"}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("entries\n%v\nwant\n%v", names, want)
+	}
+
+	if err := run("fly", bin, plugins, "1", out); err == nil || !strings.Contains(err.Error(), "no networking") {
+		t.Errorf("fly with --plugins: %v", err)
+	}
+	os.Remove(filepath.Join(plugins, "portmap"))
+	if err := run("default", bin, plugins, "1", out); err == nil || !strings.Contains(err.Error(), "portmap") {
+		t.Errorf("plugins without portmap: %v", err)
+	}
+	if err := run("default", bin, filepath.Join(dir, "none"), "1", out); err == nil || !strings.Contains(err.Error(), "build-plugins.sh") {
+		t.Errorf("missing plugins directory: %v", err)
 	}
 }

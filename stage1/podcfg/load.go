@@ -14,6 +14,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
 	"github.com/rkt/rkt/stage2"
 )
@@ -44,6 +45,9 @@ type Pod struct {
 	Apps        []*App
 	// EmptyVolumes are prepared by stage1 before any app starts.
 	EmptyVolumes []EmptyVolume
+	// Ports are the host ports forwarded to the pod (the pod manifest's
+	// ports), for contained networks only.
+	Ports []networking.PortForward
 }
 
 // App is one app: what its launcher gets, and what stage1 does around it.
@@ -55,6 +59,8 @@ type App struct {
 	// InlineVolumes are empty volumes defined in the app's own mounts
 	// (appVolume); stage1 prepares them like the pod's.
 	InlineVolumes []EmptyVolume
+	// imagePorts are the ports the app's image names.
+	imagePorts []types.Port
 }
 
 // EmptyVolume is a kind=empty volume, backed by <pod>/sharedVolumes/<name>.
@@ -117,7 +123,52 @@ func Load(ctx context.Context, dir string, opts *Options) (*Pod, error) {
 		}
 		p.Apps = append(p.Apps, a)
 	}
+	if p.Ports, err = ports(pm.Ports, p.Apps); err != nil {
+		return nil, err
+	}
+	if len(p.Ports) > 0 && !opts.NetContained() {
+		return nil, fmt.Errorf("the pod manifest forwards %d host ports, which needs a network of the pod's own: run with --net=default (or other networks), not --net=%s", len(p.Ports), opts.Net)
+	}
 	return p, nil
+}
+
+// ports turns the pod manifest's exposed ports into port forwards. stage0
+// fills in each one's pod port; one without is looked up by name among
+// the ports the apps' images name. A port range (count > 1) forwards its
+// first port only, as the host port is a single one.
+func ports(eps []types.ExposedPort, apps []*App) ([]networking.PortForward, error) {
+	var out []networking.PortForward
+	for _, ep := range eps {
+		pp := ep.PodPort
+		if pp == nil {
+			for _, a := range apps {
+				for i := range a.imagePorts {
+					if a.imagePorts[i].Name == ep.Name && pp == nil {
+						pp = &a.imagePorts[i]
+					}
+				}
+			}
+		}
+		if pp == nil {
+			return nil, fmt.Errorf("pod manifest: exposed port %s has no podPort and no app's image names a port %s: name one of the images' ports", ep.Name, ep.Name)
+		}
+		proto := strings.ToLower(pp.Protocol)
+		if proto == "" {
+			proto = "tcp"
+		}
+		if proto != "tcp" && proto != "udp" {
+			return nil, fmt.Errorf("pod manifest: port %s: protocol %q cannot be forwarded (tcp and udp can)", ep.Name, pp.Protocol)
+		}
+		if ep.HostPort == 0 || ep.HostPort > 65535 {
+			return nil, fmt.Errorf("pod manifest: port %s: host port %d is not a port number from 1 to 65535", ep.Name, ep.HostPort)
+		}
+		pf := networking.PortForward{Name: ep.Name.String(), Protocol: proto, PodPort: pp.Port, HostPort: ep.HostPort}
+		if ep.HostIP != nil && !ep.HostIP.IsUnspecified() {
+			pf.HostIP = ep.HostIP.String()
+		}
+		out = append(out, pf)
+	}
+	return out, nil
 }
 
 // imageHas reports whether a file exists in the image's layers.
@@ -204,6 +255,9 @@ func loadApp(dir string, ra *schema.RuntimeApp, vols map[string]types.Volume, op
 		return nil, errors.New("nothing to execute: neither the pod manifest nor the image manifest has an exec")
 	}
 	a := &App{}
+	if im.App != nil {
+		a.imagePorts = im.App.Ports
+	}
 	if v, ok := im.Annotations.Get(NotifyAnnotation); ok && v == "true" {
 		a.SupportsNotify = true
 	}

@@ -5,12 +5,23 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/rkt/rkt/networking"
 )
+
+// DefaultLocalConfig is rkt's local configuration directory when stage0
+// passes no --local-config.
+const DefaultLocalConfig = "/etc/rkt"
 
 // Options are the run entrypoint's arguments (interface version 6).
 type Options struct {
-	Debug          bool
-	Net            string // "host", "none", or a list of networks
+	Debug bool
+	// Net is --net as given: "host", "none", or a list of networks
+	// ("default", "default-restricted", "all", "name1,name2:IP=1.2.3.4;K=V").
+	Net string
+	// Networks is Net parsed: the networks to set up, empty for host and
+	// none.
+	Networks       []networking.Request
 	Interactive    bool
 	Hostname       string
 	IPC            string // auto, private, parent
@@ -32,7 +43,7 @@ func ParseRunArgs(args []string, errOut io.Writer) (*Options, error) {
 	fs.SetOutput(errOut)
 	var dnsMode, mdsToken string
 	fs.BoolVar(&o.Debug, "debug", false, "print what stage1 does")
-	fs.StringVar(&o.Net, "net", "host", "networking: host, none (default networks need the networking code)")
+	fs.StringVar(&o.Net, "net", networking.NetDefault, "networking: host, none, or a list of networks (default, default-restricted, all, NAME[:K=V;...],...)")
 	fs.BoolVar(&o.Interactive, "interactive", false, "give the (single) app the caller's terminal")
 	fs.StringVar(&o.Hostname, "hostname", "", "the pod's hostname (default rkt-<uuid>)")
 	fs.StringVar(&o.IPC, "ipc", "auto", "IPC namespace: auto, private, parent")
@@ -42,7 +53,7 @@ func ParseRunArgs(args []string, errOut io.Writer) (*Options, error) {
 	fs.StringVar(&dnsMode, "dns-conf-mode", "", "resolv=host|stage0|none|default,hosts=host|stage0|default")
 	fs.StringVar(&o.PrivateUsers, "private-users", "", "user namespace SHIFT:COUNT (not supported yet)")
 	fs.BoolVar(&o.Mutable, "mutable", false, "mutable pod (not supported)")
-	fs.StringVar(&o.LocalConfig, "local-config", "", "rkt's local configuration directory")
+	fs.StringVar(&o.LocalConfig, "local-config", DefaultLocalConfig, "rkt's local configuration directory (its net.d has the administrator's networks and plugins)")
 	fs.StringVar(&mdsToken, "mds-token", "", "metadata service token (ignored)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -51,6 +62,18 @@ func ParseRunArgs(args []string, errOut io.Writer) (*Options, error) {
 		return nil, fmt.Errorf("want exactly one argument, the pod UUID; got %q", fs.Args())
 	}
 	o.UUID = fs.Arg(0)
+	reqs, host, none, err := networking.ParseNetFlag(o.Net)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case host:
+		o.Net = networking.NetHost
+	case none:
+		o.Net = networking.NetNone
+	default:
+		o.Networks = reqs
+	}
 	o.ResolvMode, o.HostsMode = "default", "default"
 	if dnsMode != "" {
 		for _, kv := range strings.Split(dnsMode, ",") {
@@ -77,7 +100,11 @@ func ParseRunArgs(args []string, errOut io.Writer) (*Options, error) {
 }
 
 // NetHost reports whether the pod uses the caller's network namespace.
-func (o *Options) NetHost() bool { return o.Net == "host" }
+func (o *Options) NetHost() bool { return o.Net == networking.NetHost }
 
 // NetNone reports whether the pod gets a network namespace with only lo.
-func (o *Options) NetNone() bool { return o.Net == "none" }
+func (o *Options) NetNone() bool { return o.Net == networking.NetNone }
+
+// NetContained reports whether the pod gets a network namespace with CNI
+// networks in it (any --net other than host and none).
+func (o *Options) NetContained() bool { return len(o.Networks) > 0 }

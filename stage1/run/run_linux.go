@@ -2,10 +2,12 @@
 // side of a pod. Running with the PID and cgroup of `rkt run` (stage0
 // exec'd it), it reads the pod directory, creates the pod's cgroups with
 // each app's limits, prepares the files the apps get, starts the
-// supervisor as process 1 of new PID, mount, UTS and IPC (and, for
-// --net=none, network) namespaces from a sealed in-memory copy of the
-// stage1 binary, forwards signals to it, tells systemd when the pod is
-// ready, and exits with the pod's exit code.
+// supervisor as process 1 of new PID, mount, UTS and IPC (and, unless
+// --net=host, network) namespaces from a sealed in-memory copy of the
+// stage1 binary, sets up the pod's CNI networks in that network namespace
+// (any --net but host), forwards signals to the supervisor, tells systemd
+// when the pod is ready, tears the networks down when the pod has exited,
+// and exits with the pod's exit code.
 package run
 
 import (
@@ -25,6 +27,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
 	"github.com/rkt/rkt/stage1/podcfg"
 	"github.com/rkt/rkt/stage1/supervisor"
@@ -67,6 +70,8 @@ type runner struct {
 	inUnit bool
 	pod    *podcfg.Pod
 	logf   func(format string, args ...any)
+	// netCfg is set once the pod's CNI networks are set up.
+	netCfg *networking.Config
 	// undo is run in reverse order when starting the pod fails.
 	undo []func()
 }
@@ -84,9 +89,6 @@ func (r *runner) run(ctx context.Context) (code int, err error) {
 	}
 	if r.opts.Mutable {
 		return 0, errors.New("--mutable pods are not supported by this stage1")
-	}
-	if !r.opts.NetHost() && !r.opts.NetNone() {
-		return 0, fmt.Errorf("--net=%s: this stage1 supports --net=host and --net=none only (contained networks need CNI support)", r.opts.Net)
 	}
 	keepLocks()
 	wd, err := os.Getwd()
@@ -134,7 +136,13 @@ func (r *runner) run(ctx context.Context) (code int, err error) {
 	}
 	defer res.f.Close()
 	r.logf("sealed stage1 copy ready")
-	return r.supervise(ctx, res.f)
+	code, err = r.supervise(ctx, res.f)
+	if terr := r.teardownNetwork(ctx); terr != nil {
+		warnf("the pod exited but its networks are still set up: %v", terr)
+	} else if r.netCfg != nil {
+		r.logf("networks torn down")
+	}
+	return code, err
 }
 
 type exeResult struct {
@@ -310,21 +318,7 @@ func writeFile(p, content string) error {
 //	run --Config (JSON, fd 3)--> supervisor
 //	run <--"ready\n" (fd 4)----- supervisor
 func (r *runner) supervise(ctx context.Context, exe *os.File) (int, error) {
-	cfg := supervisor.Config{
-		UUID: r.pod.UUID, PodDir: r.pod.Dir, Hostname: r.pod.Hostname,
-		NetNone: r.opts.NetNone(), Interactive: r.opts.Interactive, Debug: r.opts.Debug,
-		Epoch:       r.start.UnixNano(),
-		GracePeriod: r.pod.GracePeriod,
-		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
-		Cgroups:     r.stage1Cgroups,
-	}
-	for _, a := range r.pod.Apps {
-		cfg.Apps = append(cfg.Apps, supervisor.App{
-			Launch: a.Launch, SupportsNotify: a.SupportsNotify,
-			StatusFile:  filepath.Join(r.pod.Dir, podcfg.AppStatus(a.Launch.Name)),
-			StartedFile: filepath.Join(r.pod.Dir, podcfg.AppStarted(a.Launch.Name)),
-		})
-	}
+	cgroups := r.stage1Cgroups
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return 0, err
@@ -340,7 +334,7 @@ func (r *runner) supervise(ctx context.Context, exe *os.File) (int, error) {
 	if r.opts.IPC != "parent" {
 		flags |= unix.CLONE_NEWIPC
 	}
-	if r.opts.NetNone() {
+	if !r.opts.NetHost() {
 		flags |= unix.CLONE_NEWNET
 	}
 	const exeFd = supervisor.ExeFd
@@ -371,7 +365,7 @@ func (r *runner) supervise(ctx context.Context, exe *os.File) (int, error) {
 		}
 		if pid <= 0 {
 			r.logf("cannot start the supervisor in %s (%v): it joins it itself", r.stage1Unified, err)
-			cfg.Cgroups = append(cfg.Cgroups, r.stage1Unified)
+			cgroups = append(cgroups, r.stage1Unified)
 		}
 	}
 	if pid <= 0 {
@@ -383,12 +377,19 @@ func (r *runner) supervise(ctx context.Context, exe *os.File) (int, error) {
 		return 0, fmt.Errorf("start the pod supervisor: %w", err)
 	}
 	r.logf("supervisor started, pid %d", pid)
-	r.undo = nil // from here on the pod exists: gc cleans up
 	if err := writeFile(filepath.Join(r.pod.Dir, podcfg.PidFile), strconv.Itoa(pid)); err != nil {
-		unix.Kill(pid, unix.SIGKILL)
+		killSupervisor(pid)
 		return 0, err
 	}
-	data, err := json.Marshal(&cfg)
+	// The supervisor waits for its configuration: its network namespace
+	// gets its networks meanwhile, before any app can start.
+	early, err := r.setupNetworkOrStop(ctx, pid, sigs)
+	if err != nil {
+		killSupervisor(pid)
+		return 0, err
+	}
+	r.undo = nil // from here on the pod exists: gc cleans up
+	data, err := json.Marshal(r.supervisorConfig(cgroups))
 	if err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return 0, err
@@ -397,6 +398,10 @@ func (r *runner) supervise(ctx context.Context, exe *os.File) (int, error) {
 		r.logf("send the supervisor its configuration: %v", err)
 	}
 	cfgW.Close()
+	if early != nil {
+		r.logf("forwarding %v, which came during the network setup, to the pod", early)
+		unix.Kill(pid, early.(syscall.Signal))
+	}
 	go r.forwardReady(evR)
 	exited := make(chan unix.WaitStatus, 1)
 	go func() {
@@ -426,6 +431,27 @@ func (r *runner) supervise(ctx context.Context, exe *os.File) (int, error) {
 			unix.Kill(pid, unix.SIGKILL)
 		}
 	}
+}
+
+// supervisorConfig is the configuration sent to the supervisor; cgroups
+// are the v1 (or unjoined v2) cgroups it joins itself.
+func (r *runner) supervisorConfig(cgroups []string) *supervisor.Config {
+	cfg := &supervisor.Config{
+		UUID: r.pod.UUID, PodDir: r.pod.Dir, Hostname: r.pod.Hostname,
+		NetNone: r.opts.NetNone(), Interactive: r.opts.Interactive, Debug: r.opts.Debug,
+		Epoch:       r.start.UnixNano(),
+		GracePeriod: r.pod.GracePeriod,
+		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
+		Cgroups:     cgroups,
+	}
+	for _, a := range r.pod.Apps {
+		cfg.Apps = append(cfg.Apps, supervisor.App{
+			Launch: a.Launch, SupportsNotify: a.SupportsNotify,
+			StatusFile:  filepath.Join(r.pod.Dir, podcfg.AppStatus(a.Launch.Name)),
+			StartedFile: filepath.Join(r.pod.Dir, podcfg.AppStarted(a.Launch.Name)),
+		})
+	}
+	return cfg
 }
 
 // forwardReady tells systemd (NOTIFY_SOCKET) that the pod is ready when

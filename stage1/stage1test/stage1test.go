@@ -141,14 +141,21 @@ type Spec struct {
 	Apps        []App
 	Volumes     []types.Volume
 	Annotations map[string]string
+	// Ports are the pod manifest's forwarded ports, as stage0 writes
+	// them (pod port filled in).
+	Ports []types.ExposedPort
 }
 
 // Pod is a pod directory under a test's temporary directory.
 type Pod struct {
 	UUID, Dir string
 	Bin       string // directory of the entrypoints
-	t         testing.TB
-	lock      *os.File
+	// DataDir is the pod's rkt data directory (Dir is
+	// DataDir/pods/run/UUID); LocalConfig an empty local configuration
+	// directory, with an empty net.d, to give stage1 --local-config.
+	DataDir, LocalConfig string
+	t                    testing.TB
+	lock                 *os.File
 
 	mu    sync.Mutex
 	procs []*exec.Cmd
@@ -179,14 +186,17 @@ func NewPod(t testing.TB, bin string, spec Spec) *Pod {
 	if real, err := filepath.EvalSymlinks(base); err == nil {
 		base = real
 	}
-	p := &Pod{UUID: pod.NewUUID(), Bin: bin, t: t}
+	p := &Pod{UUID: pod.NewUUID(), Bin: bin, t: t, DataDir: base, LocalConfig: filepath.Join(base, "local")}
 	p.Dir = filepath.Join(base, "pods", "run", p.UUID)
 	t.Cleanup(func() { p.cleanup(base) })
-	if err := os.MkdirAll(p.Dir, 0o750); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{p.Dir, filepath.Join(p.LocalConfig, "net.d")} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
 	}
 	pm := schema.BlankPodManifest()
 	pm.Volumes = spec.Volumes
+	pm.Ports = spec.Ports
 	pm.Annotations = annotations(spec.Annotations)
 	for i, a := range spec.Apps {
 		name := a.Name
@@ -235,6 +245,11 @@ func NewPod(t testing.TB, bin string, spec Spec) *Pod {
 	}
 	write(t, filepath.Join(p.Dir, "pod"), string(data))
 	write(t, filepath.Join(p.Dir, "pod-created"), "")
+	// The entrypoints' directory stands for the stage1 image's rootfs.
+	if err := os.MkdirAll(filepath.Join(p.Dir, "stage1"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(p.Dir, "stage1", "rootfs-path"), bin+"\n")
 	if p.lock, err = os.Open(p.Dir); err != nil {
 		t.Fatal(err)
 	}
@@ -276,8 +291,25 @@ func (p *Pod) cleanup(base string) {
 	if p.lock != nil {
 		p.lock.Close()
 	}
-	if err := gc.Collect(context.Background(), p.Dir, func(string, ...any) {}); err != nil {
+	veths := HostVeths(p.Dir)
+	_, err1 := os.Stat(filepath.Join(p.Dir, "net-info.json"))
+	_, err2 := os.Stat(filepath.Join(base, "networks"))
+	hadNet := err1 == nil || err2 == nil
+	if err := gc.Collect(context.Background(), p.Dir, gc.Options{UUID: p.UUID, LocalConfig: p.LocalConfig}); err != nil {
 		p.t.Errorf("clean up pod %s: %v", p.UUID, err)
+	}
+	// gc is code under test: make sure nothing of the pod's network is
+	// left on the host whatever it did.
+	if hadNet {
+		if left := WaitNoNetTraces(p.UUID, base, veths, 2*time.Second); len(left) > 0 {
+			p.t.Errorf("gc left the network of pod %s (removed by the harness now):\n%s", p.UUID, strings.Join(left, "\n"))
+			if err := removeFirewallTraces(p.UUID); err != nil {
+				p.t.Errorf("clean up pod %s: %v", p.UUID, err)
+			}
+			for _, v := range veths {
+				exec.Command("ip", "link", "del", v).Run()
+			}
+		}
 	}
 	if err := gc.Unmount(base, func(string, ...any) {}); err != nil {
 		p.t.Errorf("clean up %s: %v", base, err)
