@@ -49,5 +49,29 @@ echo "== 6. run it as a pod, by name, with CPU and memory limits"
 rkt run demo.rkt.dev/hello:1.0 --cpu=750m --memory=128M --net=none
 rkt run demo.rkt.dev/hello:1.0 --memory=128M --net=none \
 	--exec /bin/sh -- -c 'echo "memory limit inside the pod: $(cat /sys/fs/cgroup/memory/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"'
+
+echo "== 7. serve a page from a signed pod on its own network, through a forwarded port"
+go run ./tests/mkaci -o "$demo/web-1.0-linux-amd64.aci" --name demo.rkt.dev/web --label version=1.0 \
+	--busybox --port http:tcp:8080 \
+	--exec "/bin/sh -c 'mkdir -p /www && echo \"Hello from pod \$(hostname)\" >/www/index.html && exec httpd -f -p 8080 -h /www'"
+gpg --batch --quiet --armor --detach-sign --output "$demo/web-1.0-linux-amd64.aci.asc" "$demo/web-1.0-linux-amd64.aci"
+rkt trust --prefix demo.rkt.dev/web --skip-fingerprint-review "$demo/demo-key.gpg" 2>/dev/null
+port=18080
+rkt run "$demo/web-1.0-linux-amd64.aci" --cpu=750m --memory=128M --port=http:127.0.0.1:$port \
+	--uuid-file-save="$demo/web.uuid" >"$demo/web.log" 2>&1 &
+runpid=$!
+stop_web() { [ -s "$demo/web.uuid" ] && rkt stop --uuid-file="$demo/web.uuid" >/dev/null 2>&1; wait "$runpid" 2>/dev/null || true; }
+trap 'stop_web; cleanup' EXIT
+for _ in $(seq 50); do [ -s "$demo/web.uuid" ] && break; sleep 0.1; done
+rkt status --wait-ready=10s --uuid-file="$demo/web.uuid"
 rkt list
+page=""
+for _ in $(seq 50); do page=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null) && break; sleep 0.1; done
+echo "+ curl http://127.0.0.1:$port/ -> $page"
+[ -n "$page" ] || { echo "demo: no answer from the pod" >&2; exit 1; }
+stop_web
+rkt status --uuid-file="$demo/web.uuid"
+
+echo "== 8. clean up"
 rkt gc --grace-period=0s
+rkt list
