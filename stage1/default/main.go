@@ -18,11 +18,11 @@
 //	  │      RKT_LOCK_FD, RKT_TREE_LOCK_FDS held for the pod's lifetime)
 //	  ▼
 //	init (host namespaces, caller's cgroup → <pod cgroup>/stage1)
-//	  │ copies itself into a sealed memfd
+//	  │ opens its own executable (fd 5)
 //	  │ clone(NEWPID|NEWNS|NEWUTS|NEWIPC[|NEWNET unless --net=host])
 //	  │      + exec /proc/self/fd/5, argv[0]=rkt-supervisor, Setsid unless
 //	  │      --interactive, Pdeathsig=SIGKILL; fds 0-2 stdio, 3 config,
-//	  │      4 events, 5 memfd
+//	  │      4 events, 5 stage1 binary
 //	  │ writes <pod>/pid (the supervisor's host PID)
 //	  │ CNI networks (--net=default, ...): networking.Setup in
 //	  │      /proc/<pid>/ns/net while the supervisor waits on fd 3; on

@@ -231,8 +231,12 @@ func TestProcSelfExe(t *testing.T) {
 		if strings.Contains(r.Stdout, "WROTE") || strings.Contains(r.Stdout, "OPENED") {
 			t.Errorf("%v: /proc/1/exe was opened for writing: %q %q", args, r.Stdout, r.Stderr)
 		}
-		if strings.Contains(r.Stdout, "/stage1") || strings.Contains(r.Stdout, binDir) {
-			t.Errorf("%v: /proc/1/exe points at the host binary: %q", args, r.Stdout)
+		// By default the supervisor is not dumpable: the app cannot even
+		// read the link. With every restriction lifted (CAP_SYS_PTRACE) it
+		// may see the path, but the write above must still fail (the
+		// binary is busy while the pod runs).
+		if args == nil && (strings.Contains(r.Stdout, "/stage1") || strings.Contains(r.Stdout, binDir)) {
+			t.Errorf("%v: /proc/1/exe is readable: %q", args, r.Stdout)
 		}
 	}
 	after, err := os.ReadFile(bin)

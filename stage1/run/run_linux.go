@@ -3,7 +3,7 @@
 // exec'd it), it reads the pod directory, creates the pod's cgroups with
 // each app's limits, prepares the files the apps get, starts the
 // supervisor as process 1 of new PID, mount, UTS and IPC (and, unless
-// --net=host, network) namespaces from a sealed in-memory copy of the
+// --net=host, network) namespaces from the
 // stage1 binary, sets up the pod's CNI networks in that network namespace
 // (any --net but host), forwards signals to the supervisor, tells systemd
 // when the pod is ready, tears the networks down when the pod has exited,
@@ -111,7 +111,7 @@ func (r *runner) run(ctx context.Context) (code int, err error) {
 	}
 	exe := make(chan exeResult, 1)
 	go func() {
-		f, err := sealedExe()
+		f, err := stage1Exe()
 		exe <- exeResult{f, err}
 	}()
 	if err := r.writeFiles(); err != nil {
@@ -135,7 +135,7 @@ func (r *runner) run(ctx context.Context) (code int, err error) {
 		return 0, res.err
 	}
 	defer res.f.Close()
-	r.logf("sealed stage1 copy ready")
+	r.logf("stage1 binary opened")
 	code, err = r.supervise(ctx, res.f)
 	if terr := r.teardownNetwork(ctx); terr != nil {
 		warnf("the pod exited but its networks are still set up: %v", terr)

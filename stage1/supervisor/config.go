@@ -23,7 +23,7 @@ const LauncherArgvName = "rkt-stage2"
 const (
 	ConfigFd = 3 // run entrypoint -> supervisor: Config as JSON, then EOF
 	EventFd  = 4 // supervisor -> run entrypoint: "ready\n" once
-	ExeFd    = 5 // the sealed copy of the stage1 binary the supervisor runs from
+	ExeFd    = 5 // the stage1 binary the supervisor runs from
 )
 
 // Descriptors of a launcher.

@@ -59,7 +59,8 @@ type supervisor struct {
 func Main(ctx context.Context) int {
 	// Nothing in the pod may open our executable (CVE-2019-5736): a
 	// non-dumpable process's /proc/PID/exe is out of reach without
-	// CAP_SYS_PTRACE, and the executable is a sealed memfd anyway.
+	// CAP_SYS_PTRACE; and while we run, the kernel refuses to open our
+	// executable for writing (ETXTBSY).
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	// Run from /proc/self/fd/N, the kernel named us "N".
 	setName(ArgvName)
