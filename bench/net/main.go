@@ -1,0 +1,119 @@
+// Command net measures the start latency that pod networking adds: rkt run
+// with --net=default against --net=none, and podman run with its default
+// network against --network=none, interleaved in one invocation, each a
+// container running /bin/true. It prints medians and the added time.
+//
+// No traffic leaves the host: the containers run /bin/true.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"time"
+)
+
+type variant struct {
+	name string
+	argv []string
+	runs []time.Duration
+	fail int
+	err  string
+}
+
+func main() {
+	rkt := flag.String("rkt", "build/bin/rkt", "rkt binary")
+	dir := flag.String("dir", "", "rkt --dir (with the image fetched)")
+	image := flag.String("image", "bench.rkt/true", "rkt image name")
+	podmanImage := flag.String("podman-image", "", "podman image (empty: skip podman)")
+	podmanGlobal := flag.String("podman-global", "", "podman global flags, e.g. --root and --runroot (space separated)")
+	podmanArgs := flag.String("podman-args", "", "extra podman run arguments (space separated)")
+	rounds := flag.Int("rounds", 20, "timed rounds")
+	warmup := flag.Int("warmup", 2, "warm-up rounds")
+	flag.Parse()
+	if *dir == "" {
+		fmt.Fprintln(os.Stderr, "net: -dir is required")
+		os.Exit(2)
+	}
+	rktRun := func(net string) []string {
+		return []string{*rkt, "--dir=" + *dir, "--insecure-options=image", "run", "--net=" + net, *image}
+	}
+	vs := []*variant{
+		{name: "rkt --net=none", argv: rktRun("none")},
+		{name: "rkt --net=default", argv: rktRun("default")},
+	}
+	if *podmanImage != "" {
+		base := append(append(append([]string{"podman"}, strings.Fields(*podmanGlobal)...), "run", "--rm"), strings.Fields(*podmanArgs)...)
+		vs = append(vs,
+			&variant{name: "podman --network=none", argv: append(append([]string{}, base...), "--network=none", *podmanImage, "/bin/true")},
+			&variant{name: "podman (default network)", argv: append(append([]string{}, base...), *podmanImage, "/bin/true")})
+	}
+	for r := 0; r < *warmup+*rounds; r++ {
+		for i := range vs {
+			v := vs[(i+r)%len(vs)] // rotate which goes first
+			d, err := timeRun(v.argv)
+			if err != nil {
+				v.fail++
+				v.err = err.Error()
+				continue
+			}
+			if r >= *warmup {
+				v.runs = append(v.runs, d)
+			}
+		}
+		if r%10 == 9 {
+			exec.Command(*rkt, "--dir="+*dir, "gc", "--grace-period=0s").Run()
+		}
+	}
+	exec.Command(*rkt, "--dir="+*dir, "gc", "--grace-period=0s").Run()
+	fmt.Printf("| variant | runs | failed | median ms | p90 ms |\n|---|---:|---:|---:|---:|\n")
+	med := map[string]float64{}
+	for _, v := range vs {
+		m, p90 := stats(v.runs)
+		med[v.name] = m
+		fmt.Printf("| %s | %d | %d | %.1f | %.1f |\n", v.name, len(v.runs), v.fail, m, p90)
+		if v.fail > 0 {
+			fmt.Printf("\n%s failed: %s\n", v.name, v.err)
+		}
+	}
+	added := med["rkt --net=default"] - med["rkt --net=none"]
+	fmt.Printf("\nrkt: --net=default adds %.1f ms over --net=none (target <= 20 ms: %s)\n", added, passFail(added <= 20))
+	if *podmanImage != "" {
+		fmt.Printf("podman: its default network adds %.1f ms over --network=none\n", med["podman (default network)"]-med["podman --network=none"])
+	}
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func timeRun(argv []string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+	}
+	return d, nil
+}
+
+// stats returns the median and 90th percentile in ms.
+func stats(ds []time.Duration) (float64, float64) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return ms(s[len(s)/2]), ms(s[(len(s)*9)/10])
+}
