@@ -1,15 +1,12 @@
 package stage0
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/pkg/pod"
 )
 
@@ -252,7 +250,7 @@ func Sweep(ctx context.Context, p *pod.Pod, opts GCOptions) error {
 			return err
 		}
 	}
-	if err := UnmountBelow(p.Path()); err != nil {
+	if err := mounts.UnmountBelow(p.Path(), nil); err != nil {
 		return err
 	}
 	return p.Remove()
@@ -274,69 +272,6 @@ func Remove(ctx context.Context, p *pod.Pod, opts GCOptions) error {
 		return fmt.Errorf("pod %s is %s: stop it first (rkt stop %s)", p.UUID, p.State(), p.UUID)
 	}
 	return Sweep(ctx, p, opts)
-}
-
-// UnmountBelow lazily unmounts every mount point at or below dir, deepest
-// first. Pods mount inside their own mount namespace, so normally there is
-// nothing; this catches flavors that mount on the host and crashes.
-func UnmountBelow(dir string) error {
-	mounts, err := mountsBelow(dir)
-	if err != nil {
-		return err
-	}
-	for _, m := range mounts {
-		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("unmounting %s: %w", m, err)
-		}
-	}
-	return nil
-}
-
-func mountsBelow(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	// Deepest first; for stacked mounts on one point, newest (listed last)
-	// first.
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, sc.Err()
-}
-
-// unescapeMount decodes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Enter runs command in an app of a running pod through the stage1 enter
