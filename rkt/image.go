@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -290,15 +288,7 @@ var cmdImageCatManifest = &cobra.Command{
 		if err != nil {
 			return err
 		}
-		out := info.Manifest
-		if prettyPrint {
-			var buf bytes.Buffer
-			if err := json.Indent(&buf, info.Manifest, "", "\t"); err == nil {
-				out = buf.Bytes()
-			}
-		}
-		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", out)
-		return err
+		return printJSON(cmd.OutOrStdout(), info.Manifest, prettyPrint)
 	},
 }
 
@@ -346,25 +336,29 @@ func init() {
 		newCopyTreeCmd("render", "Copy an image's rendered root file system (with dependencies) out of the store", true))
 }
 
-// podTrees returns the trees that existing pods (in any state) use: their
-// stage1 gc entrypoint and rkt export need them until the pod is removed.
+// podTrees returns the trees that existing pods (in any state) use, each
+// with a pod using it: their stage1 gc entrypoint and rkt export need them
+// until the pod is removed.
 func podTrees() map[string]bool {
 	out := map[string]bool{}
-	pods, _ := pod.List(podsDir())
-	for _, p := range pods {
-		data, err := os.ReadFile(filepath.Join(p.Path(), "tree-ids"))
-		if err != nil {
-			continue
-		}
-		for _, id := range strings.Fields(string(data)) {
-			out[id] = true
-		}
+	for id := range treeUsers() {
+		out[id] = true
 	}
 	return out
 }
 
 // podUsing returns the UUID of a pod using the image, or "".
 func podUsing(info *imagestore.ImageInfo) string {
+	users := treeUsers()
+	if u := users[info.TreeID]; u != "" {
+		return u
+	}
+	return users[info.Key]
+}
+
+// treeUsers maps each tree ID an existing pod uses to one such pod.
+func treeUsers() map[string]string {
+	out := map[string]string{}
 	pods, _ := pod.List(podsDir())
 	for _, p := range pods {
 		data, err := os.ReadFile(filepath.Join(p.Path(), "tree-ids"))
@@ -372,10 +366,8 @@ func podUsing(info *imagestore.ImageInfo) string {
 			continue
 		}
 		for _, id := range strings.Fields(string(data)) {
-			if id == info.TreeID || id == info.Key {
-				return p.UUID
-			}
+			out[id] = p.UUID
 		}
 	}
-	return ""
+	return out
 }

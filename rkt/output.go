@@ -58,3 +58,15 @@ func humanTime(t time.Time) string {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// printJSON writes a JSON document, indented when pretty.
+func printJSON(w io.Writer, data []byte, pretty bool) error {
+	if pretty {
+		var buf bytes.Buffer
+		if json.Indent(&buf, data, "", "\t") == nil {
+			data = buf.Bytes()
+		}
+	}
+	_, err := fmt.Fprintf(w, "%s\n", data)
+	return err
+}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -225,14 +223,7 @@ var cmdCatManifest = &cobra.Command{
 		if err != nil {
 			return err
 		}
-		if catManifestFlags.pretty {
-			var buf bytes.Buffer
-			if json.Indent(&buf, data, "", "\t") == nil {
-				data = buf.Bytes()
-			}
-		}
-		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", data)
-		return err
+		return printJSON(cmd.OutOrStdout(), data, catManifestFlags.pretty)
 	},
 }
 
