@@ -52,7 +52,9 @@ func (c *Config) NetDir() string {
 	return filepath.Join(c.LocalConfig, "net.d")
 }
 
-// The built-in networks. host-local's dataDir is filled in by load.
+// The built-in networks. host-local's dataDir is filled in by load. The
+// default network masquerades, but not with its plugin's per-pod rules:
+// rkt keeps one shared rule for its whole subnet (see masqRule).
 const (
 	defaultSubnet           = "172.16.28.0/24"
 	defaultRestrictedSubnet = "172.31.0.0/16"
@@ -61,7 +63,7 @@ const (
   "name": "default",
   "plugins": [{
     "type": "ptp",
-    "ipMasq": true,
+    "ipMasq": false,
     "ipam": {
       "type": "host-local",
       "ranges": [[{"subnet": "` + defaultSubnet + `"}]],
@@ -96,6 +98,10 @@ type network struct {
 	conf map[string]any
 	// auto marks default-restricted when it was added, not asked for.
 	auto bool
+	// sharedMasq marks the built-in default network: its traffic leaving
+	// the subnet is masqueraded by one rule rkt installs for the whole
+	// subnet (masqRules), not by its plugin.
+	sharedMasq bool
 
 	// Filled in by plan.
 	ifName string
@@ -122,8 +128,12 @@ func (n *network) plugins() []map[string]any {
 	return out
 }
 
-// ipMasq reports whether the network's main plugin masquerades.
+// ipMasq reports whether the network masquerades: by its main plugin,
+// or by rkt's shared rule.
 func (n *network) ipMasq() bool {
+	if n.sharedMasq {
+		return true
+	}
 	ps := n.plugins()
 	if len(ps) == 0 {
 		return false
@@ -258,6 +268,7 @@ func (c *Config) loadAll() (map[string]*network, []string, error) {
 		if err != nil {
 			return nil, nil, err
 		}
+		n.sharedMasq = n.name == NetDefault
 		nets[n.name] = n
 	}
 	dir := c.NetDir()

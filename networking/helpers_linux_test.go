@@ -70,10 +70,19 @@ func TestMain(m *testing.M) {
 }
 
 // sharedState says which of the plugins' shared firewall objects exist.
-type sharedState struct{ natTable, hostportChains, masqTable bool }
+type sharedState struct{ natTable, hostportChains, masqTable, defaultMasq bool }
+
+// defaultMasqRule is the built-in default network's shared masquerading
+// rule, as Setup installs it on this host.
+func defaultMasqRule() masqRule {
+	_, subnet, _ := net.ParseCIDR(defaultSubnet)
+	return masqRule{network: NetDefault, subnet: subnet, backend: firewallBackend()}
+}
 
 func sharedFirewallState() sharedState {
+	present, _ := masqPresent(context.Background(), defaultMasqRule())
 	return sharedState{
+		defaultMasq:    present,
 		natTable:       exec.Command("nft", "list", "table", "ip", "nat").Run() == nil,
 		hostportChains: exec.Command("iptables", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Run() == nil,
 		masqTable:      exec.Command("nft", "list", "table", "inet", "cni_plugins_masquerade").Run() == nil,
@@ -81,10 +90,14 @@ func sharedFirewallState() sharedState {
 }
 
 // removeSharedFirewallState removes what the tests' plugins created and
-// left empty: portmap's CNI-HOSTPORT-* chains, the ipMasq nftables table,
-// iptables-nft's nat table.
+// left empty: the default network's shared masquerading rule, portmap's
+// CNI-HOSTPORT-* chains, the ipMasq nftables table, iptables-nft's nat
+// table.
 func removeSharedFirewallState(before sharedState) {
 	run := func(args ...string) error { return exec.Command(args[0], args[1:]...).Run() }
+	if !before.defaultMasq {
+		removeMasqRule(defaultMasqRule())
+	}
 	if !before.hostportChains {
 		if out, err := exec.Command("iptables", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Output(); err == nil &&
 			strings.TrimSpace(string(out)) == "-N CNI-HOSTPORT-DNAT" {
@@ -292,6 +305,20 @@ func hostVeths(nis []NetInfo) []string {
 func linkExists(name string) bool {
 	_, err := net.InterfaceByName(name)
 	return err == nil
+}
+
+// linkGone waits up to 5 s for an interface to disappear: the host end of
+// a killed pod's veth goes with the pod's network namespace, which the
+// kernel destroys asynchronously after the pod's last process exited.
+func linkGone(name string) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for linkExists(name) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
 
 // httpGet fetches a URL from a test pod or 127.0.0.1, with a short timeout.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/containernetworking/plugins/pkg/utils"
 )
 
 // Root tests with the real plugins. Each uses its own lease directory and
@@ -71,8 +73,13 @@ func TestDefaultNetwork(t *testing.T) {
 	if out, err := a.in(t, "ip", "-4", "addr", "show", "lo"); err != nil || !strings.Contains(out, "127.0.0.1") || !strings.Contains(out, "UP") {
 		t.Errorf("lo in the pod: %q %v", out, err)
 	}
-	if out, _ := exec.Command("iptables", "-t", "nat", "-S", "POSTROUTING").Output(); !strings.Contains(string(out), "-s "+ni.IP+"/32 ") {
-		t.Errorf("no masquerading rule for %s:\n%s", ni.IP, out)
+	// One shared masquerading rule for the subnet, none for the pod.
+	shared := masqRule{network: NetDefault, subnet: defNet, backend: firewallBackend()}
+	if got := countMasqRule(t, shared); got != 1 {
+		t.Errorf("the default network's shared masquerading rule is there %d times, want once", got)
+	}
+	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); strings.Contains(string(out), "-s "+ni.IP+"/32 ") || strings.Contains(string(out), utils.FormatChainName(NetDefault, a.uuid)) {
+		t.Errorf("a per-pod masquerading rule for %s:\n%s", ni.IP, out)
 	}
 	// The pod from the host, by its address and by the forwarded port on
 	// 127.0.0.1 (OUTPUT chain, route_localnet).
@@ -114,7 +121,7 @@ func TestDefaultNetwork(t *testing.T) {
 		}
 	}
 	for _, v := range veths {
-		if linkExists(v) {
+		if !linkGone(v) {
 			t.Errorf("veth %s left", v)
 		}
 	}
@@ -388,7 +395,7 @@ func TestKillCycles(t *testing.T) {
 		t.Errorf("%d host veths seen in %d cycles", len(veths), cycles)
 	}
 	for _, v := range veths {
-		if linkExists(v) {
+		if !linkGone(v) {
 			t.Errorf("veth %s left", v)
 		}
 	}

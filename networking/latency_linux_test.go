@@ -41,7 +41,7 @@ func TestSetupLatency(t *testing.T) {
 		phases     map[string][]time.Duration
 	}
 	variants := []*variant{
-		{name: "default (built-in: ptp, ipMasq via iptables)"},
+		{name: "default (built-in: ptp, one shared masquerading rule)"},
 		{name: "ptp without ipMasq", conf: `{"cniVersion":"1.0.0","name":"default","type":"ptp",
 			"ipam":{"type":"host-local","ranges":[[{"subnet":"10.222.9.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}}`},
 		{name: "ptp, ipMasq via nftables", conf: `{"cniVersion":"1.0.0","name":"default","type":"ptp","ipMasq":true,"ipMasqBackend":"nftables",

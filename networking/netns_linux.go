@@ -1,10 +1,12 @@
 package networking
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/containernetworking/plugins/pkg/ip"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/utils"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,14 +46,29 @@ func netnsID(path string) string {
 }
 
 // teardownIPMasq removes the masquerading rules ptp or bridge made for
-// the pod's addresses on a network, with the plugins' own code (iptables
-// and nftables both, whichever was used).
-func teardownIPMasq(ni *NetInfo, podUUID string) error {
+// the pod's addresses on a network, with the plugins' own code: in
+// iptables only when that is the backend they used (backend, as
+// masqBackend found it), else in iptables and nftables both (the
+// plugins' nftables teardown alone is not exported).
+func teardownIPMasq(ni *NetInfo, podUUID, backend string) error {
 	ipns := ni.ipNets()
 	if len(ipns) == 0 {
 		return nil
 	}
-	if err := ip.TeardownIPMasqForNetworks(ipns, ni.Name, ni.IfName, podUUID); err != nil {
+	var err error
+	if backend == "iptables" {
+		chain, comment := utils.FormatChainName(ni.Name, podUUID), utils.FormatComment(ni.Name, podUUID)
+		var errs []error
+		for _, ipn := range ipns {
+			// Deprecated only in favour of the function that also
+			// clears nftables, which is the pass this avoids.
+			errs = append(errs, ip.TeardownIPMasq(ipn, chain, comment)) //nolint:staticcheck
+		}
+		err = errors.Join(errs...)
+	} else {
+		err = ip.TeardownIPMasqForNetworks(ipns, ni.Name, ni.IfName, podUUID)
+	}
+	if err != nil {
 		return fmt.Errorf("remove the masquerading rules of %s: %w", ni.IPs, err)
 	}
 	return nil

@@ -2,7 +2,10 @@
 
 package networking
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 var errNotLinux = errors.New("pod networking needs Linux network namespaces")
 
@@ -10,4 +13,6 @@ func loopbackUp(string) error { return errNotLinux }
 
 func netnsID(string) string { return "" }
 
-func teardownIPMasq(*NetInfo, string) error { return errNotLinux }
+func teardownIPMasq(*NetInfo, string, string) error { return errNotLinux }
+
+func ensureMasq(context.Context, string, masqRule) (bool, error) { return false, errNotLinux }

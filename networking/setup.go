@@ -25,20 +25,26 @@ const cacheDirName = "net-cache"
 type hooks struct {
 	loopbackUp func(netnsPath string) error
 	netnsID    func(netnsPath string) string
-	// teardownIPMasq removes a masquerading network's rules when its DEL
-	// could not (the network namespace is gone).
-	teardownIPMasq func(ni *NetInfo, podUUID string) error
+	// teardownIPMasq removes a masquerading network's per-pod rules when
+	// its DEL could not (the network namespace is gone), in the firewall
+	// backend they were made with.
+	teardownIPMasq func(ni *NetInfo, podUUID, backend string) error
+	// ensureMasq makes sure a shared masquerading rule exists, taking a
+	// lock in lockDir, and reports whether it added it.
+	ensureMasq func(ctx context.Context, lockDir string, r masqRule) (bool, error)
 }
 
-var osHooks = hooks{loopbackUp: loopbackUp, netnsID: netnsID, teardownIPMasq: teardownIPMasq}
+var osHooks = hooks{loopbackUp: loopbackUp, netnsID: netnsID, teardownIPMasq: teardownIPMasq, ensureMasq: ensureMasq}
 
 // Setup sets up the networks reqs asks for in the network namespace at
 // netnsPath (e.g. /proc/<pid>/ns/net of the pod's first process): it
 // brings lo up, runs each network's CNI ADD in order (the pod's
 // interfaces are eth0, eth1, ...), forwards ports through the first
 // network that masquerades (else the last one asked for), and records
-// everything in <podDir>/net-info.json. When the pod is not on the default
-// network, default-restricted is added last. If any step fails, the
+// everything in <podDir>/net-info.json. Before the built-in default
+// network's ADD, it makes sure the network's one shared masquerading
+// rule exists (its plugin does not masquerade per pod). When the pod is
+// not on the default network, default-restricted is added last. If any step fails, the
 // networks already added are deleted again, in reverse order, before the
 // error is returned.
 func Setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Request, ports []PortForward, cfg Config) ([]NetInfo, error) {
@@ -77,8 +83,19 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 		return nil, err
 	}
 	cni := newCNI(cfg, podDir)
+	backend := ""
 	for i, n := range nets {
 		t := time.Now()
+		if n.sharedMasq && backend == "" {
+			backend = firewallBackend()
+		}
+		if err := ensureMasqRules(ctx, n.masqRules(backend), cfg, h); err != nil {
+			// Nothing of network n is set up yet.
+			if rerr := rollback(context.WithoutCancel(ctx), cni, podUUID, podDir, nis[:i], cfg, h); rerr != nil {
+				return nil, fmt.Errorf("%w (and undoing the networks set up so far failed too: %w: run `rkt gc` to retry)", err, rerr)
+			}
+			return nil, err
+		}
 		res, err := cni.AddNetworkList(ctx, lists[i], runtimeConf(podUUID, netnsPath, &nis[i]))
 		if err == nil {
 			err = nis[i].setResult(res)
@@ -100,6 +117,25 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 	}
 	cfg.logf("networking: done (%s)", ms(time.Since(start)))
 	return nis, nil
+}
+
+// ensureMasqRules makes sure a network's shared masquerading rules
+// exist (rules is empty for the networks whose plugins masquerade, if
+// they do).
+func ensureMasqRules(ctx context.Context, rules []masqRule, cfg *Config, h hooks) error {
+	for _, r := range rules {
+		t := time.Now()
+		added, err := h.ensureMasq(ctx, cfg.DataDir, r)
+		if err != nil {
+			return fmt.Errorf("network %s: %w", r.network, err)
+		}
+		what := "present"
+		if added {
+			what = "added"
+		}
+		cfg.logf("networking: shared %s: %s (%s)", r, what, ms(time.Since(t)))
+	}
+	return nil
 }
 
 // rollback deletes networks Setup added, in reverse, like Teardown (so
@@ -182,8 +218,8 @@ func teardownOne(ctx context.Context, cni *libcni.CNIConfig, podUUID string, ni 
 	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
 		return err
 	}
-	if netns == "" && masquerades(list) {
-		if err := h.teardownIPMasq(ni, podUUID); err != nil {
+	if masq, backend := masquerades(list); netns == "" && masq {
+		if err := h.teardownIPMasq(ni, podUUID, masqBackend(backend)); err != nil {
 			return err
 		}
 	}
@@ -224,19 +260,24 @@ func withPrevResult(list *libcni.NetworkConfigList, result json.RawMessage) (*li
 	return &out, nil
 }
 
-// masquerades reports whether a plugin of the list set up IP masquerading
-// (ptp and bridge do it with the same rules, named after the network and
-// the container ID; removing rules that are not there costs only time).
-func masquerades(list *libcni.NetworkConfigList) bool {
+// masquerades reports whether a plugin of the list set up per-pod IP
+// masquerading (ptp and bridge do it with the same rules, named after the
+// network and the container ID; removing rules that are not there costs
+// only time), and the backend it named ("" for the plugins' default).
+// The built-in default network's configuration says ipMasq false, as rkt
+// masquerades it with a shared rule; pods set up before that recorded
+// true, and still get their rules removed.
+func masquerades(list *libcni.NetworkConfigList) (bool, string) {
 	for _, p := range list.Plugins {
 		var c struct {
-			IPMasq bool `json:"ipMasq"`
+			IPMasq        bool   `json:"ipMasq"`
+			IPMasqBackend string `json:"ipMasqBackend"`
 		}
 		if json.Unmarshal(p.Bytes, &c) == nil && c.IPMasq {
-			return true
+			return true, c.IPMasqBackend
 		}
 	}
-	return false
+	return false, ""
 }
 
 func runtimeConf(podUUID, netns string, ni *NetInfo) *libcni.RuntimeConf {

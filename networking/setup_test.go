@@ -20,8 +20,10 @@ type fakeEnv struct {
 	podDir string
 	// netnsGone makes the pod's network namespace look gone (killed).
 	netnsGone bool
-	// masq records teardownIPMasq calls.
-	masq []string
+	// masq records teardownIPMasq calls, shared ensureMasq calls.
+	masq, shared []string
+	// sharedErr makes ensureMasq fail.
+	sharedErr error
 }
 
 func newFakeEnv(t *testing.T, nets map[string]string) *fakeEnv {
@@ -36,6 +38,11 @@ func newFakeEnv(t *testing.T, nets map[string]string) *fakeEnv {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(plugins, "fakecni"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The built-in networks' ptp: fakecni, with an address.
+	ptp := "#!/bin/sh\nsed 's|\"type\":\"ptp\"|\"type\":\"ptp\",\"ip\":\"172.16.28.2/24\"|' | exec \"$(dirname \"$0\")/fakecni\"\n"
+	if err := os.WriteFile(filepath.Join(plugins, "ptp"), []byte(ptp), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cfg.PluginDirs = []string{cfg.NetDir(), plugins}
@@ -53,9 +60,26 @@ func (e *fakeEnv) hooks() hooks {
 			}
 			return "7:42"
 		},
-		teardownIPMasq: func(ni *NetInfo, podUUID string) error {
-			e.masq = append(e.masq, fmt.Sprintf("%s %s %s %v", ni.Name, ni.IfName, podUUID, ni.IPs))
+		teardownIPMasq: func(ni *NetInfo, podUUID, backend string) error {
+			e.masq = append(e.masq, fmt.Sprintf("%s %s %s %v %s", ni.Name, ni.IfName, podUUID, ni.IPs, backend))
 			return nil
+		},
+		ensureMasq: func(_ context.Context, lockDir string, r masqRule) (bool, error) {
+			if lockDir != e.cfg.DataDir {
+				return false, fmt.Errorf("lock in %s, want %s", lockDir, e.cfg.DataDir)
+			}
+			if e.sharedErr != nil {
+				return false, e.sharedErr
+			}
+			e.shared = append(e.shared, fmt.Sprintf("%s %s %s", r.network, r.subnet, r.backend))
+			// The call shows among the plugins' calls.
+			f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			if err != nil {
+				return false, err
+			}
+			defer f.Close()
+			_, err = fmt.Fprintf(f, "MASQ %s\n", r.subnet)
+			return len(e.shared) == 1, err
 		},
 	}
 }
@@ -189,7 +213,7 @@ func TestSetupRecordsAndTeardownUndoes(t *testing.T) {
 			t.Errorf("DEL calls %v, want %v", got, want)
 		}
 	}
-	if want := "one eth0 " + fakeUUID + " [10.99.0.2/24]"; len(e.masq) != 2 || e.masq[0] != want {
+	if want := "one eth0 " + fakeUUID + " [10.99.0.2/24] " + firewallBackend(); len(e.masq) != 2 || e.masq[0] != want {
 		t.Errorf("masquerading teardown calls %v, want %q twice (only network one masquerades)", e.masq, want)
 	}
 }
@@ -220,7 +244,7 @@ func TestTeardownAfterInterruptedSetup(t *testing.T) {
 	if got := e.calls(t, "prev"); !reflect.DeepEqual(got, []string{"DEL eth0 prev=no"}) {
 		t.Errorf("calls %v", got)
 	}
-	if want := []string{"one eth0 " + fakeUUID + " [10.99.0.9/24]"}; !reflect.DeepEqual(e.masq, want) {
+	if want := []string{"one eth0 " + fakeUUID + " [10.99.0.9/24] " + firewallBackend()}; !reflect.DeepEqual(e.masq, want) {
 		t.Errorf("masquerading teardown %v, want %v (address found from the lease)", e.masq, want)
 	}
 }
@@ -322,7 +346,7 @@ func TestRollbackWhenTheNamespaceVanished(t *testing.T) {
 	if got, want := e.calls(t, "netns"), []string{"ADD eth0 netns=/proc/1/ns/net", "ADD eth1 netns=/proc/1/ns/net", "DEL eth1", "DEL eth0"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("calls %v, want %v (DEL without the vanished namespace)", got, want)
 	}
-	if want := []string{"one eth0 " + fakeUUID + " [10.99.0.2/24]"}; !reflect.DeepEqual(e.masq, want) {
+	if want := []string{"one eth0 " + fakeUUID + " [10.99.0.2/24] " + firewallBackend()}; !reflect.DeepEqual(e.masq, want) {
 		t.Errorf("masquerading teardown %v, want %v", e.masq, want)
 	}
 }

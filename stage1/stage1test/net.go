@@ -43,8 +43,8 @@ func BuildPlugins(rootfs string) error {
 // and bridge switch it on), portmap's CNI-HOSTPORT-* chains, the
 // iptables nat table.
 type HostNet struct {
-	ipForward                string
-	natTable, hostportChains bool
+	ipForward                            string
+	natTable, hostportChains, sharedMasq bool
 }
 
 // SnapshotHostNet records the host's shared network state.
@@ -54,7 +54,28 @@ func SnapshotHostNet() HostNet {
 		ipForward:      strings.TrimSpace(string(fwd)),
 		natTable:       exec.Command("nft", "list", "table", "ip", "nat").Run() == nil,
 		hostportChains: exec.Command("iptables", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Run() == nil,
+		sharedMasq:     len(sharedMasqRules()) > 0,
 	}
+}
+
+// sharedMasqComment marks the NAT rules networking shares between the pods
+// of a built-in network (networking/masq.go).
+const sharedMasqComment = "rkt: masquerade for network"
+
+// sharedMasqRules returns the shared masquerade rules in `iptables -S`
+// form.
+func sharedMasqRules() []string {
+	out, err := exec.Command("iptables", "-t", "nat", "-S", "POSTROUTING").Output()
+	if err != nil {
+		return nil
+	}
+	var rules []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "-A ") && strings.Contains(l, sharedMasqComment) {
+			rules = append(rules, l)
+		}
+	}
+	return rules
 }
 
 // Restore puts back what the snapshot did not have, where nothing uses it
@@ -76,6 +97,12 @@ func (h HostNet) Restore() {
 	if !h.natTable {
 		if out, err := exec.Command("iptables", "-t", "nat", "-S").Output(); err == nil && !strings.Contains(string(out), "-A ") && !strings.Contains(string(out), "-N ") {
 			run("nft", "delete", "table", "ip", "nat")
+		}
+	}
+	if !h.sharedMasq {
+		// iptables -S prints rules quoted for a shell: delete them as printed.
+		for _, r := range sharedMasqRules() {
+			run("sh", "-c", "iptables -w -t nat -D "+strings.TrimPrefix(r, "-A "))
 		}
 	}
 	if h.ipForward == "0" {
