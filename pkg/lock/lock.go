@@ -79,24 +79,25 @@ func (l *Lock) Exclusive(ctx context.Context) error { return l.wait(ctx, unix.LO
 // Shared waits for a shared lock until ctx is done.
 func (l *Lock) Shared(ctx context.Context) error { return l.wait(ctx, unix.LOCK_SH) }
 
-// wait tries without blocking first (the common, uncontended case costs
+// wait (not for converting a lock l already holds) tries without blocking
+// first (the common, uncontended case costs
 // one syscall), then blocks in flock on a goroutine so that ctx can end
-// the wait. If ctx ends first the late lock is released.
+// the wait. The blocking flock runs on a new open file description of the
+// same file (reopened through /proc/self/fd, so renames do not matter):
+// if ctx ends first, a lock granted late belongs to that description alone
+// and is dropped by closing it, without touching l's own.
 func (l *Lock) wait(ctx context.Context, how int) error {
 	if err := l.flock(how | unix.LOCK_NB); !errors.Is(err, ErrLocked) {
 		return err
 	}
-	// A blocking flock cannot be interrupted portably; use a duplicate
-	// descriptor so that closing it on cancellation cannot race with the
-	// caller's use of l.f.
-	fd, err := unix.FcntlInt(l.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	nf, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", l.f.Fd()))
 	if err != nil {
-		return &os.PathError{Op: "dup", Path: l.path, Err: err}
+		return &os.PathError{Op: "reopen", Path: l.path, Err: err}
 	}
 	done := make(chan error, 1)
 	go func() {
 		for {
-			err := unix.Flock(fd, how)
+			err := unix.Flock(int(nf.Fd()), how)
 			if err == unix.EINTR {
 				continue
 			}
@@ -106,19 +107,17 @@ func (l *Lock) wait(ctx context.Context, how int) error {
 	}()
 	select {
 	case err := <-done:
-		unix.Close(fd)
 		if err != nil {
+			nf.Close()
 			return &os.PathError{Op: "flock", Path: l.path, Err: err}
 		}
+		l.f.Close() // the lock now lives on nf
+		l.f = nf
 		return nil
 	case <-ctx.Done():
 		go func() {
-			// The lock is shared by the duplicated descriptor: drop it if
-			// it is granted after we gave up.
-			if err := <-done; err == nil {
-				unix.Flock(fd, unix.LOCK_UN)
-			}
-			unix.Close(fd)
+			<-done
+			nf.Close() // releases a late grant, if any
 		}()
 		return fmt.Errorf("waiting for lock on %s: %w", l.path, ctx.Err())
 	}
