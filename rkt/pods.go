@@ -97,6 +97,15 @@ func uuidArg(args []string, uuidFile string) ([]string, error) {
 	return args, nil
 }
 
+// podArg finds the one pod named by args or --uuid-file.
+func podArg(args []string, uuidFile string) (*pod.Pod, error) {
+	uuids, err := uuidArg(args, uuidFile)
+	if err != nil {
+		return nil, err
+	}
+	return pod.Get(podsDir(), uuids[0])
+}
+
 var statusFlags struct {
 	wait, waitReady string
 	uuidFile        string
@@ -108,11 +117,7 @@ var cmdStatus = &cobra.Command{
 	Short: "Print a pod's state, PID, times and app exit codes",
 	Args:  cobra.MaximumNArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
-		uuids, err := uuidArg(args, statusFlags.uuidFile)
-		if err != nil {
-			return err
-		}
-		p, err := pod.Get(podsDir(), uuids[0])
+		p, err := podArg(args, statusFlags.uuidFile)
 		if err != nil {
 			return err
 		}
@@ -211,11 +216,7 @@ var cmdCatManifest = &cobra.Command{
 	Short: "Print a pod's manifest",
 	Args:  cobra.MaximumNArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
-		uuids, err := uuidArg(args, catManifestFlags.uuidFile)
-		if err != nil {
-			return err
-		}
-		p, err := pod.Get(podsDir(), uuids[0])
+		p, err := podArg(args, catManifestFlags.uuidFile)
 		if err != nil {
 			return err
 		}

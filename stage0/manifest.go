@@ -1,7 +1,6 @@
 package stage0
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/rkt/rkt/imagestore"
 	"github.com/rkt/rkt/networking"
+	"github.com/rkt/rkt/pkg/ident"
 )
 
 // buildPodManifest fetches each app's image and builds the pod manifest,
@@ -263,68 +262,16 @@ func isImageMountPoint(app *types.App, m schema.Mount) bool {
 	return false
 }
 
-// resolveIDs turns user and group names into numbers using the image's
-// /etc/passwd and /etc/group, so that stage1 gets numbers only.
+// resolveIDs turns user and group names (or image paths) into numbers
+// using the image's /etc/passwd and /etc/group, so that a missing user
+// fails before the pod exists and stage1 gets numbers only.
 func resolveIDs(rootfs string, app *types.App) error {
-	uid, err := lookupID(rootfs, "/etc/passwd", app.User, "user")
+	id, err := ident.ResolveIn(rootfs, app.User, app.Group)
 	if err != nil {
-		return err
+		return fmt.Errorf("user %q, group %q: %w", app.User, app.Group, err)
 	}
-	gid, err := lookupID(rootfs, "/etc/group", app.Group, "group")
-	if err != nil {
-		return err
-	}
-	app.User, app.Group = strconv.Itoa(uid), strconv.Itoa(gid)
+	app.User, app.Group = strconv.Itoa(id.UID), strconv.Itoa(id.GID)
 	return nil
-}
-
-func lookupID(rootfs, file, name, what string) (int, error) {
-	if name == "" {
-		return 0, nil
-	}
-	if n, err := strconv.Atoi(name); err == nil {
-		if n < 0 {
-			return 0, fmt.Errorf("%s %d is negative", what, n)
-		}
-		return n, nil
-	}
-	if strings.HasPrefix(name, "/") {
-		// appc: a path in the image whose owner gives the id.
-		p, err := securejoin.SecureJoin(rootfs, name)
-		if err != nil {
-			return 0, err
-		}
-		var st os.FileInfo
-		if st, err = os.Stat(p); err != nil {
-			return 0, fmt.Errorf("%s is given as the owner of %s, which is not in the image", what, name)
-		}
-		uid, gid := fileOwner(st)
-		if what == "user" {
-			return uid, nil
-		}
-		return gid, nil
-	}
-	p, err := securejoin.SecureJoin(rootfs, file)
-	if err != nil {
-		return 0, err
-	}
-	fh, err := os.Open(p)
-	if err != nil {
-		return 0, fmt.Errorf("%s %q not found: the image has no %s (use a number)", what, name, file)
-	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 3 && fields[0] == name {
-			id, err := strconv.Atoi(fields[2])
-			if err != nil {
-				return 0, fmt.Errorf("image's %s has a bad id for %s: %q", file, name, fields[2])
-			}
-			return id, nil
-		}
-	}
-	return 0, fmt.Errorf("%s %q not found in the image's %s", what, name, file)
 }
 
 // checkExec makes sure the app's executable exists in the image and can be
@@ -400,11 +347,4 @@ func podManifestAsGiven(ctx context.Context, f *Fetcher, pm *schema.PodManifest)
 		infos = append(infos, info)
 	}
 	return pm, infos, nil
-}
-
-func fileOwner(fi os.FileInfo) (int, int) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int(st.Uid), int(st.Gid)
-	}
-	return 0, 0
 }

@@ -50,7 +50,7 @@ func TestResolveIDs(t *testing.T) {
 	}
 	for _, a := range []*types.App{{User: "nobody", Group: "0"}, {User: "0", Group: "nogroup"}} {
 		err := resolveIDs(root, a)
-		if err == nil || !strings.Contains(err.Error(), "not found in the image's /etc/") {
+		if err == nil || !strings.Contains(err.Error(), "not found in image's /etc/") {
 			t.Errorf("%+v: err = %v", a, err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/pkg/ident"
 )
 
 // Paths masked in every app (unless MaskPaths is off): files get /dev/null
@@ -380,10 +382,4 @@ func setupRoot(a *App) error {
 }
 
 // statOwner returns the owner of path (in the current root).
-func statOwner(path string) (int, int, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, 0, &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	return int(st.Uid), int(st.Gid), nil
-}
+var statOwner = ident.StatOwner
