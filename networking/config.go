@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rkt/rkt/networking/netflag"
+
 	"github.com/containernetworking/cni/libcni"
 )
 
@@ -220,7 +222,7 @@ func parseNetwork(file string, data []byte) (*network, error) {
 	if name == "" {
 		return nil, fmt.Errorf("network file %s: %w: no \"name\": give the network a name", file, ErrConfig)
 	}
-	if err := checkNetName(name); err != nil {
+	if err := netflag.CheckNetName(name); err != nil {
 		return nil, fmt.Errorf("network file %s: %w", file, err)
 	}
 	switch name {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/rkt/rkt/networking/netflag"
+
 	current "github.com/containernetworking/cni/pkg/types/100"
 )
 
@@ -16,12 +18,7 @@ import (
 const NetInfoFile = "net-info.json"
 
 // DNS is DNS configuration a network's plugins returned.
-type DNS struct {
-	Nameservers []string `json:"nameservers,omitempty"`
-	Domain      string   `json:"domain,omitempty"`
-	Search      []string `json:"search,omitempty"`
-	Options     []string `json:"options,omitempty"`
-}
+type DNS = netflag.DNS
 
 // NetInfo is one network of a pod as recorded in net-info.json: what
 // `rkt list` and `rkt status` show, and what Teardown needs to undo it.
@@ -131,4 +128,41 @@ func (ni *NetInfo) ipNets() []*net.IPNet {
 		}
 	}
 	return out
+}
+
+// DNSFromNets merges the DNS settings the pod's networks returned, in the
+// networks' order, without duplicates; the first domain wins.
+func DNSFromNets(nis []NetInfo) DNS {
+	var d DNS
+	seen := map[string]bool{}
+	add := func(list *[]string, kind string, vs []string) {
+		for _, v := range vs {
+			if !seen[kind+v] {
+				seen[kind+v] = true
+				*list = append(*list, v)
+			}
+		}
+	}
+	for _, ni := range nis {
+		add(&d.Nameservers, "n", ni.DNS.Nameservers)
+		add(&d.Search, "s", ni.DNS.Search)
+		add(&d.Options, "o", ni.DNS.Options)
+		if d.Domain == "" {
+			d.Domain = ni.DNS.Domain
+		}
+	}
+	return d
+}
+
+// HostsFile renders the pod's /etc/hosts with its hostname on the address
+// of its first network that was asked for (see netflag.HostsFile).
+func HostsFile(entries []HostsEntry, hostname string, nis []NetInfo) []byte {
+	ip := ""
+	for _, ni := range nis {
+		if ni.IP != "" && !ni.Auto {
+			ip = ni.IP
+			break
+		}
+	}
+	return netflag.HostsFile(entries, hostname, ip)
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rkt/rkt/networking"
+	"github.com/rkt/rkt/networking/netflag"
 	"github.com/rkt/rkt/stage0"
 )
 
@@ -168,7 +168,7 @@ var cmdRunPrepared = &cobra.Command{
 	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := runPreparedFlags
-		if _, _, _, err := networking.ParseNetFlag(f.net); err != nil {
+		if _, _, _, err := netflag.ParseNetFlag(f.net); err != nil {
 			return usagef("--net: %v", err)
 		}
 		ctx, cancel := signalContext()

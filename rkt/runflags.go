@@ -10,7 +10,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/pflag"
 
-	"github.com/rkt/rkt/networking"
+	"github.com/rkt/rkt/networking/netflag"
 	"github.com/rkt/rkt/pkg/caps"
 	"github.com/rkt/rkt/stage0"
 )
@@ -439,12 +439,12 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 		}
 		spec.PodManifest = &pm
 	}
-	_, host, none, err := networking.ParseNetFlag(pf.net)
+	_, host, none, err := netflag.ParseNetFlag(pf.net)
 	if err != nil {
 		return nil, usagef("--net: %v", err)
 	}
 	for _, p := range pf.ports {
-		pfl, err := networking.ParsePortFlag(p)
+		pfl, err := netflag.ParsePortFlag(p)
 		if err != nil {
 			return nil, usagef("%v", err)
 		}
@@ -454,7 +454,7 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 		return nil, usagef("--port needs a pod network: with --net=%s there is nothing to forward to", pf.net)
 	}
 	spec.Hostname = pf.hostname
-	spec.DNS = networking.DNSFlags{Servers: pf.dns, Search: pf.dnsSearch, Options: pf.dnsOpt, Domain: pf.dnsDomain}
+	spec.DNS = netflag.DNSFlags{Servers: pf.dns, Search: pf.dnsSearch, Options: pf.dnsOpt, Domain: pf.dnsDomain}
 	spec.HostsEntries = pf.hostsEntries
 	if _, err := spec.DNSConfMode(); err != nil {
 		return nil, usagef("%v", err)

@@ -14,7 +14,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/rkt/rkt/imagestore"
-	"github.com/rkt/rkt/networking"
+	"github.com/rkt/rkt/networking/netflag"
 	"github.com/rkt/rkt/pkg/ident"
 )
 
@@ -64,17 +64,17 @@ func buildPodManifest(ctx context.Context, f *Fetcher, spec *PodSpec) (*schema.P
 
 // exposedPorts matches --port flags with the ports the apps' images name,
 // and writes them as the pod manifest's ports with the pod side filled in.
-func exposedPorts(pm *schema.PodManifest, flags []networking.PortFlag) ([]types.ExposedPort, error) {
+func exposedPorts(pm *schema.PodManifest, flags []netflag.PortFlag) ([]types.ExposedPort, error) {
 	if len(flags) == 0 {
 		return nil, nil
 	}
-	var named []networking.ManifestPort
+	var named []netflag.ManifestPort
 	for _, ra := range pm.Apps {
 		for _, p := range ra.App.Ports {
-			named = append(named, networking.ManifestPort{Name: p.Name.String(), Protocol: p.Protocol, Port: p.Port})
+			named = append(named, netflag.ManifestPort{Name: p.Name.String(), Protocol: p.Protocol, Port: p.Port})
 		}
 	}
-	fwds, err := networking.ResolvePorts(flags, named)
+	fwds, err := netflag.ResolvePorts(flags, named)
 	if err != nil {
 		return nil, err
 	}

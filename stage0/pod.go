@@ -12,7 +12,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/rkt/rkt/imagestore"
-	"github.com/rkt/rkt/networking"
+	"github.com/rkt/rkt/networking/netflag"
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
 )
@@ -48,12 +48,12 @@ type PodSpec struct {
 	PodManifest *schema.PodManifest
 	// Ports are the --port flags, matched with the images' ports into the
 	// pod manifest's ports (stage1 forwards them).
-	Ports []networking.PortFlag
+	Ports []netflag.PortFlag
 	// Hostname is --hostname ("" = rkt-<uuid>), for the hosts file.
 	Hostname string
 	// DNS and HostsEntries are --dns* and --hosts-entry: with values, stage0
 	// writes the pod's resolv.conf and hosts (docs/stage1-abi.md).
-	DNS          networking.DNSFlags
+	DNS          netflag.DNSFlags
 	HostsEntries []string
 }
 
@@ -65,7 +65,7 @@ func (spec *PodSpec) DNSConfMode() (string, error) {
 		return "", err
 	}
 	hostsMode := "default"
-	host, entries, err := networking.ParseHostsEntries(spec.HostsEntries)
+	host, entries, err := netflag.ParseHostsEntries(spec.HostsEntries)
 	switch {
 	case err != nil:
 		return "", err
@@ -222,15 +222,15 @@ var errNoApps = errors.New("no image given: rkt run IMAGE [flags] [--- IMAGE2 ..
 // --dns-conf-mode says stage0.
 func (pr *Prepared) writeNetFiles(spec *PodSpec) error {
 	etc := filepath.Join(pr.Pod.Path(), "stage1", "rootfs", "etc")
-	if mode, _ := spec.DNS.Mode(); mode == networking.ResolvStage0 {
+	if mode, _ := spec.DNS.Mode(); mode == netflag.ResolvStage0 {
 		if err := os.MkdirAll(etc, 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(etc, "rkt-resolv.conf"), networking.ResolvConf(spec.DNS.DNS()), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(etc, "rkt-resolv.conf"), netflag.ResolvConf(spec.DNS.DNS()), 0o644); err != nil {
 			return err
 		}
 	}
-	if _, entries, _ := networking.ParseHostsEntries(spec.HostsEntries); len(entries) > 0 {
+	if _, entries, _ := netflag.ParseHostsEntries(spec.HostsEntries); len(entries) > 0 {
 		hostname := spec.Hostname
 		if hostname == "" {
 			hostname = "rkt-" + pr.Pod.UUID
@@ -238,7 +238,7 @@ func (pr *Prepared) writeNetFiles(spec *PodSpec) error {
 		if err := os.MkdirAll(etc, 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(etc, "rkt-hosts"), networking.HostsFile(entries, hostname, nil), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(etc, "rkt-hosts"), netflag.HostsFile(entries, hostname, ""), 0o644); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package networking
+package netflag
 
 import (
 	"errors"
@@ -58,7 +58,7 @@ func ParseNetFlag(s string) (reqs []Request, host bool, none bool, err error) {
 	for _, entry := range strings.Split(s, ",") {
 		entry = strings.TrimSpace(entry)
 		name, args, hasArgs := strings.Cut(entry, ":")
-		if err := checkNetName(name); err != nil {
+		if err := CheckNetName(name); err != nil {
 			return nil, false, false, fmt.Errorf("--net=%s: %w", s, err)
 		}
 		if seen[name] {
@@ -93,7 +93,8 @@ func ParseNetFlag(s string) (reqs []Request, host bool, none bool, err error) {
 	return reqs, host, none, nil
 }
 
-func checkNetName(name string) error {
+// CheckNetName checks a network name given in --net or net.d.
+func CheckNetName(name string) error {
 	if name == "" {
 		return fmt.Errorf("empty network name: %w", ErrBadFlag)
 	}
