@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/appc/spec/schema"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/imagestore"
@@ -30,6 +32,14 @@ type RunOptions struct {
 	DNSConfMode    string
 	LocalConfig    string
 	ExtraArgs      []string
+}
+
+// defaultNet fills in the stage1's own default network when the user
+// named none.
+func (o *RunOptions) defaultNet(m *schema.ImageManifest) {
+	if o.Net == "" {
+		o.Net, _ = m.Annotations.Get(AnnoDefaultNet)
+	}
 }
 
 // args builds the run entrypoint's command line for an interface version.
@@ -82,6 +92,7 @@ func (pr *Prepared) Exec(opts RunOptions) error {
 	if err := pr.Pod.ToRun(); err != nil {
 		return err
 	}
+	opts.defaultNet(pr.Stage1.Manifest)
 	return execStage1(pr.Pod, pr.TreeLocks, ep, opts.args(ep, pr.Stage1.InterfaceVersion, pr.Pod.UUID))
 }
 
@@ -137,6 +148,7 @@ func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string,
 	if err := p.ToRun(); err != nil {
 		return err
 	}
+	opts.defaultNet(m)
 	return execStage1(p, locks, ep, opts.args(ep, version, p.UUID))
 }
 

@@ -20,6 +20,10 @@ const (
 	AnnoGC        = "coreos.com/rkt/stage1/gc"
 	AnnoStop      = "coreos.com/rkt/stage1/stop"
 	AnnoInterface = "coreos.com/rkt/stage1/interface-version"
+	// AnnoDefaultNet is the --net a stage1 gets when the user gives none
+	// (the fly flavor: host); absent, --net is left out and the stage1
+	// picks its own default.
+	AnnoDefaultNet = "rkt.dev/stage1/default-net"
 )
 
 // DefaultStage1 is the file name of the default stage1 image, looked for

@@ -81,6 +81,11 @@ func manifest(flavor, version string) ([]byte, error) {
 		im.Annotations.Set(types.ACIdentifier(ep.anno), ep.path)
 	}
 	im.Annotations.Set("coreos.com/rkt/stage1/interface-version", InterfaceVersion)
+	if flavor == "fly" {
+		// fly has the host's network only: stage0 passes --net=host when
+		// the user names no network (docs/stage1-abi.md).
+		im.Annotations.Set("rkt.dev/stage1/default-net", "host")
+	}
 	return json.MarshalIndent(im, "", "  ")
 }
 
