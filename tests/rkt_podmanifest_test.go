@@ -38,3 +38,20 @@ func TestRunPodManifest(t *testing.T) {
 	// Images cannot be combined with --pod-manifest.
 	c.MustFail(254, "--pod-manifest cannot be combined", "--insecure-options=image", "run", "--pod-manifest="+pmFile, img)
 }
+
+// TestRunFlyDefaultNet runs the fly flavor without --net: stage0 passes the
+// stage1's own default network (host), which is all fly can do.
+func TestRunFlyDefaultNet(t *testing.T) {
+	e := newRealEnv(t)
+	requireStage1Beside(t, e.Bin, "stage1-fly.aci")
+	hostNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{insecureImage, "run", "--stage1-from-dir=stage1-fly.aci", e.img, "--exec=/inspect", "--", "--print-netns"}
+	r := e.Run(args...)
+	if r.Exit != 0 {
+		t.Fatalf("fly without --net: %s", describeResult(args, r))
+	}
+	wantValue(t, r.Stdout, "netns", hostNS)
+}
