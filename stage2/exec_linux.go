@@ -179,7 +179,8 @@ func dropBoundingSet(keep []int) error {
 	for _, c := range keep {
 		k[c] = true
 	}
-	for c := 0; c <= capLast(); c++ {
+	last := capLast() // one read of /proc, not one per capability
+	for c := 0; c <= last; c++ {
 		if k[c] {
 			continue
 		}
