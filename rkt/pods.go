@@ -242,24 +242,33 @@ var cmdStop = &cobra.Command{
 		if err != nil {
 			return err
 		}
-		failed := false
-		for _, u := range uuids {
-			p, err := pod.Get(podsDir(), u)
-			if err == nil {
-				err = stage0.Stop(context.Background(), p, stopFlags.force)
-			}
-			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: stopping pod %s: %v\n", u, err)
-				failed = true
-				continue
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), p.UUID)
-		}
-		if failed {
-			return &exitError{code: exitFailure}
-		}
-		return nil
+		return eachPod(cmd, uuids, "%s\n", func(u string, err error) string {
+			return fmt.Sprintf("stopping pod %s: %v", u, err)
+		}, func(p *pod.Pod) error { return stage0.Stop(context.Background(), p, stopFlags.force) })
 	},
+}
+
+// eachPod applies fn to the pods named by uuids, printing each done pod's
+// UUID with okFormat and each failure with failMsg; it fails (254) if any
+// pod failed, after trying them all.
+func eachPod(cmd *cobra.Command, uuids []string, okFormat string, failMsg func(uuid string, err error) string, fn func(*pod.Pod) error) error {
+	failed := false
+	for _, u := range uuids {
+		p, err := pod.Get(podsDir(), u)
+		if err == nil {
+			err = fn(p)
+		}
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "rkt: %s\n", failMsg(u, err))
+			failed = true
+			continue
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), okFormat, p.UUID)
+	}
+	if failed {
+		return &exitError{code: exitFailure}
+	}
+	return nil
 }
 
 var gcFlags struct {
@@ -307,23 +316,9 @@ var cmdRm = &cobra.Command{
 		if err != nil {
 			return err
 		}
-		failed := false
-		for _, u := range uuids {
-			p, err := pod.Get(podsDir(), u)
-			if err == nil {
-				err = stage0.Remove(context.Background(), p, stage0.GCOptions{Debug: globalFlags.Debug, LocalConfig: globalFlags.LocalConfigDir})
-			}
-			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: rm: %v\n", err)
-				failed = true
-				continue
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%q\n", p.UUID)
-		}
-		if failed {
-			return &exitError{code: exitFailure}
-		}
-		return nil
+		opts := stage0.GCOptions{Debug: globalFlags.Debug, LocalConfig: globalFlags.LocalConfigDir}
+		return eachPod(cmd, uuids, "%q\n", func(_ string, err error) string { return "rm: " + err.Error() },
+			func(p *pod.Pod) error { return stage0.Remove(context.Background(), p, opts) })
 	},
 }
 
