@@ -17,7 +17,6 @@
 package cgroup
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +24,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // Controllers rkt sets limits with.
@@ -83,33 +84,6 @@ func (h Hierarchy) String() string {
 	return strings.Join(h.Controllers, ",") + " hierarchy at " + h.Mount
 }
 
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			v, ok := byte(0), true
-			for _, c := range []byte(s[i+1 : i+4]) {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + (c - '0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // mount is one cgroup mount from mountinfo.
 type mount struct {
 	point, root string
@@ -118,33 +92,21 @@ type mount struct {
 }
 
 func parseMounts(r io.Reader) ([]mount, error) {
-	var out []mount
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		f, tail := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(tail) < 3 {
-			continue
-		}
-		m := mount{root: unescape(f[3]), point: unescape(f[4]), opts: map[string]bool{}}
-		switch tail[0] {
-		case "cgroup2":
-			m.unified = true
-		case "cgroup":
-			for _, o := range strings.Split(tail[2], ",") {
+	infos, err := mountinfo.GetMountsFromReader(r, func(i *mountinfo.Info) (skip, stop bool) {
+		return i.FSType != "cgroup" && i.FSType != "cgroup2", false
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	out := make([]mount, 0, len(infos))
+	for _, in := range infos {
+		m := mount{root: in.Root, point: in.Mountpoint, opts: map[string]bool{}, unified: in.FSType == "cgroup2"}
+		if !m.unified {
+			for _, o := range strings.Split(in.VFSOptions, ",") {
 				m.opts[o] = true
 			}
-		default:
-			continue
 		}
 		out = append(out, m)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
 	}
 	return out, nil
 }
