@@ -220,7 +220,14 @@ func (p *Pod) TryLock() error {
 	if err != nil {
 		return notFound(p.UUID, err)
 	}
-	if err := l.TryExclusive(); err != nil {
+	// Readers (list, status) probe a pod with a shared lock held for a few
+	// microseconds: retry briefly so that a probe is not taken for a holder.
+	err = l.TryExclusive()
+	for try := 0; errors.Is(err, lock.ErrLocked) && try < 5; try++ {
+		time.Sleep(2 * time.Millisecond)
+		err = l.TryExclusive()
+	}
+	if err != nil {
 		l.Close()
 		return fmt.Errorf("pod %s is in use by another process: %w", p.UUID, err)
 	}
