@@ -19,12 +19,17 @@ rkt:
 
 # The stage1 images rkt finds beside itself: default (our isolation, with
 # the CNI plugins from the pinned containernetworking/plugins module) and
-# fly (chroot only). Each is one static binary packaged by stage1/mkimage.
+# fly (chroot only), packaged by stage1/mkimage: default is three static
+# binaries (see stage1/default), fly one.
 stage1:
 	$(GOBUILD) -o build/stage1/default/stage1 ./stage1/default
+	$(GOBUILD) -o build/stage1/default/init ./stage1/default/init
+	$(GOBUILD) -o build/stage1/default/stage2 ./stage1/default/launcher
 	rm -rf build/stage1/plugins
 	GO=$(GO) networking/build-plugins.sh build/stage1/plugins
-	$(GO) run ./stage1/mkimage --flavor default --version $(VERSION) --bin build/stage1/default/stage1 --plugins build/stage1/plugins -o $(BIN)/stage1-default.aci
+	$(GO) run ./stage1/mkimage --flavor default --version $(VERSION) --bin build/stage1/default/stage1 \
+		--init build/stage1/default/init --launcher build/stage1/default/stage2 \
+		--plugins build/stage1/plugins -o $(BIN)/stage1-default.aci
 	$(GOBUILD) -o build/stage1/fly/stage1 ./stage1/fly
 	$(GO) run ./stage1/mkimage --flavor fly --version $(VERSION) --bin build/stage1/fly/stage1 -o $(BIN)/stage1-fly.aci
 

@@ -1,5 +1,5 @@
 // Package stage2 starts one app of a pod: the launcher that stage1's
-// supervisor runs (a re-exec of the stage1 binary in a new mount
+// supervisor runs (the stage1 image's /stage2 binary, in a new mount
 // namespace) turns an App into the app's process. It joins the app's
 // cgroups, mounts the app's root (overlayfs over the image's tree) with
 // /proc, /sys, a minimal /dev, /etc/hosts, /etc/resolv.conf and the
@@ -61,6 +61,11 @@ type App struct {
 	// read-only on /etc/hosts and /etc/resolv.conf.
 	HostsFile  string `json:"hostsFile,omitempty"`
 	ResolvConf string `json:"resolvConf,omitempty"`
+	// NetResolvConf is the resolv.conf made from the DNS settings the
+	// pod's networks returned; it replaces ResolvConf when the start line
+	// says so ("start resolv"), as it exists only once the networks are
+	// set up, while the launcher is already preparing the app.
+	NetResolvConf string `json:"netResolvConf,omitempty"`
 	// Mounts are the app's volumes.
 	Mounts []Mount `json:"mounts,omitempty"`
 
@@ -69,7 +74,7 @@ type App struct {
 	CgroupDirs []string `json:"cgroupDirs,omitempty"`
 	// UnifiedCgroup is the app's cgroup v2 directory: the supervisor
 	// starts the launcher right in it (clone3 CLONE_INTO_CGROUP, no
-	// migration), or adds it to CgroupDirs where that fails.
+	// migration), or tells the launcher to join it where that fails.
 	UnifiedCgroup string `json:"unifiedCgroup,omitempty"`
 	// CgroupMounts bind the app's cgroup directories (Source, host paths)
 	// read-only at their places in the app (Target, e.g.

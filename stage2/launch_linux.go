@@ -1,10 +1,12 @@
 package stage2
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +26,13 @@ import (
 // is a private copy of the supervisor's: the bounding set, no_new_privs
 // and the seccomp filter are set on the calling thread, which then execs.
 func Launch(ctx context.Context, a *App) error {
+	return launch(ctx, a, func() (bool, error) { return false, nil })
+}
+
+// launch is Launch that, once the app's root is mounted, waits for start
+// to say that the app may be exec'd (the pod's networks are set up), and
+// whether to use a.NetResolvConf.
+func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 	trace := func(string) {}
 	if a.DebugEpoch != 0 {
 		trace = func(phase string) {
@@ -57,6 +66,28 @@ func Launch(ctx context.Context, a *App) error {
 		return err
 	}
 	trace("cgroups joined")
+	var filter []bpf.RawInstruction
+	if a.Seccomp != nil {
+		f := seccomp.Filter{
+			Retain: a.Seccomp.Retain, Syscalls: a.Seccomp.Syscalls,
+			Errno: syscall.Errno(a.Seccomp.Errno), BlockNamespaceClone: a.Seccomp.BlockNamespaceClone,
+		}
+		var err error
+		if filter, err = f.Assemble(); err != nil {
+			return setupErr("%w", err)
+		}
+	}
+	netResolv, err := start()
+	if err != nil {
+		return err
+	}
+	trace("started")
+	if netResolv && a.NetResolvConf != "" {
+		a.ResolvConf = a.NetResolvConf
+	}
+	if err := finishRoot(a); err != nil {
+		return err
+	}
 	if err := pivotRoot(a.Root); err != nil {
 		return err
 	}
@@ -75,16 +106,6 @@ func Launch(ctx context.Context, a *App) error {
 	}
 	if err := checkExecutable(path); err != nil {
 		return err
-	}
-	var filter []bpf.RawInstruction
-	if a.Seccomp != nil {
-		f := seccomp.Filter{
-			Retain: a.Seccomp.Retain, Syscalls: a.Seccomp.Syscalls,
-			Errno: syscall.Errno(a.Seccomp.Errno), BlockNamespaceClone: a.Seccomp.BlockNamespaceClone,
-		}
-		if filter, err = f.Assemble(); err != nil {
-			return setupErr("%w", err)
-		}
 	}
 	if err := dropBoundingSet(a.Capabilities); err != nil {
 		return err
@@ -217,19 +238,45 @@ func Report(w *os.File, app string, err error) int {
 	return code
 }
 
-// Main is the launcher's entry point: it reads the App (JSON) from cfg,
-// closes it, and launches. It returns only on failure, with the exit code
-// after reporting the error on status.
-func Main(ctx context.Context, cfg, status *os.File) int {
+// ErrNotStarted is the error of a launcher whose pod did not start (its
+// configuration stream ended without the start line): it exits quietly.
+var ErrNotStarted = errors.New("the pod did not start")
+
+// Main is the launcher's entry point: it reads the App (JSON, one line)
+// from cfg, mounts the app's root, waits on cfg for the start line
+// (StartLine, "start" or "start resolv") and launches. extraCgroups are
+// cgroups to join besides the App's (the supervisor could not start the
+// launcher right in them). It returns only on failure, with the exit
+// code after reporting the error on status.
+func Main(ctx context.Context, cfg, status *os.File, extraCgroups []string) int {
 	var a App
-	dec := json.NewDecoder(cfg)
-	err := dec.Decode(&a)
-	cfg.Close()
+	r := bufio.NewReader(cfg)
+	line, err := r.ReadBytes('\n')
+	if err == nil || (err == io.EOF && len(line) > 0) {
+		err = json.Unmarshal(line, &a)
+	}
 	if err != nil {
+		cfg.Close()
 		return Report(status, "?", setupErr("read the app's configuration from the supervisor: %w", err))
 	}
+	a.CgroupDirs = append(a.CgroupDirs, extraCgroups...)
 	// The status pipe must close when the app is exec'd: its EOF is the
 	// supervisor's "started" signal.
 	unix.CloseOnExec(int(status.Fd()))
-	return Report(status, a.Name, Launch(ctx, &a))
+	start := func() (bool, error) {
+		line, _ := r.ReadString('\n')
+		cfg.Close()
+		switch strings.TrimSuffix(line, "\n") {
+		case "start":
+			return false, nil
+		case "start resolv":
+			return true, nil
+		}
+		return false, ErrNotStarted
+	}
+	err = launch(ctx, &a, start)
+	if errors.Is(err, ErrNotStarted) {
+		return ExitSetupFailed
+	}
+	return Report(status, a.Name, err)
 }

@@ -340,7 +340,8 @@ func pivotRoot(root string) error {
 	return nil
 }
 
-// setupRoot mounts the app's whole file system tree at a.Root.
+// setupRoot mounts the app's file system tree at a.Root, all but what
+// finishRoot adds.
 func setupRoot(a *App) error {
 	if err := mountRoot(a); err != nil {
 		return err
@@ -356,14 +357,6 @@ func setupRoot(a *App) error {
 			return err
 		}
 	}
-	for _, f := range []struct{ src, dst string }{{a.HostsFile, "/etc/hosts"}, {a.ResolvConf, "/etc/resolv.conf"}} {
-		if f.src == "" {
-			continue
-		}
-		if err := bindIn(a.Root, f.src, f.dst, true, false); err != nil {
-			return err
-		}
-	}
 	for _, m := range a.Mounts {
 		if err := bindIn(a.Root, m.Source, m.Target, m.ReadOnly, m.Recursive); err != nil {
 			return fmt.Errorf("volume %s: %w", m.Volume, err)
@@ -372,6 +365,21 @@ func setupRoot(a *App) error {
 	if a.WorkingDir != "" && a.WorkingDir != "/" {
 		// Best effort: a read-only image without it fails at chdir.
 		mkdirIn(a.Root, a.WorkingDir, 0o755)
+	}
+	return nil
+}
+
+// finishRoot completes the app's root once the pod may start: /etc/hosts
+// and /etc/resolv.conf, which the pod's networks decide, then the root
+// made read-only if asked.
+func finishRoot(a *App) error {
+	for _, f := range []struct{ src, dst string }{{a.HostsFile, "/etc/hosts"}, {a.ResolvConf, "/etc/resolv.conf"}} {
+		if f.src == "" {
+			continue
+		}
+		if err := bindIn(a.Root, f.src, f.dst, true, false); err != nil {
+			return err
+		}
 	}
 	if a.ReadOnlyRootFS {
 		if err := remount(a.Root, unix.MS_RDONLY|unix.MS_NODEV, false); err != nil {

@@ -34,7 +34,10 @@ export CGO_ENABLED=0
 version=$(git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out/bin/rkt" ./rkt
 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out/stage1-default" ./stage1/default
-go run ./stage1/mkimage --flavor default --version "$version" --bin "$out/stage1-default" -o "$out/bin/stage1-default.aci"
+go build -trimpath -ldflags "-s -w" -o "$out/stage1-init" ./stage1/default/init
+go build -trimpath -ldflags "-s -w" -o "$out/stage1-launcher" ./stage1/default/launcher
+go run ./stage1/mkimage --flavor default --version "$version" --bin "$out/stage1-default" \
+	--init "$out/stage1-init" --launcher "$out/stage1-launcher" -o "$out/bin/stage1-default.aci"
 go build -o "$out/mkaci" ./tests/mkaci
 go build -o "$out/startbench" ./bench/start
 

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rkt/rkt/stage1/stage1test"
 	"github.com/rkt/rkt/stage2"
@@ -214,14 +217,18 @@ func TestReadOnlyRootFS(t *testing.T) {
 	}
 }
 
-// TestProcSelfExe makes sure an app cannot overwrite the stage1 binary
-// through /proc/1/exe (the supervisor) nor its own launcher's (CVE-2019-5736).
+// TestProcSelfExe makes sure an app cannot overwrite the stage1 binaries
+// through /proc/1/exe (the supervisor) (CVE-2019-5736).
 func TestProcSelfExe(t *testing.T) {
 	requireRoot(t)
-	bin := filepath.Join(binDir, "stage1")
-	before, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
+	bins := []string{"init", "stage1", "stage2"}
+	before := map[string][]byte{}
+	for _, b := range bins {
+		data, err := os.ReadFile(filepath.Join(binDir, b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[b] = data
 	}
 	script := "readlink /proc/1/exe; echo pwned > /proc/1/exe && echo WROTE; " +
 		"exec 3<>/proc/1/exe && echo OPENED; cat /proc/1/exe > /dev/null && echo READ; true"
@@ -235,17 +242,47 @@ func TestProcSelfExe(t *testing.T) {
 		// read the link. With every restriction lifted (CAP_SYS_PTRACE) it
 		// may see the path, but the write above must still fail (the
 		// binary is busy while the pod runs).
-		if args == nil && (strings.Contains(r.Stdout, "/stage1") || strings.Contains(r.Stdout, binDir)) {
+		if args == nil && (strings.Contains(r.Stdout, "/init") || strings.Contains(r.Stdout, binDir)) {
 			t.Errorf("%v: /proc/1/exe is readable: %q", args, r.Stdout)
 		}
 	}
-	after, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
+	for _, b := range bins {
+		after, err := os.ReadFile(filepath.Join(binDir, b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before[b], after) {
+			t.Fatalf("the stage1 binary %s changed: sha256 %x -> %x", b, sha256.Sum256(before[b]), sha256.Sum256(after))
+		}
 	}
-	if !bytes.Equal(before, after) {
-		t.Fatalf("the stage1 binary changed: sha256 %x -> %x", sha256.Sum256(before), sha256.Sum256(after))
+}
+
+// TestLauncherReadOnly: in the pod's mount namespace, the launcher binary
+// the apps are started from is a read-only bind, so a process of the pod
+// that runs it again (an app that is a "#!/proc/self/exe" script) cannot
+// open it for writing through /proc/PID/exe. The host's own path to it
+// stays writable (for upgrades of the image store's copy by rkt itself).
+func TestLauncherReadOnly(t *testing.T) {
+	requireRoot(t)
+	p := newPod(t, app("a", "--print-msg=up", "--sleep=30"))
+	s := startPod(t, p, nil)
+	waitOutput(t, s, "up")
+	pid := strings.TrimSpace(p.ReadFile("pid"))
+	launcher := filepath.Join(binDir, "stage2")
+	f, err := os.OpenFile("/proc/"+pid+"/root"+launcher, os.O_WRONLY, 0)
+	if err == nil {
+		f.Close()
+		t.Errorf("the launcher %s opened for writing in the pod's mount namespace", launcher)
+	} else if !errors.Is(err, syscall.EROFS) {
+		t.Errorf("open the launcher for writing in the pod's mount namespace: %v, want EROFS", err)
 	}
+	if f, err := os.OpenFile(launcher, os.O_WRONLY, 0); err != nil {
+		t.Errorf("the host's path to the launcher: %v", err)
+	} else {
+		f.Close()
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.wait(t, 10*time.Second)
 }
 
 // TestSeccompRetainSet: an allow list runs the app; calls outside it get

@@ -73,7 +73,7 @@ func Collect(ctx context.Context, podDir string, opts Options) error {
 		uuid = filepath.Base(podDir)
 	}
 	var errs []error
-	if err := teardownNetworks(ctx, podDir, uuid, opts.LocalConfig, logf); err != nil {
+	if err := TeardownNetworks(ctx, podDir, uuid, opts.LocalConfig, logf); err != nil {
 		errs = append(errs, err)
 	}
 	if err := Unmount(podDir, logf); err != nil {
@@ -94,10 +94,10 @@ func Collect(ctx context.Context, podDir string, opts Options) error {
 	return errors.Join(errs...)
 }
 
-// teardownNetworks runs CNI DEL for the networks in the pod's
+// TeardownNetworks runs CNI DEL for the networks in the pod's
 // net-info.json (networking.Teardown), unless a previous run (or the run
 // entrypoint, when the pod exited) already did it all.
-func teardownNetworks(ctx context.Context, podDir, uuid, localConfig string, logf func(string, ...any)) error {
+func TeardownNetworks(ctx context.Context, podDir, uuid, localConfig string, logf func(string, ...any)) error {
 	nis, err := networking.LoadNetInfo(podDir)
 	if err != nil || len(nis) == 0 {
 		return err

@@ -1,12 +1,16 @@
-// Command mkimage writes a stage1 image (an uncompressed ACI) from a built
-// stage1 binary:
+// Command mkimage writes a stage1 image (an uncompressed ACI) from built
+// stage1 binaries:
 //
-//	go run ./stage1/mkimage --flavor default|fly --bin PATH [--plugins DIR] [--version V] -o OUT.aci
+//	go run ./stage1/mkimage --flavor fly --bin PATH [--version V] -o OUT.aci
+//	go run ./stage1/mkimage --flavor default --bin PATH --init PATH --launcher PATH [--plugins DIR] [--version V] -o OUT.aci
 //
 // The image is deterministic: entries in a fixed order, owned by 0:0,
-// with a fixed modification time. Its rootfs holds the binary as /init
-// and /enter, /gc, /stop as hard links to it; the manifest names them
-// with the stage1 entrypoint annotations of docs/stage1-abi.md. With
+// with a fixed modification time. The fly flavor's rootfs holds its one
+// binary as /init with /enter, /gc, /stop as hard links to it. The
+// default flavor's holds three: the big binary (--bin) as /stage1 with
+// /enter, /gc, /stop linked to it, the small run entrypoint (--init) as
+// /init and the app launcher (--launcher) as /stage2. The manifest names
+// the entrypoints with the annotations of docs/stage1-abi.md. With
 // --plugins (default flavor only), the CNI plugins in DIR (as built by
 // networking/build-plugins.sh) go into /usr/lib/rkt/plugins/net.
 package main
@@ -51,13 +55,16 @@ var entrypoints = []struct{ anno, path string }{
 }
 
 func main() {
-	flavor := flag.String("flavor", "default", "stage1 flavor: default or fly")
-	bin := flag.String("bin", "", "the built stage1 binary")
-	plugins := flag.String("plugins", "", "directory of CNI plugins to ship in /"+pluginsDir+" (default flavor)")
-	version := flag.String("version", "0.1.0", "the image's version label")
-	out := flag.String("o", "", "output ACI file")
+	var o options
+	flag.StringVar(&o.bin, "bin", "", "the built stage1 binary (the default flavor's big one)")
+	flag.StringVar(&o.init, "init", "", "the default flavor's small run entrypoint binary")
+	flag.StringVar(&o.launcher, "launcher", "", "the default flavor's app launcher binary")
+	flag.StringVar(&o.plugins, "plugins", "", "directory of CNI plugins to ship in /"+pluginsDir+" (default flavor)")
+	flag.StringVar(&o.version, "version", "0.1.0", "the image's version label")
+	flag.StringVar(&o.out, "o", "", "output ACI file")
+	flag.StringVar(&o.flavor, "flavor", "default", "stage1 flavor: default or fly")
 	flag.Parse()
-	if err := run(*flavor, *bin, *plugins, *version, *out); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "mkimage: %v\n", err)
 		os.Exit(1)
 	}
@@ -89,43 +96,57 @@ func manifest(flavor, version string) ([]byte, error) {
 	return json.MarshalIndent(im, "", "  ")
 }
 
-func run(flavor, bin, plugins, version, out string) error {
-	if flavor != "default" && flavor != "fly" {
-		return fmt.Errorf("--flavor=%s: want default or fly", flavor)
+// options are mkimage's flags.
+type options struct {
+	flavor, bin, init, launcher, plugins, version, out string
+}
+
+// binary is a binary of the image: its path in the ACI and on disk.
+type binary struct{ name, path string }
+
+func run(o options) error {
+	if o.flavor != "default" && o.flavor != "fly" {
+		return fmt.Errorf("--flavor=%s: want default or fly", o.flavor)
 	}
-	if bin == "" || out == "" {
+	if o.bin == "" || o.out == "" {
 		return errors.New("--bin and -o are required")
 	}
-	if plugins != "" && flavor != "default" {
-		return fmt.Errorf("--plugins: the %s flavor has no networking (host network namespace only): leave --plugins out", flavor)
+	if o.plugins != "" && o.flavor != "default" {
+		return fmt.Errorf("--plugins: the %s flavor has no networking (host network namespace only): leave --plugins out", o.flavor)
+	}
+	// The first binary gets the entrypoint links.
+	bins := []binary{{"rootfs/init", o.bin}}
+	switch {
+	case o.flavor == "default" && (o.init == "" || o.launcher == ""):
+		return errors.New("the default flavor needs --init (stage1/default/init) and --launcher (stage1/default/launcher) besides --bin")
+	case o.flavor == "default":
+		bins = []binary{{"rootfs/stage1", o.bin}, {"rootfs/init", o.init}, {"rootfs/stage2", o.launcher}}
+	case o.init != "" || o.launcher != "":
+		return fmt.Errorf("--init and --launcher: the %s flavor is one binary: leave them out", o.flavor)
 	}
 	var pluginFiles []string
-	if plugins != "" {
+	if o.plugins != "" {
 		var err error
-		if pluginFiles, err = listPlugins(plugins); err != nil {
+		if pluginFiles, err = listPlugins(o.plugins); err != nil {
 			return err
 		}
 	}
-	m, err := manifest(flavor, version)
+	m, err := manifest(o.flavor, o.version)
 	if err != nil {
 		return err
 	}
-	src, err := os.Open(bin)
-	if err != nil {
-		return fmt.Errorf("open the stage1 binary: %w (build it first)", err)
+	for _, b := range bins {
+		if _, err := os.Stat(b.path); err != nil {
+			return fmt.Errorf("stage1 binary: %w (build it first)", err)
+		}
 	}
-	defer src.Close()
-	fi, err := src.Stat()
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".mkimage-*")
+	tmp, err := os.CreateTemp(filepath.Dir(o.out), ".mkimage-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
 	w := bufio.NewWriterSize(tmp, 1<<20)
-	if err := write(w, m, src, fi.Size(), pluginFiles); err != nil {
+	if err := write(w, m, bins, pluginFiles); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -140,7 +161,7 @@ func run(flavor, bin, plugins, version, out string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), out)
+	return os.Rename(tmp.Name(), o.out)
 }
 
 // listPlugins returns the plugin files of dir, sorted, after checking
@@ -168,9 +189,10 @@ func listPlugins(dir string) ([]string, error) {
 	return files, nil
 }
 
-// write writes the ACI: manifest, rootfs/, rootfs/init and the links,
-// then the plugins under rootfs/usr/lib/rkt/plugins/net/.
-func write(w io.Writer, manifest []byte, bin io.Reader, size int64, plugins []string) error {
+// write writes the ACI: manifest, rootfs/, the binaries with the
+// entrypoint links to the first, then the plugins under
+// rootfs/usr/lib/rkt/plugins/net/.
+func write(w io.Writer, manifest []byte, bins []binary, plugins []string) error {
 	tw := tar.NewWriter(w)
 	hdr := func(h *tar.Header) error {
 		h.ModTime, h.Uid, h.Gid, h.Format = mtime, 0, 0, tar.FormatUSTAR
@@ -186,15 +208,19 @@ func write(w io.Writer, manifest []byte, bin io.Reader, size int64, plugins []st
 	if err := hdr(&tar.Header{Name: "rootfs/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
 		return err
 	}
-	if err := hdr(&tar.Header{Name: "rootfs/init", Typeflag: tar.TypeReg, Mode: 0o755, Size: size}); err != nil {
-		return err
-	}
-	if n, err := io.Copy(tw, bin); err != nil || n != size {
-		return fmt.Errorf("copy the stage1 binary (%d of %d bytes): %v", n, size, err)
-	}
-	for _, ep := range entrypoints[1:] {
-		if err := hdr(&tar.Header{Name: "rootfs" + ep.path, Typeflag: tar.TypeLink, Linkname: "rootfs/init", Mode: 0o755}); err != nil {
+	for i, b := range bins {
+		if err := writeFile(tw, hdr, b.name, b.path); err != nil {
 			return err
+		}
+		if i > 0 {
+			continue
+		}
+		for _, ep := range entrypoints {
+			if name := "rootfs" + ep.path; name != b.name && (len(bins) == 1 || ep.path != "/init") {
+				if err := hdr(&tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: b.name, Mode: 0o755}); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if len(plugins) > 0 {
@@ -207,30 +233,29 @@ func write(w io.Writer, manifest []byte, bin io.Reader, size int64, plugins []st
 		}
 	}
 	for _, p := range plugins {
-		if err := writePlugin(tw, hdr, p); err != nil {
+		if err := writeFile(tw, hdr, "rootfs/"+pluginsDir+"/"+filepath.Base(p), p); err != nil {
 			return err
 		}
 	}
 	return tw.Close()
 }
 
-// writePlugin adds one plugin binary, mode 0755.
-func writePlugin(tw *tar.Writer, hdr func(*tar.Header) error, path string) error {
+// writeFile adds the binary at path as name, mode 0755.
+func writeFile(tw *tar.Writer, hdr func(*tar.Header) error, name, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("plugin: %w", err)
+		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("plugin: %w", err)
+		return err
 	}
-	name := "rootfs/" + pluginsDir + "/" + filepath.Base(path)
 	if err := hdr(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: fi.Size()}); err != nil {
 		return err
 	}
 	if n, err := io.Copy(tw, f); err != nil || n != fi.Size() {
-		return fmt.Errorf("copy plugin %s (%d of %d bytes): %v", path, n, fi.Size(), err)
+		return fmt.Errorf("copy %s (%d of %d bytes): %v", path, n, fi.Size(), err)
 	}
 	return nil
 }

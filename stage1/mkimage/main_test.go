@@ -19,10 +19,10 @@ func TestImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	out1, out2 := filepath.Join(dir, "a.aci"), filepath.Join(dir, "b.aci")
-	if err := run("fly", bin, "", "1.2.3", out1); err != nil {
+	if err := run(options{flavor: "fly", bin: bin, version: "1.2.3", out: out1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := run("fly", bin, "", "1.2.3", out2); err != nil {
+	if err := run(options{flavor: "fly", bin: bin, version: "1.2.3", out: out2}); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.ReadFile(out1)
@@ -86,7 +86,7 @@ func TestImage(t *testing.T) {
 			t.Errorf("entry %d = %s, want %s", i, names[i], want[i])
 		}
 	}
-	if err := run("kvm", bin, "", "1", out1); err == nil {
+	if err := run(options{flavor: "kvm", bin: bin, version: "1", out: out1}); err == nil {
 		t.Error("unknown flavor accepted")
 	}
 }
@@ -97,8 +97,15 @@ func TestImage(t *testing.T) {
 // built-in networks need.
 func TestPlugins(t *testing.T) {
 	dir := t.TempDir()
+	out := filepath.Join(dir, "d.aci")
 	bin := filepath.Join(dir, "stage1")
 	os.WriteFile(bin, []byte("bin"), 0o755)
+	initBin, launcher := filepath.Join(dir, "init"), filepath.Join(dir, "launcher")
+	os.WriteFile(initBin, []byte("init"), 0o755)
+	os.WriteFile(launcher, []byte("launcher"), 0o755)
+	def := func(plugins string) options {
+		return options{flavor: "default", bin: bin, init: initBin, launcher: launcher, plugins: plugins, version: "1", out: out}
+	}
 	plugins := filepath.Join(dir, "plugins")
 	os.Mkdir(plugins, 0o755)
 	for _, p := range []string{"ptp", "portmap", "host-local", "bridge"} {
@@ -106,8 +113,7 @@ func TestPlugins(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := filepath.Join(dir, "d.aci")
-	if err := run("default", bin, plugins, "1", out); err != nil {
+	if err := run(def(plugins)); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(out)
@@ -129,7 +135,7 @@ func TestPlugins(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"manifest", "rootfs/", "rootfs/init", "rootfs/enter", "rootfs/gc", "rootfs/stop",
+	want := []string{"manifest", "rootfs/", "rootfs/stage1", "rootfs/enter", "rootfs/gc", "rootfs/stop", "rootfs/init", "rootfs/stage2",
 		"rootfs/usr/", "rootfs/usr/lib/", "rootfs/usr/lib/rkt/", "rootfs/usr/lib/rkt/plugins/", "rootfs/usr/lib/rkt/plugins/net/",
 		"rootfs/usr/lib/rkt/plugins/net/bridge", "rootfs/usr/lib/rkt/plugins/net/host-local",
 		"rootfs/usr/lib/rkt/plugins/net/portmap", "rootfs/usr/lib/rkt/plugins/net/ptp"}
@@ -137,14 +143,19 @@ func TestPlugins(t *testing.T) {
 		t.Errorf("entries\n%v\nwant\n%v", names, want)
 	}
 
-	if err := run("fly", bin, plugins, "1", out); err == nil || !strings.Contains(err.Error(), "no networking") {
+	if err := run(options{flavor: "fly", bin: bin, plugins: plugins, version: "1", out: out}); err == nil || !strings.Contains(err.Error(), "no networking") {
 		t.Errorf("fly with --plugins: %v", err)
 	}
 	os.Remove(filepath.Join(plugins, "portmap"))
-	if err := run("default", bin, plugins, "1", out); err == nil || !strings.Contains(err.Error(), "portmap") {
+	if err := run(def(plugins)); err == nil || !strings.Contains(err.Error(), "portmap") {
 		t.Errorf("plugins without portmap: %v", err)
 	}
-	if err := run("default", bin, filepath.Join(dir, "none"), "1", out); err == nil || !strings.Contains(err.Error(), "build-plugins.sh") {
+	if err := run(def(filepath.Join(dir, "none"))); err == nil || !strings.Contains(err.Error(), "build-plugins.sh") {
 		t.Errorf("missing plugins directory: %v", err)
+	}
+	o := def("")
+	o.launcher = ""
+	if err := run(o); err == nil || !strings.Contains(err.Error(), "--launcher") {
+		t.Errorf("default flavor without a launcher: %v", err)
 	}
 }

@@ -1,71 +1,147 @@
-// Package run is the default flavor's run entrypoint (/init): the host
-// side of a pod. Running with the PID and cgroup of `rkt run` (stage0
-// exec'd it), it reads the pod directory, creates the pod's cgroups with
-// each app's limits, prepares the files the apps get, starts the
-// supervisor as process 1 of new PID, mount, UTS and IPC (and, unless
-// --net=host, network) namespaces from the
-// stage1 binary, sets up the pod's CNI networks in that network namespace
-// (any --net but host), forwards signals to the supervisor, tells systemd
-// when the pod is ready, tears the networks down when the pod has exited,
-// and exits with the pod's exit code.
+// Package run is the default flavor's setup helper (rkt-setup) and
+// teardown helper (rkt-netdown), modes of the big stage1 binary that the
+// pod's host-side process (stage1/host) runs. The setup helper reads the
+// run arguments and tells the host-side process how to start the
+// supervisor; it reads the pod directory, creates the pod's cgroups with
+// each app's limits, prepares the files the apps get, sends the
+// supervisor its configuration (the supervisor's launchers then prepare
+// the apps' roots), sets up the pod's CNI networks (any --net but host
+// and none) in the supervisor's network namespace, and lets the apps
+// start. On failure it stops the supervisor and undoes what it did. The
+// teardown helper deletes the networks once the pod has exited.
 package run
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/stage1/gc"
+	"github.com/rkt/rkt/stage1/host"
 	"github.com/rkt/rkt/stage1/podcfg"
 	"github.com/rkt/rkt/stage1/supervisor"
 )
 
 // ExitFailure is the exit code of a stage1 failure.
-const ExitFailure = 254
+const ExitFailure = host.ExitFailure
 
-// Main runs the entrypoint with args (without argv[0]) and returns the
-// exit code: the pod's, or ExitFailure.
-func Main(ctx context.Context, args []string) int {
-	opts, err := podcfg.ParseRunArgs(args, os.Stderr)
+// Setup runs the setup helper with args (without argv[0]): the host-side
+// process's start (Unix nanoseconds) and the run arguments. Its
+// descriptors are host.SetupConfigFd, SetupControlFd and SetupPidFd.
+func Setup(ctx context.Context, args []string) int {
+	for _, fd := range []int{host.SetupConfigFd, host.SetupControlFd, host.SetupPidFd} {
+		unix.CloseOnExec(fd) // not for the CNI plugins
+	}
+	cfgOut := os.NewFile(host.SetupConfigFd, "supervisor-config")
+	ctl := os.NewFile(host.SetupControlFd, "control")
+	pidIn := os.NewFile(host.SetupPidFd, "supervisor-pid")
+	defer cfgOut.Close()
+	defer ctl.Close()
+	defer pidIn.Close()
+	if len(args) < 1 {
+		fmt.Fprintln(os.Stderr, "stage1: rkt-setup: want the host-side process's start and the run arguments")
+		return ExitFailure
+	}
+	epoch, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1: rkt-setup: bad start time %q\n", args[0])
+		return ExitFailure
+	}
+	opts, err := podcfg.ParseRunArgs(args[1:], os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1: %v\n", err)
 		return ExitFailure
 	}
-	r := &runner{opts: opts, start: time.Now(), logf: func(string, ...any) {}}
+	r := &runner{opts: opts, start: time.Unix(0, epoch), logf: func(string, ...any) {}}
 	if opts.Debug {
 		r.logf = func(format string, a ...any) {
 			fmt.Fprintf(os.Stderr, "stage1 [%6.2fms] %s\n", float64(time.Since(r.start).Microseconds())/1000, fmt.Sprintf(format, a...))
 		}
 	}
-	code, err := r.run(ctx)
+	// SIGTERM, SIGINT or SIGHUP (the host-side process forwards them) while
+	// the pod is set up: give up, undoing what was done.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	var stopSig os.Signal
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case stopSig = <-sigs:
+			r.logf("got %v while setting up the pod: giving up", stopSig)
+			cancel()
+		case <-ctx.Done():
+		}
+		close(stopped)
+	}()
+	err = r.setup(ctx, cfgOut, ctl, pidIn)
+	cancel()
+	<-stopped
+	if err != nil {
+		if stopSig != nil {
+			err = fmt.Errorf("%w (stopped by %v before the pod started)", err, stopSig)
+		}
+		if !errors.Is(err, errNoSupervisor) {
+			fmt.Fprintf(os.Stderr, "stage1: %v\n", err)
+		}
+		return ExitFailure
+	}
+	return 0
+}
+
+// errNoSupervisor: the host-side process could not start the supervisor
+// (and says why).
+var errNoSupervisor = errors.New("the supervisor did not start")
+
+// Netdown runs the teardown helper with the run arguments args: it deletes
+// the networks of the pod whose directory is the working directory.
+func Netdown(ctx context.Context, args []string) int {
+	opts, err := podcfg.ParseRunArgs(args, os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1: %v\n", err)
 		return ExitFailure
 	}
-	return code
+	logf := func(string, ...any) {}
+	if opts.Debug {
+		logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "stage1 netdown: "+format+"\n", a...) }
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1: %v\n", err)
+		return ExitFailure
+	}
+	// A hung plugin must not keep rkt from exiting: gc retries.
+	ctx, cancel := context.WithTimeout(ctx, teardownTimeout)
+	defer cancel()
+	if err := gc.TeardownNetworks(ctx, dir, opts.UUID, opts.LocalConfig, logf); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1: the pod exited but its networks are still set up: %v\n", err)
+		return ExitFailure
+	}
+	return 0
 }
 
-// runner is one run of the entrypoint.
+// runner is one run of the setup helper.
 type runner struct {
 	opts  *podcfg.Options
 	start time.Time
-	// The supervisor's cgroups: v1 directories it joins itself, and the
-	// v2 directory it is started in.
+	// supPid is the supervisor's host PID.
+	supPid int
+	// The supervisor's cgroups, which it joins itself.
 	stage1Cgroups []string
-	stage1Unified string
 	// inUnit: rkt runs as a systemd service; the unit's cgroup is the pod's.
 	inUnit bool
 	pod    *podcfg.Pod
@@ -83,23 +159,20 @@ func (r *runner) cleanup() {
 	r.undo = nil
 }
 
-func (r *runner) run(ctx context.Context) (code int, err error) {
+func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err error) {
 	if r.opts.PrivateUsers != "" {
-		return 0, errors.New("--private-users is not supported by this stage1 yet: run without it")
+		return errors.New("--private-users is not supported by this stage1 yet: run without it")
 	}
 	if r.opts.Mutable {
-		return 0, errors.New("--mutable pods are not supported by this stage1")
+		return errors.New("--mutable pods are not supported by this stage1")
 	}
-	keepLocks()
-	wd, err := os.Getwd()
-	if err != nil {
-		return 0, err
+	clone := host.CloneLine{
+		NewNet: !r.opts.NetHost(), NewIPC: r.opts.IPC != "parent",
+		Interactive: r.opts.Interactive, Debug: r.opts.Debug,
 	}
-	r.pod, err = podcfg.Load(ctx, wd, r.opts)
-	if err != nil {
-		return 0, err
+	if _, err := ctl.WriteString(clone.String() + "\n"); err != nil {
+		return err
 	}
-	r.logf("pod %s loaded: %d apps", r.pod.UUID, len(r.pod.Apps))
 	defer func() {
 		if err != nil {
 			r.cleanup()
@@ -107,67 +180,121 @@ func (r *runner) run(ctx context.Context) (code int, err error) {
 	}()
 	hs, err := cgroup.Self()
 	if err != nil {
-		return 0, err
+		return err
 	}
-	exe := make(chan exeResult, 1)
-	go func() {
-		f, err := stage1Exe()
-		exe <- exeResult{f, err}
-	}()
-	if err := r.writeFiles(); err != nil {
-		return 0, err
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
 	}
-	r.logf("pod files written")
+	r.pod, err = podcfg.Load(ctx, wd, r.opts)
+	if err != nil {
+		return err
+	}
+	r.logf("pod %s loaded: %d apps", r.pod.UUID, len(r.pod.Apps))
+	if err := r.readSupervisorPid(pidIn); err != nil {
+		return err
+	}
 	if err := r.setupCgroups(hs); err != nil {
-		return 0, err
+		return err
 	}
-	// The first cgroup v1 migration waits for an RCU grace period while
-	// holding the kernel's cgroup mutex. Start one now, after our mkdirs,
-	// so that the wait overlaps with starting the supervisor and the
-	// launchers, whose own migrations then find the lock warm. (In a
-	// systemd unit this process already moved, synchronously.)
+	// The first cgroup v1 migration waits for an RCU grace period (a few
+	// ms, more on a busy host) while holding the kernel's cgroup mutex
+	// (so it would hold up our mkdirs), and migrations within a grace
+	// period of the last one do not wait again. Start one now, so that
+	// the supervisor and the launchers, which join their cgroups a little
+	// later, find the lock warm. (In a systemd unit this process moved,
+	// synchronously, already.)
 	if !r.inUnit {
 		go cgroup.Warm(hs)
 	}
 	r.logf("cgroups ready")
-	res := <-exe
-	if res.err != nil {
-		return 0, res.err
+	if err := r.writeFiles(); err != nil {
+		return err
 	}
-	defer res.f.Close()
-	r.logf("stage1 binary opened")
-	code, err = r.supervise(ctx, res.f)
-	if terr := r.teardownNetwork(ctx); terr != nil {
-		warnf("the pod exited but its networks are still set up: %v", terr)
-	} else if r.netCfg != nil {
-		r.logf("networks torn down")
+	r.logf("pod files written")
+	if err := writeFile(filepath.Join(r.pod.Dir, podcfg.PidFile), strconv.Itoa(r.supPid)); err != nil {
+		return err
 	}
-	return code, err
+	data, err := r.supervisorConfig().Encode()
+	if err != nil {
+		return err
+	}
+	if _, err := cfgOut.Write(data); err != nil {
+		return fmt.Errorf("send the supervisor its configuration: %w", err)
+	}
+	r.logf("supervisor configured")
+	// The launchers prepare the apps' roots meanwhile; the apps start
+	// once the networks are there.
+	resolv, err := r.setupNetwork(ctx, r.supPid)
+	if err != nil {
+		return err
+	}
+	if r.netCfg != nil {
+		if _, err := ctl.WriteString("netdown\n"); err != nil {
+			r.teardownNetwork(ctx)
+			return err
+		}
+	}
+	line := supervisor.StartLine
+	if resolv {
+		line = supervisor.StartWithResolv
+	}
+	if _, err := cfgOut.WriteString(line + "\n"); err != nil {
+		// The supervisor is gone: the host-side process tears the
+		// networks down when it has exited.
+		return fmt.Errorf("start the apps: %w", err)
+	}
+	r.undo = nil // from here on the pod exists: gc cleans up
+	return nil
 }
 
-type exeResult struct {
-	f   *os.File
-	err error
+// readSupervisorPid reads the supervisor's PID from the host-side
+// process; from then on a failure stops the supervisor first.
+func (r *runner) readSupervisorPid(pidIn *os.File) error {
+	line, _ := bufio.NewReader(pidIn).ReadString('\n')
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return errNoSupervisor
+	}
+	r.supPid = pid
+	r.undo = append(r.undo, r.stopSupervisor)
+	return nil
 }
 
-// keepLocks makes the pod and tree locks stage0 handed over close on
-// exec: this process keeps them for the pod's lifetime (it outlives the
-// pod's processes), and nothing in the pod should hold them.
-func keepLocks() {
-	fds := []string{os.Getenv("RKT_LOCK_FD")}
-	fds = append(fds, strings.Split(os.Getenv("RKT_TREE_LOCK_FDS"), ",")...)
-	for _, s := range fds {
-		if fd, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && fd > 2 {
-			unix.CloseOnExec(fd)
+// stopSupervisor SIGKILLs the supervisor, which has not started any app
+// yet, and waits until it is gone (with every process of the pod), so
+// that its cgroups can be removed. The supervisor is the host-side
+// process's child, not ours: a pidfd tells when it has exited.
+func (r *runner) stopSupervisor() {
+	pid := r.supPid
+	if pid <= 0 {
+		return
+	}
+	r.supPid = 0
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return
+	}
+	defer unix.Close(fd)
+	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, 10_000); err != unix.EINTR {
+			return
 		}
 	}
 }
 
 // setupCgroups creates the pod's cgroups (a stage1 leaf for the
 // supervisor, one cgroup per app with its limits) and records them for
-// gc. Processes are put in them without migrations where the kernel
-// allows (clone into a cgroup v2 directory); cgroup v1 migrations are done
-// by each process itself in the background.
+// gc. The supervisor joins its leaf itself, in the background; each
+// launcher is started right in its app's cgroup v2 directory where the
+// kernel allows (no migration), and joins the others itself, also in the
+// background. In a systemd unit, whose cgroup is the pod's, this helper
+// moves the host-side process, itself and the supervisor to the stage1
+// leaf first: the unit's cgroup must hold no process once it delegates
+// controllers to the apps (cgroup v2).
 func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 	if len(hs) == 0 {
 		for _, a := range r.pod.Apps {
@@ -189,17 +316,24 @@ func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 			cloneInto = false
 		}
 	}
+	hostPid := os.Getppid()
 	p := cgroup.NewPod(hs, r.pod.UUID, inUnit)
 	r.undo = append(r.undo, func() {
-		// Move back to where we came from, then remove what we made.
+		// Stop the supervisor, move back to where we came from, then
+		// remove what we made.
+		r.stopSupervisor()
 		if inUnit {
 			for _, h := range hs {
+				cgroup.Join(h.Dir(h.Path), hostPid)
 				cgroup.Join(h.Dir(h.Path), 0)
 			}
 		}
 		cgroup.Remove(context.Background(), p.Created())
 	})
 	record := func() error {
+		if err := os.MkdirAll(filepath.Join(r.pod.Dir, filepath.Dir(podcfg.CgroupsFile)), 0o755); err != nil {
+			return err
+		}
 		var b strings.Builder
 		for _, d := range p.Created() {
 			b.WriteString(d + "\n")
@@ -210,19 +344,16 @@ func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 		record()
 		return err
 	}
-	for i, d := range p.Stage1Dirs() {
-		switch {
-		case inUnit:
-			// The unit's cgroup is the pod's: it must hold no process
-			// once it delegates controllers to the apps (cgroup v2).
-			if err := cgroup.Join(d, 0); err != nil {
+	for _, d := range p.Stage1Dirs() {
+		if !inUnit {
+			r.stage1Cgroups = append(r.stage1Cgroups, d)
+			continue
+		}
+		for _, pid := range []int{hostPid, 0, r.supPid} {
+			if err := cgroup.Join(d, pid); err != nil {
 				record()
 				return err
 			}
-		case hs[i].Unified && cloneInto:
-			r.stage1Unified = d
-		default:
-			r.stage1Cgroups = append(r.stage1Cgroups, d)
 		}
 	}
 	for _, a := range r.pod.Apps {
@@ -310,175 +441,44 @@ func writeFile(p, content string) error {
 	return nil
 }
 
-// supervise starts the supervisor from exe, feeds it its configuration,
-// forwards signals and readiness, and returns the pod's exit code.
-//
-// Messages (see the protocol drawing in stage1/default):
-//
-//	run --Config (JSON, fd 3)--> supervisor
-//	run <--"ready\n" (fd 4)----- supervisor
-func (r *runner) supervise(ctx context.Context, exe *os.File) (int, error) {
-	cgroups := r.stage1Cgroups
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		return 0, err
+// supervisorConfig is the configuration sent to the supervisor.
+func (r *runner) supervisorConfig() *supervisor.Config {
+	launcher := host.LauncherBinary
+	if self, err := os.Executable(); err == nil {
+		launcher = filepath.Join(filepath.Dir(self), host.LauncherBinary)
 	}
-	defer cfgW.Close()
-	evR, evW, err := os.Pipe()
-	if err != nil {
-		cfgR.Close()
-		return 0, err
-	}
-	defer evR.Close()
-	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS)
-	if r.opts.IPC != "parent" {
-		flags |= unix.CLONE_NEWIPC
-	}
-	if !r.opts.NetHost() {
-		flags |= unix.CLONE_NEWNET
-	}
-	const exeFd = supervisor.ExeFd
-	attr := &syscall.ProcAttr{
-		Dir:   r.pod.Dir,
-		Env:   []string{},
-		Files: []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfgR.Fd(), evW.Fd(), exe.Fd()},
-		Sys: &syscall.SysProcAttr{
-			Cloneflags: flags,
-			Setsid:     !r.opts.Interactive,
-			Pdeathsig:  syscall.SIGKILL,
-		},
-	}
-	// Signals are caught before the supervisor exists, so none is lost.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
-	if r.opts.Interactive {
-		signal.Ignore(unix.SIGINT) // the app gets ^C from the terminal
-	}
-	argv0 := fmt.Sprintf("/proc/self/fd/%d", exeFd)
-	pid, err := -1, error(nil)
-	if r.stage1Unified != "" {
-		if fd, oerr := unix.Open(r.stage1Unified, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); oerr == nil {
-			attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
-			pid, err = syscall.ForkExec(argv0, []string{supervisor.ArgvName}, attr)
-			unix.Close(fd)
-			attr.Sys.UseCgroupFD = false
-		}
-		if pid <= 0 {
-			r.logf("cannot start the supervisor in %s (%v): it joins it itself", r.stage1Unified, err)
-			cgroups = append(cgroups, r.stage1Unified)
-		}
-	}
-	if pid <= 0 {
-		pid, err = syscall.ForkExec(argv0, []string{supervisor.ArgvName}, attr)
-	}
-	cfgR.Close()
-	evW.Close()
-	if err != nil {
-		return 0, fmt.Errorf("start the pod supervisor: %w", err)
-	}
-	r.logf("supervisor started, pid %d", pid)
-	if err := writeFile(filepath.Join(r.pod.Dir, podcfg.PidFile), strconv.Itoa(pid)); err != nil {
-		killSupervisor(pid)
-		return 0, err
-	}
-	// The supervisor waits for its configuration: its network namespace
-	// gets its networks meanwhile, before any app can start.
-	early, err := r.setupNetworkOrStop(ctx, pid, sigs)
-	if err != nil {
-		killSupervisor(pid)
-		return 0, err
-	}
-	r.undo = nil // from here on the pod exists: gc cleans up
-	data, err := json.Marshal(r.supervisorConfig(cgroups))
-	if err != nil {
-		unix.Kill(pid, unix.SIGKILL)
-		return 0, err
-	}
-	if _, err := cfgW.Write(data); err != nil {
-		r.logf("send the supervisor its configuration: %v", err)
-	}
-	cfgW.Close()
-	if early != nil {
-		r.logf("forwarding %v, which came during the network setup, to the pod", early)
-		unix.Kill(pid, early.(syscall.Signal))
-	}
-	go r.forwardReady(evR)
-	exited := make(chan unix.WaitStatus, 1)
-	go func() {
-		var ws unix.WaitStatus
-		for {
-			_, err := unix.Wait4(pid, &ws, 0, nil)
-			if err == unix.EINTR {
-				continue
-			}
-			break
-		}
-		exited <- ws
-	}()
-	for {
-		select {
-		case sig := <-sigs:
-			r.logf("got %v: forwarding it to the pod", sig)
-			unix.Kill(pid, sig.(syscall.Signal))
-		case ws := <-exited:
-			if ws.Signaled() {
-				r.logf("supervisor killed by %v", ws.Signal())
-				return 128 + int(ws.Signal()), nil
-			}
-			r.logf("pod exited with %d", ws.ExitStatus())
-			return ws.ExitStatus(), nil
-		case <-ctx.Done():
-			unix.Kill(pid, unix.SIGKILL)
-		}
-	}
-}
-
-// supervisorConfig is the configuration sent to the supervisor; cgroups
-// are the v1 (or unjoined v2) cgroups it joins itself.
-func (r *runner) supervisorConfig(cgroups []string) *supervisor.Config {
 	cfg := &supervisor.Config{
 		UUID: r.pod.UUID, PodDir: r.pod.Dir, Hostname: r.pod.Hostname,
 		NetNone: r.opts.NetNone(), Interactive: r.opts.Interactive, Debug: r.opts.Debug,
 		Epoch:       r.start.UnixNano(),
 		GracePeriod: r.pod.GracePeriod,
 		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
-		Cgroups:     cgroups,
+		Launcher:    launcher,
+		Cgroups:     r.stage1Cgroups,
 	}
 	for _, a := range r.pod.Apps {
+		l := a.Launch
+		if a.SupportsNotify {
+			l.Env = append(append([]string(nil), l.Env...), "NOTIFY_SOCKET="+supervisor.NotifySocket(r.pod.UUID, l.Name))
+		}
+		if r.opts.Debug {
+			l.DebugEpoch = r.start.UnixNano()
+		}
+		if r.opts.NetContained() && r.opts.ResolvMode == "default" {
+			l.NetResolvConf = filepath.Join(r.pod.Dir, podcfg.ResolvConfGenerated)
+		}
+		unified := l.UnifiedCgroup
+		l.UnifiedCgroup = "" // the supervisor starts the launcher in it
+		launch, err := json.Marshal(&l)
+		if err != nil {
+			launch = nil // the launcher reports the empty configuration
+		}
 		cfg.Apps = append(cfg.Apps, supervisor.App{
-			Launch: a.Launch, SupportsNotify: a.SupportsNotify,
-			StatusFile:  filepath.Join(r.pod.Dir, podcfg.AppStatus(a.Launch.Name)),
-			StartedFile: filepath.Join(r.pod.Dir, podcfg.AppStarted(a.Launch.Name)),
+			Name: l.Name, Launch: launch, NewSession: l.NewSession,
+			UnifiedCgroup: unified, SupportsNotify: a.SupportsNotify,
+			StatusFile:  filepath.Join(r.pod.Dir, podcfg.AppStatus(l.Name)),
+			StartedFile: filepath.Join(r.pod.Dir, podcfg.AppStarted(l.Name)),
 		})
 	}
 	return cfg
-}
-
-// forwardReady tells systemd (NOTIFY_SOCKET) that the pod is ready when
-// the supervisor says so. This process is the unit's main PID, so the
-// notification is accepted with NotifyAccess=main.
-func (r *runner) forwardReady(ev io.Reader) {
-	buf := make([]byte, 64)
-	n, _ := ev.Read(buf)
-	if !strings.HasPrefix(string(buf[:n]), "ready") {
-		return
-	}
-	r.logf("pod ready")
-	if err := sdNotify("READY=1"); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1: tell systemd the pod is ready: %v\n", err)
-	}
-}
-
-// sdNotify sends state to $NOTIFY_SOCKET, if set.
-func sdNotify(state string) error {
-	addr := os.Getenv("NOTIFY_SOCKET")
-	if addr == "" {
-		return nil
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Sendto(fd, []byte(state), 0, &unix.SockaddrUnix{Name: addr})
 }

@@ -35,9 +35,17 @@ import (
 // Entrypoints are the names a stage1 binary is linked as.
 var Entrypoints = []string{"init", "enter", "gc", "stop"}
 
+// extraBinaries are the binaries a flavor has besides its main one, by
+// flavor package: file name in the stage1 rootfs -> package. The
+// default flavor's run entrypoint is its small binary, not a link.
+var extraBinaries = map[string]map[string]string{
+	"./stage1/default": {"init": "./stage1/default/init", "stage2": "./stage1/default/launcher"},
+}
+
 // Build compiles the stage1 flavor package pkg (e.g. ./stage1/default,
-// relative to the repository root) statically into dir and links the
-// entrypoint names to it. It returns dir.
+// relative to the repository root) statically into dir as the file
+// stage1, links the entrypoint names to it, and builds the flavor's other
+// binaries beside it, as the stage1 image holds them. It returns dir.
 func Build(pkg, dir string) (string, error) {
 	root, err := testutils.RepoRoot()
 	if err != nil {
@@ -45,17 +53,32 @@ func Build(pkg, dir string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin := filepath.Join(dir, "stage1")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, pkg)
-	if _, err := exec.LookPath("go"); err != nil {
-		cmd.Path = "/usr/local/go/bin/go"
+	build := func(out, pkg string) error {
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+		if _, err := exec.LookPath("go"); err != nil {
+			cmd.Path = "/usr/local/go/bin/go"
+		}
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %w\n%s", pkg, err, out)
+		}
+		return nil
 	}
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build %s: %w\n%s", pkg, err, out)
+	bin := filepath.Join(dir, "stage1")
+	if err := build(bin, pkg); err != nil {
+		return "", err
+	}
+	extra := extraBinaries[pkg]
+	for name, p := range extra {
+		if err := build(filepath.Join(dir, name), p); err != nil {
+			return "", err
+		}
 	}
 	for _, ep := range Entrypoints {
+		if _, ok := extra[ep]; ok {
+			continue
+		}
 		if err := os.Link(bin, filepath.Join(dir, ep)); err != nil {
 			return "", err
 		}

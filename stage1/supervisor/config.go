@@ -2,18 +2,27 @@
 // stage2 launcher per app, reaps every process of the pod, records each
 // app's exit status, applies the exit policy (onAnyFailure: an app that
 // fails stops the pod), forwards SIGTERM/SIGINT to the apps and SIGKILLs
-// what is left after a grace period, and reports readiness to the run
-// entrypoint (which tells systemd).
+// what is left after a grace period, and reports readiness to the pod's
+// host-side process (which tells systemd).
+//
+// It is built into the default flavor's small binary (/init), together
+// with the host-side process (stage1/host), and stays resident for the
+// pod's whole life: it imports neither encoding/json nor fmt nor any
+// large package, so that its memory stays small. Its configuration comes
+// in the line format of Config.Encode.
 package supervisor
 
 import (
+	"bufio"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
 	"time"
-
-	"github.com/rkt/rkt/stage2"
 )
 
-// ArgvName is the supervisor's argv[0], the dispatch key of the stage1
-// binary.
+// ArgvName is the supervisor's argv[0], the dispatch key of the small
+// stage1 binary.
 const ArgvName = "rkt-supervisor"
 
 // LauncherArgvName is the stage2 launcher's argv[0].
@@ -21,49 +30,223 @@ const LauncherArgvName = "rkt-stage2"
 
 // Descriptors of the supervisor (see the protocol in stage1/default).
 const (
-	ConfigFd = 3 // run entrypoint -> supervisor: Config as JSON, then EOF
-	EventFd  = 4 // supervisor -> run entrypoint: "ready\n" once
-	ExeFd    = 5 // the stage1 binary the supervisor runs from
+	// ConfigFd: setup helper -> supervisor: Config (Encode), then the
+	// start line (StartLine) once the pod's networks are set up, then EOF.
+	ConfigFd = 3
+	// EventFd: supervisor -> host-side process: "ready\n" once.
+	EventFd = 4
 )
 
 // Descriptors of a launcher.
 const (
-	LaunchConfigFd = 3 // supervisor -> launcher: stage2.App as JSON, then EOF
-	LaunchStatusFd = 4 // launcher -> supervisor: "<code> <message>\n" on failure; EOF at exec
+	// LaunchConfigFd: supervisor -> launcher: the app's stage2.App as
+	// JSON, then the start line, then EOF.
+	LaunchConfigFd = 3
+	// LaunchStatusFd: launcher -> supervisor: "<code> <message>\n" on
+	// failure; EOF (close on exec) once the app is exec'd.
+	LaunchStatusFd = 4
 )
 
-// Config is what the run entrypoint sends the supervisor.
+// The start line lets the apps be exec'd: "start" alone, or "start
+// resolv" when the networks gave DNS settings, so that each app gets the
+// generated resolv.conf (stage2.App.NetResolvConf). A config stream that
+// ends without it means the pod must not start.
+const (
+	StartLine       = "start"
+	StartWithResolv = "start resolv"
+)
+
+// Config is what the setup helper sends the supervisor.
 type Config struct {
-	UUID        string `json:"uuid"`
-	PodDir      string `json:"podDir"`
-	Hostname    string `json:"hostname"`
-	NetNone     bool   `json:"netNone,omitempty"`
-	Interactive bool   `json:"interactive,omitempty"`
-	Debug       bool   `json:"debug,omitempty"`
-	// Epoch is the run entrypoint's start (Unix nanoseconds), the origin
-	// of the debug timestamps.
-	Epoch int64 `json:"epoch,omitempty"`
+	UUID        string
+	PodDir      string
+	Hostname    string
+	NetNone     bool
+	Interactive bool
+	Debug       bool
+	// Epoch is the pod's host-side process's start (Unix nanoseconds),
+	// the origin of the debug timestamps.
+	Epoch int64
 	// GracePeriod is how long apps get between SIGTERM and SIGKILL when
 	// the pod stops.
-	GracePeriod time.Duration `json:"gracePeriod"`
+	GracePeriod time.Duration
 	// ReadyLink is the supervisor-status symlink, made ("ready") once
 	// every app runs.
-	ReadyLink string `json:"readyLink"`
-	// Cgroups are the supervisor's cgroup v1 directories (the pod's
-	// stage1 leaf), joined in the background; the run entrypoint starts
-	// it directly in its cgroup v2 leaf.
-	Cgroups []string `json:"cgroups,omitempty"`
-	Apps    []App    `json:"apps"`
+	ReadyLink string
+	// Launcher is the stage2 launcher binary (in the stage1 image).
+	Launcher string
+	// Cgroups are the supervisor's cgroup directories (the pod's stage1
+	// leaf), which it joins itself, in the background.
+	Cgroups []string
+	Apps    []App
 }
 
 // App is one app to start.
 type App struct {
-	Launch stage2.App `json:"launch"`
+	Name string
+	// Launch is the app's stage2.App as JSON (one line), passed on to its
+	// launcher as is.
+	Launch []byte
+	// NewSession starts the launcher in a session of its own.
+	NewSession bool
+	// UnifiedCgroup is the app's cgroup v2 directory: the launcher is
+	// started right in it (CLONE_INTO_CGROUP) where the kernel allows,
+	// else it joins it itself.
+	UnifiedCgroup string
 	// SupportsNotify: the pod is ready only once this app sent READY=1
-	// to the NOTIFY_SOCKET it gets.
-	SupportsNotify bool `json:"supportsNotify,omitempty"`
+	// to its NOTIFY_SOCKET (NotifySocket).
+	SupportsNotify bool
 	// StatusFile, StartedFile: absolute paths of the app's exit status
 	// file and start marker.
-	StatusFile  string `json:"statusFile"`
-	StartedFile string `json:"startedFile"`
+	StatusFile  string
+	StartedFile string
+}
+
+// NotifySocket is the abstract socket an app that supports systemd's
+// notify protocol gets as NOTIFY_SOCKET.
+func NotifySocket(uuid, app string) string {
+	return "@rkt-" + uuid + "-" + app + "-notify"
+}
+
+// The encoding: one field per line, "key value" with the value running to
+// the end of the line; "app NAME" starts an app's fields, "end" ends the
+// configuration. Values cannot hold newlines (Encode refuses them).
+const configEnd = "end"
+
+// Encode writes cfg in the line format Decode reads.
+func (cfg *Config) Encode() ([]byte, error) {
+	var b strings.Builder
+	var bad error
+	put := func(k, v string) {
+		if strings.ContainsAny(v, "\n\x00") {
+			bad = errors.New("supervisor configuration: " + k + " " + strconv.Quote(v) + " holds a newline or NUL")
+		}
+		b.WriteString(k)
+		b.WriteByte(' ')
+		b.WriteString(v)
+		b.WriteByte('\n')
+	}
+	flag := func(k string, v bool) {
+		if v {
+			put(k, "1")
+		}
+	}
+	put("uuid", cfg.UUID)
+	put("podDir", cfg.PodDir)
+	put("hostname", cfg.Hostname)
+	flag("netNone", cfg.NetNone)
+	flag("interactive", cfg.Interactive)
+	flag("debug", cfg.Debug)
+	put("epoch", strconv.FormatInt(cfg.Epoch, 10))
+	put("grace", strconv.FormatInt(int64(cfg.GracePeriod), 10))
+	put("readyLink", cfg.ReadyLink)
+	put("launcher", cfg.Launcher)
+	for _, d := range cfg.Cgroups {
+		put("cgroup", d)
+	}
+	for _, a := range cfg.Apps {
+		put("app", a.Name)
+		flag("newSession", a.NewSession)
+		if a.UnifiedCgroup != "" {
+			put("unified", a.UnifiedCgroup)
+		}
+		flag("notify", a.SupportsNotify)
+		put("status", a.StatusFile)
+		put("started", a.StartedFile)
+		put("launch", string(a.Launch))
+	}
+	b.WriteString(configEnd + "\n")
+	if bad != nil {
+		return nil, bad
+	}
+	return []byte(b.String()), nil
+}
+
+// Decode reads a configuration written by Encode, up to its "end" line.
+func Decode(r *bufio.Reader) (*Config, error) {
+	cfg := &Config{}
+	var app *App
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			if err == io.EOF {
+				return nil, errors.New("the configuration ended early (the setup failed?)")
+			}
+			return nil, err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if line == configEnd {
+			break
+		}
+		k, v, _ := strings.Cut(line, " ")
+		if err := cfg.set(&app, k, v); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.UUID == "" || cfg.PodDir == "" || cfg.Launcher == "" {
+		return nil, errors.New("the configuration lacks the pod's UUID, directory or launcher")
+	}
+	return cfg, nil
+}
+
+func (cfg *Config) set(app **App, k, v string) error {
+	num := func() (int64, error) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, errors.New("configuration: " + k + ": bad number " + strconv.Quote(v))
+		}
+		return n, nil
+	}
+	var err error
+	switch k {
+	case "uuid":
+		cfg.UUID = v
+	case "podDir":
+		cfg.PodDir = v
+	case "hostname":
+		cfg.Hostname = v
+	case "netNone":
+		cfg.NetNone = v == "1"
+	case "interactive":
+		cfg.Interactive = v == "1"
+	case "debug":
+		cfg.Debug = v == "1"
+	case "epoch":
+		cfg.Epoch, err = num()
+	case "grace":
+		var n int64
+		n, err = num()
+		cfg.GracePeriod = time.Duration(n)
+	case "readyLink":
+		cfg.ReadyLink = v
+	case "launcher":
+		cfg.Launcher = v
+	case "cgroup":
+		cfg.Cgroups = append(cfg.Cgroups, v)
+	case "app":
+		cfg.Apps = append(cfg.Apps, App{Name: v})
+		*app = &cfg.Apps[len(cfg.Apps)-1]
+	default:
+		a := *app
+		if a == nil {
+			return errors.New("configuration: unknown key " + strconv.Quote(k))
+		}
+		switch k {
+		case "newSession":
+			a.NewSession = v == "1"
+		case "unified":
+			a.UnifiedCgroup = v
+		case "notify":
+			a.SupportsNotify = v == "1"
+		case "status":
+			a.StatusFile = v
+		case "started":
+			a.StartedFile = v
+		case "launch":
+			a.Launch = []byte(v)
+		default:
+			return errors.New("configuration: unknown app key " + strconv.Quote(k))
+		}
+	}
+	return err
 }

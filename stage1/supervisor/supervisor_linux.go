@@ -3,9 +3,7 @@ package supervisor
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -16,8 +14,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/rkt/rkt/stage2"
 )
 
 // appState is the supervisor's view of one app.
@@ -27,6 +23,9 @@ type appState struct {
 	started bool // exec'd (its status pipe closed without a message)
 	exited  bool
 	ready   bool // sent READY=1 (apps that support notify)
+	// launch is the launcher's configuration pipe, open until the start
+	// line is passed on (or the pod is not to start).
+	launch *os.File
 }
 
 // startEvent is the outcome of one launcher, from its status pipe.
@@ -44,14 +43,18 @@ type supervisor struct {
 	live  int
 	// pending counts launchers whose status pipe has not been read to
 	// the end: their error message must be printed before exiting.
-	pending   int
+	pending int
+	// gated: the configuration stream ended; start is its start line
+	// ("" if it ended without one: the pod must not start).
+	gated     bool
+	start     string
 	stopping  bool
 	firstFail int
 	failed    bool
 	isReady   bool
 	grace     *time.Timer
 	events    *os.File
-	logf      func(format string, args ...any)
+	logf      func(msg string)
 }
 
 // Main runs the supervisor: it reads its Config from ConfigFd and returns
@@ -62,45 +65,67 @@ func Main(ctx context.Context) int {
 	// CAP_SYS_PTRACE; and while we run, the kernel refuses to open our
 	// executable for writing (ETXTBSY).
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	// Run from /proc/self/fd/N, the kernel named us "N".
 	setName(ArgvName)
 	cfgFile := os.NewFile(ConfigFd, "config")
-	var cfg Config
-	err := json.NewDecoder(cfgFile).Decode(&cfg)
-	cfgFile.Close()
+	r := bufio.NewReaderSize(cfgFile, 16<<10)
+	cfg, err := Decode(r)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 supervisor: read the pod configuration: %v\n", err)
+		cfgFile.Close()
+		warn("stage1 supervisor: read the pod configuration: " + err.Error())
 		return 254
 	}
 	s := &supervisor{
-		cfg: &cfg, apps: map[string]*appState{}, byPid: map[int]*appState{},
+		cfg: cfg, apps: map[string]*appState{}, byPid: map[int]*appState{},
 		events: os.NewFile(EventFd, "events"),
-		logf:   func(string, ...any) {},
+		logf:   func(string) {},
 	}
 	unix.CloseOnExec(EventFd)
-	unix.CloseOnExec(ExeFd) // launchers re-exec /proc/self/exe, which is this copy
 	if cfg.Debug {
-		s.logf = func(format string, args ...any) {
-			ms := float64(time.Now().UnixNano()-cfg.Epoch) / 1e6
-			fmt.Fprintf(os.Stderr, "stage1 [%6.2fms] supervisor: %s\n", ms, fmt.Sprintf(format, args...))
+		s.logf = func(msg string) {
+			warn("stage1 [" + Millis(time.Duration(time.Now().UnixNano()-cfg.Epoch)) + "ms] supervisor: " + msg)
 		}
 	}
-	code, err := s.run(ctx)
+	// The rest of the stream is the start line, once the pod's networks
+	// are set up (at once without networks).
+	gate := make(chan string, 1)
+	go func() {
+		line, _ := r.ReadString('\n')
+		cfgFile.Close()
+		line = strings.TrimSuffix(line, "\n")
+		if line != StartLine && line != StartWithResolv {
+			line = ""
+		}
+		gate <- line
+	}()
+	code, err := s.run(ctx, gate)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 supervisor: %v\n", err)
+		warn("stage1 supervisor: " + err.Error())
 		return 254
 	}
 	return code
 }
 
 // setupPod prepares the pod-wide namespaces: private mount propagation
-// (nothing the apps mount reaches the host), the hostname, lo.
+// (nothing the apps mount reaches the host), the launcher binary
+// read-only, the hostname, lo.
 func (s *supervisor) setupPod() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make the pod's mounts private: %w", err)
+		return wrap("make the pod's mounts private", err)
+	}
+	// The launchers run from a read-only bind of their binary, in this
+	// mount namespace only: an app that gets the launcher's binary run
+	// again (a "#!/proc/self/exe" script) cannot open it for writing
+	// through /proc/PID/exe (EROFS), which would change it for every
+	// pod (CVE-2019-5736).
+	l := s.cfg.Launcher
+	if err := unix.Mount(l, l, "", unix.MS_BIND, ""); err != nil {
+		return wrap("bind the launcher "+l+" read-only", err)
+	}
+	if err := unix.Mount("", l, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		return wrap("bind the launcher "+l+" read-only", err)
 	}
 	if err := unix.Sethostname([]byte(s.cfg.Hostname)); err != nil {
-		return fmt.Errorf("set hostname %q: %w", s.cfg.Hostname, err)
+		return wrap("set hostname "+strconv.Quote(s.cfg.Hostname), err)
 	}
 	if s.cfg.NetNone {
 		if err := loopbackUp(); err != nil {
@@ -114,24 +139,24 @@ func (s *supervisor) setupPod() error {
 func loopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("bring lo up: %w", err)
+		return wrap("bring lo up", err)
 	}
 	defer unix.Close(fd)
 	ifr, err := unix.NewIfreq("lo")
 	if err != nil {
-		return fmt.Errorf("bring lo up: %w", err)
+		return wrap("bring lo up", err)
 	}
 	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring lo up: read flags: %w", err)
+		return wrap("bring lo up: read flags", err)
 	}
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring lo up: %w", err)
+		return wrap("bring lo up", err)
 	}
 	return nil
 }
 
-func (s *supervisor) run(ctx context.Context) (int, error) {
+func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	if s.cfg.Interactive {
@@ -142,7 +167,7 @@ func (s *supervisor) run(ctx context.Context) (int, error) {
 	go func() {
 		for _, d := range s.cfg.Cgroups {
 			if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte("0"), 0o644); err != nil {
-				fmt.Fprintf(os.Stderr, "stage1: supervisor: join cgroup %s: %v\n", d, err)
+				warn("stage1: supervisor: join cgroup " + d + ": " + err.Error())
 			}
 		}
 	}()
@@ -154,25 +179,25 @@ func (s *supervisor) run(ctx context.Context) (int, error) {
 	for i := range s.cfg.Apps {
 		a := &s.cfg.Apps[i]
 		st := &appState{cfg: a}
-		s.apps[a.Launch.Name] = st
+		s.apps[a.Name] = st
 		s.order = append(s.order, st)
 		if a.SupportsNotify {
-			sock, err := listenNotify(s.cfg.UUID, a.Launch.Name, notes)
-			if err != nil {
+			if err := listenNotify(NotifySocket(s.cfg.UUID, a.Name), a.Name, notes); err != nil {
 				return 0, err
 			}
-			a.Launch.Env = append(a.Launch.Env, "NOTIFY_SOCKET="+sock)
 		}
 	}
+	// The launchers prepare their apps' roots while the pod's networks
+	// are set up; they exec the apps once they get the start line.
 	for _, st := range s.order {
-		if err := s.start(st, starts); err != nil {
+		if err := s.launch(st, starts); err != nil {
 			// The launcher never ran: count the app as failed to start.
-			fmt.Fprintf(os.Stderr, "stage1: app %s: %v\n", st.cfg.Launch.Name, err)
+			warn("stage1: app " + st.cfg.Name + ": " + err.Error())
 			st.exited = true
 			s.recordExit(st, 254)
 		}
 	}
-	for s.live > 0 || s.pending > 0 {
+	for s.live > 0 || s.pending > 0 || !s.gated {
 		var graceC <-chan time.Time
 		if s.grace != nil {
 			graceC = s.grace.C
@@ -183,14 +208,16 @@ func (s *supervisor) run(ctx context.Context) (int, error) {
 			case unix.SIGCHLD:
 				s.reap()
 			case unix.SIGTERM, unix.SIGINT, unix.SIGHUP:
-				s.logf("got %v: stopping the pod", sig)
+				s.logf("got " + sig.String() + ": stopping the pod")
 				s.stop(sig.(syscall.Signal))
 			}
+		case line := <-gate:
+			s.opened(line)
 		case ev := <-starts:
 			s.started(ev)
 		case app := <-notes:
 			if st := s.apps[app]; st != nil && !st.ready {
-				s.logf("app %s is ready", app)
+				s.logf("app " + app + " is ready")
 				st.ready = true
 				s.checkReady()
 			}
@@ -207,15 +234,39 @@ func (s *supervisor) run(ctx context.Context) (int, error) {
 	if s.failed {
 		return s.firstFail, nil
 	}
+	if s.start == "" {
+		return 254, nil // the setup did not finish: nothing ran
+	}
 	return 0, nil
 }
 
-// start runs the launcher of one app.
-func (s *supervisor) start(st *appState, starts chan<- startEvent) error {
-	a := &st.cfg.Launch
-	if s.cfg.Debug {
-		a.DebugEpoch = s.cfg.Epoch
+// opened handles the end of the configuration stream: the start line is
+// passed on to the launchers, which exec their apps; without one, the
+// launchers are told to give up (EOF).
+func (s *supervisor) opened(line string) {
+	s.gated, s.start = true, line
+	if line == "" {
+		s.logf("the pod's setup did not finish: not starting the apps")
+	} else {
+		s.logf("starting the apps")
 	}
+	for _, st := range s.order {
+		if st.launch == nil {
+			continue
+		}
+		if line != "" {
+			// A launcher that died meanwhile: EPIPE, reported by reap.
+			st.launch.WriteString(line + "\n")
+		}
+		st.launch.Close()
+		st.launch = nil
+	}
+}
+
+// launch runs the launcher of one app, sends it its configuration, and
+// keeps its configuration pipe open for the start line.
+func (s *supervisor) launch(st *appState, starts chan<- startEvent) error {
+	a := st.cfg
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -242,56 +293,52 @@ func (s *supervisor) start(st *appState, starts chan<- startEvent) error {
 			Setsid:     a.NewSession,
 		},
 	}
-	pid, err := forkInto(a, attr)
+	pid, err := s.forkInto(a, attr)
 	cfgR.Close()
 	statusW.Close()
 	if err != nil {
 		cfgW.Close()
 		statusR.Close()
-		return fmt.Errorf("start the stage2 launcher: %w", err)
+		return wrap("start the stage2 launcher", err)
 	}
 	st.pid = pid
 	s.byPid[pid] = st
 	s.live++
 	s.pending++
-	s.logf("app %s: launcher pid %d", a.Name, pid)
+	s.logf("app " + a.Name + ": launcher pid " + strconv.Itoa(pid))
 	go func() {
 		msg, _ := io.ReadAll(statusR)
 		statusR.Close()
 		starts <- startEvent{app: a.Name, msg: strings.TrimSpace(string(msg))}
 	}()
-	defer cfgW.Close()
-	data, err := json.Marshal(a) // after forkInto, which may add a cgroup
-	if err == nil {
-		// The launcher reads while we write: a large one cannot block us
-		// for long.
-		_, err = cfgW.Write(data)
+	// The launcher reads while we write: a large configuration cannot
+	// block us for long. On failure the launcher fails on the truncated
+	// configuration and reports.
+	if _, err := cfgW.Write(append(a.Launch, '\n')); err != nil {
+		s.logf("app " + a.Name + ": send configuration: " + err.Error())
 	}
-	if err != nil {
-		// The launcher fails on the truncated configuration and reports.
-		s.logf("app %s: send configuration: %v", a.Name, err)
-	}
+	st.launch = cfgW
 	return nil
 }
 
 // forkInto starts a's launcher, right in a.UnifiedCgroup when it can;
-// otherwise the launcher joins that cgroup itself.
-func forkInto(a *stage2.App, attr *syscall.ProcAttr) (int, error) {
+// otherwise the launcher joins that cgroup itself (its second argument).
+func (s *supervisor) forkInto(a *App, attr *syscall.ProcAttr) (int, error) {
 	argv := []string{LauncherArgvName, a.Name}
 	if a.UnifiedCgroup != "" {
 		fd, err := unix.Open(a.UnifiedCgroup, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err == nil {
 			attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
-			pid, err := syscall.ForkExec("/proc/self/exe", argv, attr)
+			pid, err := syscall.ForkExec(s.cfg.Launcher, argv, attr)
 			unix.Close(fd)
 			attr.Sys.UseCgroupFD = false
 			if err == nil {
 				return pid, nil
 			}
 		}
-		a.CgroupDirs = append(a.CgroupDirs, a.UnifiedCgroup)
+		argv = append(argv, a.UnifiedCgroup)
 	}
-	return syscall.ForkExec("/proc/self/exe", argv, attr)
+	return syscall.ForkExec(s.cfg.Launcher, argv, attr)
 }
 
 // started handles a launcher's outcome.
@@ -301,14 +348,19 @@ func (s *supervisor) started(ev startEvent) {
 	if ev.msg != "" {
 		// "<code> <message>"
 		_, msg, _ := strings.Cut(ev.msg, " ")
-		fmt.Fprintf(os.Stderr, "rkt: app %s: %s\n", ev.app, msg)
+		warn("rkt: app " + ev.app + ": " + msg)
+		return
+	}
+	if s.start == "" {
+		// Launchers exec their apps only after the start line: this one
+		// gave up, or was killed, before.
 		return
 	}
 	st.started = true
 	if f, err := os.Create(st.cfg.StartedFile); err == nil {
 		f.Close()
 	}
-	s.logf("app %s started", ev.app)
+	s.logf("app " + ev.app + " started")
 	s.checkReady()
 }
 
@@ -327,7 +379,7 @@ func (s *supervisor) checkReady() {
 	if link := s.cfg.ReadyLink; link != "" {
 		os.Remove(link)
 		if err := os.Symlink("ready", link); err != nil {
-			fmt.Fprintf(os.Stderr, "stage1: mark the pod ready: %v\n", err)
+			warn("stage1: mark the pod ready: " + err.Error())
 		}
 	}
 	s.events.WriteString("ready\n")
@@ -356,7 +408,7 @@ func (s *supervisor) reap() {
 		}
 		st.exited = true
 		s.live--
-		s.logf("app %s (pid %d) exited with %d", st.cfg.Launch.Name, pid, code)
+		s.logf("app " + st.cfg.Name + " (pid " + strconv.Itoa(pid) + ") exited with " + strconv.Itoa(code))
 		s.recordExit(st, code)
 	}
 }
@@ -364,12 +416,12 @@ func (s *supervisor) reap() {
 // recordExit writes the app's status and applies the exit policy.
 func (s *supervisor) recordExit(st *appState, code int) {
 	if err := os.WriteFile(st.cfg.StatusFile, []byte(strconv.Itoa(code)), 0o644); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1: app %s: record exit status: %v\n", st.cfg.Launch.Name, err)
+		warn("stage1: app " + st.cfg.Name + ": record exit status: " + err.Error())
 	}
 	if code != 0 && !s.failed {
 		s.failed, s.firstFail = true, code
 		if s.live > 0 {
-			s.logf("app %s failed: stopping the pod", st.cfg.Launch.Name)
+			s.logf("app " + st.cfg.Name + " failed: stopping the pod")
 			s.stop(unix.SIGTERM)
 		}
 	}
@@ -388,21 +440,20 @@ func (s *supervisor) stop(sig syscall.Signal) {
 	}
 }
 
-// listenNotify opens the app's notification socket (abstract, in the
+// listenNotify opens an app's notification socket name (abstract, in the
 // pod's network namespace) and reports READY=1 sent from inside the pod.
-func listenNotify(uuid, app string, notes chan<- string) (string, error) {
-	name := "@rkt-" + uuid + "-" + app + "-notify"
+func listenNotify(name, app string, notes chan<- string) error {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return "", fmt.Errorf("app %s: notify socket: %w", app, err)
+		return wrap("app "+app+": notify socket", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: name}); err != nil {
 		unix.Close(fd)
-		return "", fmt.Errorf("app %s: bind notify socket %s: %w", app, name, err)
+		return wrap("app "+app+": bind notify socket "+name, err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
 		unix.Close(fd)
-		return "", fmt.Errorf("app %s: notify socket credentials: %w", app, err)
+		return wrap("app "+app+": notify socket credentials", err)
 	}
 	go func() {
 		buf := make([]byte, 4096)
@@ -418,15 +469,14 @@ func listenNotify(uuid, app string, notes chan<- string) (string, error) {
 			if !fromPod(oob[:oobn]) {
 				continue
 			}
-			sc := bufio.NewScanner(strings.NewReader(string(buf[:n])))
-			for sc.Scan() {
-				if sc.Text() == "READY=1" {
+			for _, l := range strings.Split(string(buf[:n]), "\n") {
+				if l == "READY=1" {
 					notes <- app
 				}
 			}
 		}
 	}()
-	return name, nil
+	return nil
 }
 
 // fromPod reports whether a message's sender is in the pod's PID
@@ -448,3 +498,29 @@ func fromPod(oob []byte) bool {
 func setName(name string) {
 	os.WriteFile("/proc/self/comm", []byte(name), 0o644)
 }
+
+// Millis formats d in milliseconds for the debug timestamps, like
+// fmt's %6.2f.
+func Millis(d time.Duration) string {
+	s := strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64)
+	for len(s) < 6 {
+		s = " " + s
+	}
+	return s
+}
+
+// warn writes a line to stderr.
+func warn(msg string) {
+	os.Stderr.WriteString(msg + "\n")
+}
+
+// wrapped is an error with context, like fmt.Errorf("%s: %w") without fmt.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (e *wrapped) Error() string { return e.msg + ": " + e.err.Error() }
+func (e *wrapped) Unwrap() error { return e.err }
+
+func wrap(msg string, err error) error { return &wrapped{msg, err} }

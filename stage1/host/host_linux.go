@@ -1,0 +1,380 @@
+// Package host is the default flavor's run entrypoint (/init): the pod's
+// host-side process. stage0 execs it with the pod lock, so it has the
+// PID and cgroup of `rkt run` and stays for the pod's whole life; that is
+// why it is small (it shares a small binary with the supervisor, and
+// imports neither encoding/json nor fmt nor any large package) and hands
+// everything heavy to helper processes of the big stage1 binary:
+//
+//   - the setup helper (rkt-setup, stage1/run) reads the pod, writes its
+//     files, makes its cgroups, sends the supervisor its configuration,
+//     sets up the CNI networks and then lets the apps start;
+//   - the teardown helper (rkt-netdown) deletes the networks once the pod
+//     has exited.
+//
+// The host-side process itself starts the supervisor (process 1 of the
+// pod's new namespaces, from this same binary), forwards SIGTERM, SIGINT
+// and SIGHUP to it, tells systemd (NOTIFY_SOCKET) when the pod is ready,
+// and exits with the pod's exit code.
+package host
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/stage1/supervisor"
+)
+
+// ExitFailure is the exit code of a stage1 failure.
+const ExitFailure = 254
+
+// Names of the big stage1 binary's helper modes (argv[0]) and the file
+// name of that binary beside this one.
+const (
+	SetupArgvName   = "rkt-setup"
+	NetdownArgvName = "rkt-netdown"
+	BigBinary       = "stage1"
+	LauncherBinary  = "stage2"
+)
+
+// Descriptors of the setup helper, run as
+// `rkt-setup EPOCH RUN-ARGS...` (EPOCH: the host-side process's start in
+// Unix nanoseconds).
+const (
+	// SetupConfigFd: helper -> supervisor (its ConfigFd): the supervisor's
+	// configuration, then the start line.
+	SetupConfigFd = 3
+	// SetupControlFd: helper -> host-side process: first the clone line
+	// (see CloneLine), then "netdown\n" once networks were set up that
+	// must be torn down when the pod exits.
+	SetupControlFd = 4
+	// SetupPidFd: host-side process -> helper: the supervisor's PID and a
+	// newline, or "0\n" if it could not be started.
+	SetupPidFd = 5
+)
+
+// CloneLine is what the setup helper tells the host-side process about
+// the supervisor to start, once it has read the run arguments.
+type CloneLine struct {
+	NewNet      bool // a network namespace of its own (not --net=host)
+	NewIPC      bool // an IPC namespace of its own (not --ipc=parent)
+	Interactive bool // the app gets the terminal
+	Debug       bool
+}
+
+// String is the line, without its newline.
+func (c CloneLine) String() string {
+	b := func(k string, v bool) string {
+		if v {
+			return " " + k + "=1"
+		}
+		return " " + k + "=0"
+	}
+	return "clone" + b("net", c.NewNet) + b("ipc", c.NewIPC) + b("interactive", c.Interactive) + b("debug", c.Debug)
+}
+
+// ParseCloneLine parses a CloneLine's String.
+func ParseCloneLine(s string) (CloneLine, bool) {
+	f := strings.Fields(s)
+	if len(f) == 0 || f[0] != "clone" {
+		return CloneLine{}, false
+	}
+	var c CloneLine
+	for _, kv := range f[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		on := v == "1"
+		switch k {
+		case "net":
+			c.NewNet = on
+		case "ipc":
+			c.NewIPC = on
+		case "interactive":
+			c.Interactive = on
+		case "debug":
+			c.Debug = on
+		default:
+			return CloneLine{}, false
+		}
+	}
+	return c, true
+}
+
+// proc is a child process and, once it has exited, its exit code.
+type proc struct {
+	pid  int
+	done chan int
+}
+
+func start(path string, argv []string, attr *syscall.ProcAttr) (*proc, error) {
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{pid: pid, done: make(chan int, 1)}
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if ws.Signaled() {
+			p.done <- 128 + int(ws.Signal())
+			return
+		}
+		p.done <- ws.ExitStatus()
+	}()
+	return p, nil
+}
+
+// Main runs the entrypoint with args (the run arguments stage0 gives,
+// without argv[0]) and returns the exit code: the pod's, or ExitFailure.
+func Main(ctx context.Context, args []string) int {
+	h := &hostProc{epoch: time.Now(), logf: func(string) {}}
+	return h.run(ctx, args)
+}
+
+type hostProc struct {
+	epoch time.Time
+	logf  func(msg string)
+}
+
+func (h *hostProc) run(ctx context.Context, args []string) int {
+	// Signals are caught from the start, so none is lost: each goes to
+	// the helper while it runs and to the supervisor once it exists.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	keepLocks()
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return fail("find the stage1 binaries: " + err.Error())
+	}
+	big := filepath.Join(filepath.Dir(self), BigBinary)
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return fail(err.Error())
+	}
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		return fail(err.Error())
+	}
+	pidR, pidW, err := os.Pipe()
+	if err != nil {
+		return fail(err.Error())
+	}
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return fail(err.Error())
+	}
+	argv := append([]string{SetupArgvName, strconv.FormatInt(h.epoch.UnixNano(), 10)}, args...)
+	helper, err := start(big, argv, &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{devNull.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfgW.Fd(), ctlW.Fd(), pidR.Fd()},
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	})
+	devNull.Close()
+	cfgW.Close()
+	ctlW.Close()
+	pidR.Close()
+	if err != nil {
+		return fail("start the setup helper " + big + ": " + err.Error())
+	}
+	ctl := bufio.NewReader(ctlR)
+	line, _ := ctl.ReadString('\n')
+	clone, ok := ParseCloneLine(strings.TrimSuffix(line, "\n"))
+	if !ok {
+		// The helper failed before starting (bad arguments): it said why.
+		pidW.Close()
+		cfgR.Close()
+		if code := <-helper.done; code != 0 {
+			return code
+		}
+		return fail("the setup helper ended without saying how to start the pod")
+	}
+	if clone.Debug {
+		h.logf = func(msg string) {
+			warn("stage1 [" + supervisor.Millis(time.Since(h.epoch)) + "ms] " + msg)
+		}
+	}
+	if clone.Interactive {
+		signal.Ignore(unix.SIGINT) // the app gets ^C from the terminal
+	}
+	sup, err := h.startSupervisor(clone, cfgR)
+	if err != nil {
+		pidW.WriteString("0\n")
+		pidW.Close()
+		<-helper.done
+		return fail("start the pod supervisor: " + err.Error())
+	}
+	pidW.WriteString(strconv.Itoa(sup.pid) + "\n")
+	pidW.Close()
+	h.logf("supervisor started, pid " + strconv.Itoa(sup.pid))
+	netdown := make(chan bool, 1)
+	go func() {
+		nd := false
+		for {
+			l, err := ctl.ReadString('\n')
+			if l == "netdown\n" {
+				nd = true
+			}
+			if err != nil {
+				break
+			}
+		}
+		ctlR.Close()
+		netdown <- nd
+	}()
+	helperRunning, supRunning := true, true
+	setupFailed := false
+	code := 0
+	for helperRunning || supRunning {
+		select {
+		case sig := <-sigs:
+			h.logf("got " + sig.String() + ": forwarding it to the pod")
+			if helperRunning {
+				unix.Kill(helper.pid, sig.(syscall.Signal))
+			}
+			if supRunning {
+				unix.Kill(sup.pid, sig.(syscall.Signal))
+			}
+		case c := <-helper.done:
+			helperRunning = false
+			if c != 0 {
+				// It said why, and undid what it did (after stopping the
+				// supervisor, which started no app).
+				setupFailed, code = true, c
+				if supRunning {
+					unix.Kill(sup.pid, unix.SIGKILL)
+				}
+			} else {
+				h.logf("setup done")
+			}
+		case c := <-sup.done:
+			supRunning = false
+			if !setupFailed {
+				code = c
+			}
+			h.logf("pod exited with " + strconv.Itoa(c))
+		case <-ctx.Done():
+			unix.Kill(sup.pid, unix.SIGKILL)
+		}
+	}
+	if setupFailed {
+		return code
+	}
+	if <-netdown {
+		h.teardown(big, args)
+	}
+	return code
+}
+
+// startSupervisor starts the supervisor from this binary as process 1 of
+// new PID, mount, UTS (and IPC and network, unless shared) namespaces,
+// with its configuration to come on cfg, and forwards its readiness.
+func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File) (*proc, error) {
+	defer cfg.Close()
+	evR, evW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer evW.Close()
+	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS)
+	if clone.NewIPC {
+		flags |= unix.CLONE_NEWIPC
+	}
+	if clone.NewNet {
+		flags |= unix.CLONE_NEWNET
+	}
+	p, err := start("/proc/self/exe", []string{supervisor.ArgvName}, &syscall.ProcAttr{
+		Env:   []string{},
+		Files: []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfg.Fd(), evW.Fd()},
+		Sys: &syscall.SysProcAttr{
+			Cloneflags: flags,
+			Setsid:     !clone.Interactive,
+			Pdeathsig:  syscall.SIGKILL,
+		},
+	})
+	if err != nil {
+		evR.Close()
+		return nil, err
+	}
+	go h.forwardReady(evR)
+	return p, nil
+}
+
+// teardown runs the teardown helper, which deletes the pod's networks now
+// that its processes are gone (gc would retry if it fails).
+func (h *hostProc) teardown(big string, args []string) {
+	p, err := start(big, append([]string{NetdownArgvName}, args...), &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{0, os.Stdout.Fd(), os.Stderr.Fd()},
+	})
+	if err != nil {
+		warn("stage1: the pod exited but its networks are still set up: start " + big + ": " + err.Error() + " (rkt gc tears them down)")
+		return
+	}
+	if code := <-p.done; code != 0 {
+		warn("stage1: the pod exited but its networks are still set up (rkt gc tries again)")
+		return
+	}
+	h.logf("networks torn down")
+}
+
+// forwardReady tells systemd (NOTIFY_SOCKET) that the pod is ready when
+// the supervisor says so. This process is the unit's main PID, so the
+// notification is accepted with NotifyAccess=main.
+func (h *hostProc) forwardReady(ev *os.File) {
+	defer ev.Close()
+	buf := make([]byte, 64)
+	n, _ := ev.Read(buf)
+	if !strings.HasPrefix(string(buf[:n]), "ready") {
+		return
+	}
+	h.logf("pod ready")
+	if err := sdNotify("READY=1"); err != nil {
+		warn("stage1: tell systemd the pod is ready: " + err.Error())
+	}
+}
+
+// sdNotify sends state to $NOTIFY_SOCKET, if set.
+func sdNotify(state string) error {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return nil
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Sendto(fd, []byte(state), 0, &unix.SockaddrUnix{Name: addr})
+}
+
+// keepLocks makes the pod and tree locks stage0 handed over close on
+// exec: this process keeps them for the pod's lifetime (it outlives the
+// pod's processes), and nothing else may hold them.
+func keepLocks() {
+	fds := []string{os.Getenv("RKT_LOCK_FD")}
+	fds = append(fds, strings.Split(os.Getenv("RKT_TREE_LOCK_FDS"), ",")...)
+	for _, s := range fds {
+		if fd, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+}
+
+func warn(msg string) { os.Stderr.WriteString(msg + "\n") }
+
+func fail(msg string) int {
+	warn("stage1: " + msg)
+	return ExitFailure
+}

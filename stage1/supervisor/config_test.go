@@ -1,0 +1,79 @@
+package supervisor
+
+import (
+	"bufio"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigRoundTrip(t *testing.T) {
+	cfg := &Config{
+		UUID: "u-1", PodDir: "/var/lib/rkt/pods/run/u 1", Hostname: "rkt-u-1",
+		NetNone: true, Debug: true, Epoch: 1234567890123, GracePeriod: 10 * time.Second,
+		ReadyLink: "/p/ready", Launcher: "/s/stage2",
+		Cgroups: []string{"/sys/fs/cgroup/cpu/a b", "/sys/fs/cgroup/memory/x"},
+		Apps: []App{
+			{Name: "a", Launch: []byte(`{"name":"a","env":["X=1\n2"]}`), NewSession: true,
+				UnifiedCgroup: "/sys/fs/cgroup/unified/app-a", SupportsNotify: true,
+				StatusFile: "/p/status/a", StartedFile: "/p/started/a"},
+			{Name: "b", Launch: []byte(`{"name":"b"}`), StatusFile: "/p/status/b", StartedFile: "/p/started/b"},
+		},
+	}
+	data, err := cfg.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What follows the configuration on the stream stays unread.
+	r := bufio.NewReader(strings.NewReader(string(data) + StartLine + "\n"))
+	got, err := Decode(r)
+	if err != nil {
+		t.Fatalf("decode %q: %v", data, err)
+	}
+	if !reflect.DeepEqual(got, cfg) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, cfg)
+	}
+	if rest, _ := r.ReadString('\n'); rest != StartLine+"\n" {
+		t.Errorf("after the configuration: %q", rest)
+	}
+}
+
+func TestConfigRefusesNewlines(t *testing.T) {
+	for _, cfg := range []*Config{
+		{UUID: "u", PodDir: "/p\nx", Launcher: "/l"},
+		{UUID: "u", PodDir: "/p", Launcher: "/l", Apps: []App{{Name: "a", Launch: []byte("{\n}")}}},
+		{UUID: "u", PodDir: "/p", Launcher: "/l", Cgroups: []string{"/c\x00"}},
+	} {
+		if _, err := cfg.Encode(); err == nil {
+			t.Errorf("%+v encoded", cfg)
+		}
+	}
+}
+
+func TestDecodeBadInput(t *testing.T) {
+	for _, in := range []string{
+		"",                                 // nothing: the setup failed
+		"uuid u\npodDir /p\nlauncher /l\n", // no end
+		"uuid u\nbogus 1\nend\n",           // unknown key
+		"uuid u\nstatus /s\nend\n",         // app key before any app
+		"uuid u\npodDir /p\nlauncher /l\ngrace ten\nend\n",
+		"podDir /p\nlauncher /l\nend\n", // no UUID
+	} {
+		if cfg, err := Decode(bufio.NewReader(strings.NewReader(in))); err == nil {
+			t.Errorf("%q decoded: %+v", in, cfg)
+		}
+	}
+}
+
+func TestMillis(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		1500 * time.Microsecond:   "  1.50",
+		123450 * time.Microsecond: "123.45",
+		0:                         "  0.00",
+	} {
+		if got := Millis(d); got != want {
+			t.Errorf("Millis(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
