@@ -41,9 +41,9 @@ var osHooks = hooks{loopbackUp: loopbackUp, netnsID: netnsID, teardownIPMasq: te
 // brings lo up, runs each network's CNI ADD in order (the pod's
 // interfaces are eth0, eth1, ...), forwards ports through the first
 // network that masquerades (else the last one asked for), and records
-// everything in <podDir>/net-info.json. Before the built-in default
-// network's ADD, it makes sure the network's one shared masquerading
-// rule exists (its plugin does not masquerade per pod). When the pod is
+// everything in <podDir>/net-info.json. While the built-in default
+// network's ADD runs, it makes sure the network's one shared
+// masquerading rule exists (its plugin does not masquerade per pod). When the pod is
 // not on the default network, default-restricted is added last. If any step fails, the
 // networks already added are deleted again, in reverse order, before the
 // error is returned.
@@ -89,19 +89,22 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 		if n.sharedMasq && backend == "" {
 			backend = firewallBackend()
 		}
-		if err := ensureMasqRules(ctx, n.masqRules(backend), cfg, h); err != nil {
-			// Nothing of network n is set up yet.
-			if rerr := rollback(context.WithoutCancel(ctx), cni, podUUID, podDir, nis[:i], cfg, h); rerr != nil {
-				return nil, fmt.Errorf("%w (and undoing the networks set up so far failed too: %w: run `rkt gc` to retry)", err, rerr)
-			}
-			return nil, err
-		}
+		// The shared masquerading rule is made sure of while the plugins
+		// run (an iptables run costs a few ms): no app starts before both
+		// are done.
+		masqDone := make(chan error, 1)
+		go func() { masqDone <- ensureMasqRules(ctx, n.masqRules(backend), cfg, h) }()
 		res, err := cni.AddNetworkList(ctx, lists[i], runtimeConf(podUUID, netnsPath, &nis[i]))
 		if err == nil {
 			err = nis[i].setResult(res)
 		}
 		if err != nil {
 			err = explain(n, podUUID, err)
+		}
+		if merr := <-masqDone; merr != nil && err == nil {
+			err = merr
+		}
+		if err != nil {
 			if rerr := rollback(context.WithoutCancel(ctx), cni, podUUID, podDir, nis[:i+1], cfg, h); rerr != nil {
 				return nil, fmt.Errorf("%w (and undoing the networks set up so far failed too: %w: run `rkt gc` to retry)", err, rerr)
 			}
