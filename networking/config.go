@@ -38,6 +38,10 @@ type Config struct {
 	DataDir string
 	// Logf, if set, is told what Setup and Teardown do, with timings.
 	Logf func(format string, args ...any)
+	// LoopbackReady: the caller brings lo up in the network namespace
+	// itself (stage1's supervisor does, while the networks are set up);
+	// else Setup does.
+	LoopbackReady bool
 }
 
 func (c *Config) logf(format string, args ...any) {

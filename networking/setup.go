@@ -38,7 +38,7 @@ var osHooks = hooks{loopbackUp: loopbackUp, netnsID: netnsID, teardownIPMasq: te
 
 // Setup sets up the networks reqs asks for in the network namespace at
 // netnsPath (e.g. /proc/<pid>/ns/net of the pod's first process): it
-// brings lo up, runs each network's CNI ADD in order (the pod's
+// brings lo up (unless cfg.LoopbackReady), runs each network's CNI ADD in order (the pod's
 // interfaces are eth0, eth1, ...), forwards ports through the first
 // network that masquerades (else the last one asked for), and records
 // everything in <podDir>/net-info.json. While the built-in default
@@ -61,10 +61,12 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 		return nil, err
 	}
 	cfg.logf("networking: networks %s planned (%s)", describeNets(nets), ms(time.Since(start)))
-	if err := h.loopbackUp(netnsPath); err != nil {
-		return nil, err
+	if !cfg.LoopbackReady {
+		if err := h.loopbackUp(netnsPath); err != nil {
+			return nil, err
+		}
+		cfg.logf("networking: lo up (%s)", ms(time.Since(start)))
 	}
-	cfg.logf("networking: lo up (%s)", ms(time.Since(start)))
 	nsID := h.netnsID(netnsPath)
 	nis = make([]NetInfo, len(nets))
 	lists := make([]*libcni.NetworkConfigList, len(nets))

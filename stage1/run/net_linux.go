@@ -28,6 +28,7 @@ func (r *runner) setupNetwork(ctx context.Context, pid int) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("failed to set up network %s: %w", r.opts.Net, err)
 	}
+	cfg.LoopbackReady = true // the supervisor brings lo up
 	netns := fmt.Sprintf("/proc/%d/ns/net", pid)
 	nis, err := networking.Setup(ctx, r.pod.UUID, r.pod.Dir, netns, r.opts.Networks, r.pod.Ports, cfg)
 	if err != nil {

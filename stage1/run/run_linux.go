@@ -194,7 +194,12 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	if err := r.readSupervisorPid(pidIn); err != nil {
 		return err
 	}
+	// The pod's files are written while its cgroups are made (separate
+	// parts of the pod directory and of each app's stage2.App).
+	files := make(chan error, 1)
+	go func() { files <- r.writeFiles() }()
 	if err := r.setupCgroups(hs); err != nil {
+		<-files
 		return err
 	}
 	// The first cgroup v1 migration waits for an RCU grace period (a few
@@ -208,7 +213,7 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 		go cgroup.Warm(hs)
 	}
 	r.logf("cgroups ready")
-	if err := r.writeFiles(); err != nil {
+	if err := <-files; err != nil {
 		return err
 	}
 	r.logf("pod files written")
@@ -449,7 +454,7 @@ func (r *runner) supervisorConfig() *supervisor.Config {
 	}
 	cfg := &supervisor.Config{
 		UUID: r.pod.UUID, PodDir: r.pod.Dir, Hostname: r.pod.Hostname,
-		NetNone: r.opts.NetNone(), Interactive: r.opts.Interactive, Debug: r.opts.Debug,
+		Loopback: !r.opts.NetHost(), Interactive: r.opts.Interactive, Debug: r.opts.Debug,
 		Epoch:       r.start.UnixNano(),
 		GracePeriod: r.pod.GracePeriod,
 		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),

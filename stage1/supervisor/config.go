@@ -58,10 +58,11 @@ const (
 
 // Config is what the setup helper sends the supervisor.
 type Config struct {
-	UUID        string
-	PodDir      string
-	Hostname    string
-	NetNone     bool
+	UUID     string
+	PodDir   string
+	Hostname string
+	// Loopback: bring lo up in the pod's own network namespace.
+	Loopback    bool
 	Interactive bool
 	Debug       bool
 	// Epoch is the pod's host-side process's start (Unix nanoseconds),
@@ -134,7 +135,7 @@ func (cfg *Config) Encode() ([]byte, error) {
 	put("uuid", cfg.UUID)
 	put("podDir", cfg.PodDir)
 	put("hostname", cfg.Hostname)
-	flag("netNone", cfg.NetNone)
+	flag("lo", cfg.Loopback)
 	flag("interactive", cfg.Interactive)
 	flag("debug", cfg.Debug)
 	put("epoch", strconv.FormatInt(cfg.Epoch, 10))
@@ -205,8 +206,8 @@ func (cfg *Config) set(app **App, k, v string) error {
 		cfg.PodDir = v
 	case "hostname":
 		cfg.Hostname = v
-	case "netNone":
-		cfg.NetNone = v == "1"
+	case "lo":
+		cfg.Loopback = v == "1"
 	case "interactive":
 		cfg.Interactive = v == "1"
 	case "debug":

@@ -11,7 +11,7 @@ import (
 func TestConfigRoundTrip(t *testing.T) {
 	cfg := &Config{
 		UUID: "u-1", PodDir: "/var/lib/rkt/pods/run/u 1", Hostname: "rkt-u-1",
-		NetNone: true, Debug: true, Epoch: 1234567890123, GracePeriod: 10 * time.Second,
+		Loopback: true, Debug: true, Epoch: 1234567890123, GracePeriod: 10 * time.Second,
 		ReadyLink: "/p/ready", Launcher: "/s/stage2",
 		Cgroups: []string{"/sys/fs/cgroup/cpu/a b", "/sys/fs/cgroup/memory/x"},
 		Apps: []App{

@@ -107,7 +107,8 @@ func Main(ctx context.Context) int {
 
 // setupPod prepares the pod-wide namespaces: private mount propagation
 // (nothing the apps mount reaches the host), the launcher binary
-// read-only, the hostname, lo.
+// read-only, the hostname, lo (the pod's CNI networks, if any, are set
+// up meanwhile by the setup helper).
 func (s *supervisor) setupPod() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return wrap("make the pod's mounts private", err)
@@ -127,7 +128,7 @@ func (s *supervisor) setupPod() error {
 	if err := unix.Sethostname([]byte(s.cfg.Hostname)); err != nil {
 		return wrap("set hostname "+strconv.Quote(s.cfg.Hostname), err)
 	}
-	if s.cfg.NetNone {
+	if s.cfg.Loopback {
 		if err := loopbackUp(); err != nil {
 			return err
 		}
