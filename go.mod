@@ -2,6 +2,15 @@ module github.com/rkt/rkt
 
 go 1.26
 
+// Every binary built here (rkt, the stage1 binaries, the CNI plugins
+// build-plugins.sh builds) starts many times per pod and runs briefly or
+// idles: skip the cgroup CPU-limit probe at start and its periodic
+// re-check (Go 1.25's container-aware GOMAXPROCS), as before Go 1.25.
+godebug (
+	containermaxprocs=0
+	updatemaxprocs=0
+)
+
 require (
 	github.com/ProtonMail/go-crypto v1.3.0 // indirect
 	github.com/alexflint/go-filemutex v1.3.0 // indirect
