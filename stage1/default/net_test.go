@@ -241,6 +241,27 @@ func TestNetSetupFailure(t *testing.T) {
 			t.Errorf("cgroup %s is left", d)
 		}
 	}
+	// The launcher had mounted the app's root while the networks were set
+	// up: in its own mount namespace, gone with it.
+	if m := mountsBelow(t, p.Dir); len(m) > 0 {
+		t.Errorf("mounts left below the pod directory: %v", m)
+	}
+}
+
+// mountsBelow lists the host's mount points below dir.
+func mountsBelow(t *testing.T, dir string) []string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
 }
 
 // TestNetSetupInterrupted: SIGTERM to init while a plugin hangs in ADD
@@ -280,6 +301,9 @@ func TestNetSetupInterrupted(t *testing.T) {
 		t.Errorf("the app started")
 	}
 	noNetTraces(t, p, nil, "after the interrupted setup")
+	if m := mountsBelow(t, p.Dir); len(m) > 0 {
+		t.Errorf("mounts left below the pod directory: %v", m)
+	}
 }
 
 // vethSet returns the host's veth interfaces.

@@ -111,6 +111,8 @@ func ParseCloneLine(s string) (CloneLine, bool) {
 type proc struct {
 	pid  int
 	done chan int
+	// exiting (the supervisor's): every app has exited.
+	exiting chan struct{}
 }
 
 func start(path string, argv []string, attr *syscall.ProcAttr) (*proc, error) {
@@ -218,26 +220,37 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	pidW.WriteString(strconv.Itoa(sup.pid) + "\n")
 	pidW.Close()
 	h.logf("supervisor started, pid " + strconv.Itoa(sup.pid))
-	netdown := make(chan bool, 1)
+	// "netdown" from the helper: there are networks to tear down when
+	// the pod exits.
+	netdownC := make(chan struct{}, 1)
 	go func() {
-		nd := false
 		for {
 			l, err := ctl.ReadString('\n')
 			if l == "netdown\n" {
-				nd = true
+				netdownC <- struct{}{}
 			}
 			if err != nil {
 				break
 			}
 		}
 		ctlR.Close()
-		netdown <- nd
 	}()
+	// The teardown helper starts as soon as the supervisor says every app
+	// has exited (its Go runtime starts meanwhile), and begins once the
+	// supervisor, and with it the pod's network namespace, is gone.
+	var netdown *netdownProc
+	wantNetdown := false
 	helperRunning, supRunning := true, true
 	setupFailed := false
 	code := 0
 	for helperRunning || supRunning {
 		select {
+		case <-netdownC:
+			wantNetdown = true
+		case <-sup.exiting:
+			if wantNetdown && netdown == nil && !setupFailed {
+				netdown = h.startNetdown(big, args)
+			}
 		case sig := <-sigs:
 			h.logf("got " + sig.String() + ": forwarding it to the pod")
 			if helperRunning {
@@ -264,6 +277,7 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 				code = c
 			}
 			h.logf("pod exited with " + strconv.Itoa(c))
+			netdown.start()
 		case <-ctx.Done():
 			unix.Kill(sup.pid, unix.SIGKILL)
 		}
@@ -271,9 +285,17 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	if setupFailed {
 		return code
 	}
-	if <-netdown {
-		h.teardown(big, args)
+	// Whatever came from the helper came before it exited.
+	select {
+	case <-netdownC:
+		wantNetdown = true
+	default:
 	}
+	if wantNetdown && netdown == nil {
+		netdown = h.startNetdown(big, args)
+		netdown.start()
+	}
+	netdown.wait(h)
 	return code
 }
 
@@ -307,41 +329,82 @@ func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File) (*proc, error)
 		evR.Close()
 		return nil, err
 	}
-	go h.forwardReady(evR)
+	p.exiting = make(chan struct{}, 1)
+	go h.readEvents(evR, p.exiting)
 	return p, nil
 }
 
-// teardown runs the teardown helper, which deletes the pod's networks now
-// that its processes are gone (gc would retry if it fails).
-func (h *hostProc) teardown(big string, args []string) {
-	p, err := start(big, append([]string{NetdownArgvName}, args...), &syscall.ProcAttr{
-		Env:   os.Environ(),
-		Files: []uintptr{0, os.Stdout.Fd(), os.Stderr.Fd()},
-	})
+// netdownProc is the teardown helper: it deletes the pod's networks once
+// its processes are gone (gc would retry if it fails). It waits for EOF
+// on its fd 3 before it begins.
+type netdownProc struct {
+	p    *proc
+	gate *os.File // closed by start
+	err  error
+}
+
+func (h *hostProc) startNetdown(big string, args []string) *netdownProc {
+	n := &netdownProc{}
+	gateR, gateW, err := os.Pipe()
 	if err != nil {
-		warn("stage1: the pod exited but its networks are still set up: start " + big + ": " + err.Error() + " (rkt gc tears them down)")
+		n.err = err
+		return n
+	}
+	defer gateR.Close()
+	n.gate = gateW
+	n.p, n.err = start(big, append([]string{NetdownArgvName}, args...), &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{0, os.Stdout.Fd(), os.Stderr.Fd(), gateR.Fd()},
+	})
+	return n
+}
+
+// start lets the teardown helper begin (the pod's processes are gone).
+func (n *netdownProc) start() {
+	if n != nil && n.gate != nil {
+		n.gate.Close()
+		n.gate = nil
+	}
+}
+
+// wait waits for the teardown helper.
+func (n *netdownProc) wait(h *hostProc) {
+	if n == nil {
 		return
 	}
-	if code := <-p.done; code != 0 {
+	n.start()
+	if n.err != nil {
+		warn("stage1: the pod exited but its networks are still set up: start the teardown helper: " + n.err.Error() + " (rkt gc tears them down)")
+		return
+	}
+	if code := <-n.p.done; code != 0 {
 		warn("stage1: the pod exited but its networks are still set up (rkt gc tries again)")
 		return
 	}
 	h.logf("networks torn down")
 }
 
-// forwardReady tells systemd (NOTIFY_SOCKET) that the pod is ready when
-// the supervisor says so. This process is the unit's main PID, so the
-// notification is accepted with NotifyAccess=main.
-func (h *hostProc) forwardReady(ev *os.File) {
+// readEvents reads the supervisor's events: on "ready" it tells systemd
+// (NOTIFY_SOCKET) that the pod is ready (this process is the unit's main
+// PID, so the notification is accepted with NotifyAccess=main); on
+// "exiting" it tells exiting.
+func (h *hostProc) readEvents(ev *os.File, exiting chan<- struct{}) {
 	defer ev.Close()
-	buf := make([]byte, 64)
-	n, _ := ev.Read(buf)
-	if !strings.HasPrefix(string(buf[:n]), "ready") {
-		return
-	}
-	h.logf("pod ready")
-	if err := sdNotify("READY=1"); err != nil {
-		warn("stage1: tell systemd the pod is ready: " + err.Error())
+	r := bufio.NewReader(ev)
+	for {
+		line, err := r.ReadString('\n')
+		switch line {
+		case "ready\n":
+			h.logf("pod ready")
+			if err := sdNotify("READY=1"); err != nil {
+				warn("stage1: tell systemd the pod is ready: " + err.Error())
+			}
+		case "exiting\n":
+			exiting <- struct{}{}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 

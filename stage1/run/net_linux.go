@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -13,29 +14,58 @@ import (
 // teardownTimeout bounds the teardown of the networks when the pod exits.
 const teardownTimeout = time.Minute
 
-// setupNetwork sets up the pod's CNI networks (--net other than host and
-// none) in the network namespace of the supervisor, process pid, whose
-// launchers wait for the start line meanwhile; then it writes the pod's
-// /etc/hosts and /etc/resolv.conf that depend on the networks' results.
-// It reports whether the apps are to use the generated resolv.conf. On
-// failure nothing of the networks is left: Setup rolls itself back, and
-// so does this for what came after.
-func (r *runner) setupNetwork(ctx context.Context, pid int) (bool, error) {
+// netSetup is the setup of the pod's CNI networks (--net other than host
+// and none), under way in the background.
+type netSetup struct {
+	r    *runner
+	done chan netResult
+}
+
+type netResult struct {
+	nis []networking.NetInfo
+	cfg networking.Config
+	err error
+}
+
+// startNetwork starts setting up the pod's networks in the network
+// namespace of the supervisor (r.supPid), whose launchers wait for the
+// start line meanwhile. Setup rolls itself back on failure.
+func (r *runner) startNetwork(ctx context.Context) *netSetup {
+	n := &netSetup{r: r}
 	if !r.opts.NetContained() {
+		return n
+	}
+	n.done = make(chan netResult, 1)
+	go func() {
+		cfg, err := podcfg.NetConfig(r.pod.Dir, r.opts.LocalConfig, r.logf)
+		if err != nil {
+			n.done <- netResult{err: err}
+			return
+		}
+		cfg.LoopbackReady = true // the supervisor brings lo up
+		netns := fmt.Sprintf("/proc/%d/ns/net", r.supPid)
+		nis, err := networking.Setup(ctx, r.pod.UUID, r.pod.Dir, netns, r.opts.Networks, r.pod.Ports, cfg)
+		n.done <- netResult{nis: nis, cfg: cfg, err: err}
+	}()
+	return n
+}
+
+// finish waits for the networks, then writes the pod's /etc/hosts and
+// /etc/resolv.conf that depend on their results (the pod's other files
+// are written by then). It reports whether the apps are to use the
+// generated resolv.conf. On failure nothing of the networks is left.
+func (n *netSetup) finish(ctx context.Context) (bool, error) {
+	if n.done == nil {
 		return false, nil
 	}
-	cfg, err := podcfg.NetConfig(r.pod.Dir, r.opts.LocalConfig, r.logf)
-	if err != nil {
-		return false, fmt.Errorf("failed to set up network %s: %w", r.opts.Net, err)
+	res := <-n.done
+	n.done = nil
+	r := n.r
+	if res.err != nil {
+		return false, fmt.Errorf("failed to set up network %s: %w", r.opts.Net, res.err)
 	}
-	cfg.LoopbackReady = true // the supervisor brings lo up
-	netns := fmt.Sprintf("/proc/%d/ns/net", pid)
-	nis, err := networking.Setup(ctx, r.pod.UUID, r.pod.Dir, netns, r.opts.Networks, r.pod.Ports, cfg)
-	if err != nil {
-		return false, fmt.Errorf("failed to set up network %s: %w", r.opts.Net, err)
-	}
-	r.netCfg = &cfg
-	resolv, err := r.writeNetFiles(nis)
+	r.netCfg = &res.cfg
+	resolv, err := r.writeNetFiles(res.nis)
 	if err != nil {
 		terr := r.teardownNetwork(ctx)
 		r.netCfg = nil
@@ -45,6 +75,24 @@ func (r *runner) setupNetwork(ctx context.Context, pid int) (bool, error) {
 		return false, err
 	}
 	return resolv, nil
+}
+
+// abort, after a failure elsewhere, waits for the networks and tears
+// them down if they were set up.
+func (n *netSetup) abort(ctx context.Context) {
+	if n.done == nil {
+		return
+	}
+	res := <-n.done
+	n.done = nil
+	if res.err != nil {
+		return // rolled back
+	}
+	n.r.netCfg = &res.cfg
+	if err := n.r.teardownNetwork(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1: the pod did not start, and tearing its networks down failed: %v (run `rkt gc`)\n", err)
+	}
+	n.r.netCfg = nil
 }
 
 // writeNetFiles writes the files made from the networks' results: the
@@ -74,11 +122,10 @@ func (r *runner) writeNetFiles(nis []networking.NetInfo) (bool, error) {
 	return true, nil
 }
 
-// teardownNetwork deletes the pod's networks once its processes are gone
-// (the network namespace with them), so that its addresses, masquerading
-// rules and port forwards are released when it exits, not only at gc
-// (which tears down again, harmlessly, and covers a run entrypoint that
-// was killed).
+// teardownNetwork deletes the pod's networks when the pod cannot start
+// after they were set up. (When a pod that started exits, the host-side
+// process runs the teardown helper, Netdown; gc tears down again,
+// harmlessly, and covers a host-side process that was killed.)
 func (r *runner) teardownNetwork(ctx context.Context) error {
 	if r.netCfg == nil {
 		return nil

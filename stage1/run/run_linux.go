@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path"
@@ -108,28 +109,62 @@ func Setup(ctx context.Context, args []string) int {
 var errNoSupervisor = errors.New("the supervisor did not start")
 
 // Netdown runs the teardown helper with the run arguments args: it deletes
-// the networks of the pod whose directory is the working directory.
+// the networks of the pod whose directory is the working directory, once
+// its fd 3 reaches EOF (the host-side process starts it while the pod's
+// last processes end, and closes the other end when they are gone).
 func Netdown(ctx context.Context, args []string) int {
-	opts, err := podcfg.ParseRunArgs(args, os.Stderr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1: %v\n", err)
+	gate := os.NewFile(3, "gate")
+	defer gate.Close()
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "stage1: the pod exited but its networks are still set up: %v\n", err)
 		return ExitFailure
 	}
+	opts, err := podcfg.ParseRunArgs(args, os.Stderr)
+	if err != nil {
+		return fail(err)
+	}
+	start := time.Now()
 	logf := func(string, ...any) {}
 	if opts.Debug {
-		logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "stage1 netdown: "+format+"\n", a...) }
+		logf = func(format string, a ...any) {
+			fmt.Fprintf(os.Stderr, "stage1 netdown [%6.2fms]: %s\n", float64(time.Since(start).Microseconds())/1000, fmt.Sprintf(format, a...))
+		}
 	}
 	dir, err := os.Getwd()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1: %v\n", err)
-		return ExitFailure
+		return fail(err)
 	}
+	// What can be read before the pod's processes are gone is.
+	if nis, err := networking.LoadNetInfo(dir); err != nil || len(nis) == 0 {
+		io.Copy(io.Discard, gate)
+		return gcTeardown(ctx, dir, opts, logf, fail)
+	}
+	cfg, err := podcfg.NetConfig(dir, opts.LocalConfig, logf)
+	if err != nil {
+		return fail(err)
+	}
+	logf("waiting for the pod's processes to end")
+	io.Copy(io.Discard, gate)
+	logf("tearing down")
 	// A hung plugin must not keep rkt from exiting: gc retries.
 	ctx, cancel := context.WithTimeout(ctx, teardownTimeout)
 	defer cancel()
+	if err := networking.Teardown(ctx, opts.UUID, dir, cfg); err != nil {
+		return fail(err)
+	}
+	if err := podcfg.MarkNetDown(dir); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+// gcTeardown is the teardown as gc does it (which also copes with a
+// missing or unreadable net-info.json).
+func gcTeardown(ctx context.Context, dir string, opts *podcfg.Options, logf func(string, ...any), fail func(error) int) int {
+	ctx, cancel := context.WithTimeout(ctx, teardownTimeout)
+	defer cancel()
 	if err := gc.TeardownNetworks(ctx, dir, opts.UUID, opts.LocalConfig, logf); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1: the pod exited but its networks are still set up: %v\n", err)
-		return ExitFailure
+		return fail(err)
 	}
 	return 0
 }
@@ -194,6 +229,15 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	if err := r.readSupervisorPid(pidIn); err != nil {
 		return err
 	}
+	// The networks are set up in the supervisor's network namespace from
+	// now on, while the cgroups, the files and the supervisor's
+	// configuration are made and the launchers prepare the apps.
+	net := r.startNetwork(ctx)
+	defer func() {
+		if err != nil {
+			net.abort(ctx)
+		}
+	}()
 	// The pod's files are written while its cgroups are made (separate
 	// parts of the pod directory and of each app's stage2.App).
 	files := make(chan error, 1)
@@ -230,7 +274,7 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	r.logf("supervisor configured")
 	// The launchers prepare the apps' roots meanwhile; the apps start
 	// once the networks are there.
-	resolv, err := r.setupNetwork(ctx, r.supPid)
+	resolv, err := net.finish(ctx)
 	if err != nil {
 		return err
 	}

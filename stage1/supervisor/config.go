@@ -33,7 +33,8 @@ const (
 	// ConfigFd: setup helper -> supervisor: Config (Encode), then the
 	// start line (StartLine) once the pod's networks are set up, then EOF.
 	ConfigFd = 3
-	// EventFd: supervisor -> host-side process: "ready\n" once.
+	// EventFd: supervisor -> host-side process: "ready\n" once every app
+	// runs, "exiting\n" once every app has exited.
 	EventFd = 4
 )
 

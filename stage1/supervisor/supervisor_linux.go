@@ -232,6 +232,9 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 			s.grace = nil
 		}
 	}
+	// Every app is gone: the host-side process may get the network
+	// teardown going while this process and the pod's namespaces end.
+	s.events.WriteString("exiting\n")
 	if s.failed {
 		return s.firstFail, nil
 	}
