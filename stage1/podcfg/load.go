@@ -134,10 +134,11 @@ func Load(ctx context.Context, dir string, opts *Options) (*Pod, error) {
 
 // ports turns the pod manifest's exposed ports into port forwards. stage0
 // fills in each one's pod port; one without is looked up by name among
-// the ports the apps' images name. A port range (count > 1) forwards its
-// first port only, as the host port is a single one.
+// the ports the apps' images name. A port range (count N > 1) forwards N
+// host ports from hostPort on, one to each of its pod ports, in order.
 func ports(eps []types.ExposedPort, apps []*App) ([]networking.PortForward, error) {
 	var out []networking.PortForward
+	taken := map[string]string{} // "proto/hostIP/hostPort" -> name
 	for _, ep := range eps {
 		pp := ep.PodPort
 		if pp == nil {
@@ -159,14 +160,28 @@ func ports(eps []types.ExposedPort, apps []*App) ([]networking.PortForward, erro
 		if proto != "tcp" && proto != "udp" {
 			return nil, fmt.Errorf("pod manifest: port %s: protocol %q cannot be forwarded (tcp and udp can)", ep.Name, pp.Protocol)
 		}
-		if ep.HostPort == 0 || ep.HostPort > 65535 {
+		count := pp.Count
+		if count == 0 {
+			count = 1
+		}
+		if ep.HostPort == 0 || ep.HostPort+count-1 > 65535 {
+			if count > 1 {
+				return nil, fmt.Errorf("pod manifest: port %s: host ports %d-%d (a range of %d) are not all port numbers from 1 to 65535", ep.Name, ep.HostPort, ep.HostPort+count-1, count)
+			}
 			return nil, fmt.Errorf("pod manifest: port %s: host port %d is not a port number from 1 to 65535", ep.Name, ep.HostPort)
 		}
-		pf := networking.PortForward{Name: ep.Name.String(), Protocol: proto, PodPort: pp.Port, HostPort: ep.HostPort}
-		if ep.HostIP != nil && !ep.HostIP.IsUnspecified() {
-			pf.HostIP = ep.HostIP.String()
+		for i := uint(0); i < count; i++ {
+			pf := networking.PortForward{Name: ep.Name.String(), Protocol: proto, PodPort: pp.Port + i, HostPort: ep.HostPort + i}
+			if ep.HostIP != nil && !ep.HostIP.IsUnspecified() {
+				pf.HostIP = ep.HostIP.String()
+			}
+			key := fmt.Sprintf("%s/%s/%d", proto, pf.HostIP, pf.HostPort)
+			if other, dup := taken[key]; dup {
+				return nil, fmt.Errorf("pod manifest: ports %s and %s both forward host port %d/%s: give them different host ports", other, ep.Name, pf.HostPort, proto)
+			}
+			taken[key] = ep.Name.String()
+			out = append(out, pf)
 		}
-		out = append(out, pf)
 	}
 	return out, nil
 }
