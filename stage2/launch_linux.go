@@ -47,17 +47,6 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 			return setupErr("set oom_score_adj to %d: %w", *a.OOMScoreAdj, err)
 		}
 	}
-	if a.AppPidFile != "" {
-		// /proc is still the host's procfs: /proc/self is the host PID,
-		// which the app keeps across exec.
-		pid, err := os.Readlink("/proc/self")
-		if err != nil {
-			return setupErr("find the app's host PID: %w", err)
-		}
-		if err := os.WriteFile(a.AppPidFile, []byte(pid), 0o644); err != nil {
-			return setupErr("write %s: %w", a.AppPidFile, err)
-		}
-	}
 	if err := setupRoot(a); err != nil {
 		return err
 	}
@@ -82,6 +71,18 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 		return err
 	}
 	trace("started")
+	if a.AppPidFile != "" {
+		// /proc is still the host's procfs: /proc/self is the host PID,
+		// which the app keeps across exec. (Its directory is made while
+		// the launcher prepares the app.)
+		pid, err := os.Readlink("/proc/self")
+		if err != nil {
+			return setupErr("find the app's host PID: %w", err)
+		}
+		if err := os.WriteFile(a.AppPidFile, []byte(pid), 0o644); err != nil {
+			return setupErr("write %s: %w", a.AppPidFile, err)
+		}
+	}
 	if netResolv && a.NetResolvConf != "" {
 		a.ResolvConf = a.NetResolvConf
 	}

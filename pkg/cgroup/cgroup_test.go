@@ -318,3 +318,24 @@ func TestRealHost(t *testing.T) {
 		t.Errorf("no memory limit file in %v", dirs)
 	}
 }
+
+func TestForPod(t *testing.T) {
+	hs := []Hierarchy{
+		{Mount: "/sys/fs/cgroup/systemd", Controllers: []string{"name=systemd"}},
+		{Mount: "/sys/fs/cgroup/cpu,cpuacct", Controllers: []string{"cpu", "cpuacct"}},
+		{Mount: "/sys/fs/cgroup/cpuset", Controllers: []string{"cpuset"}},
+		{Mount: "/sys/fs/cgroup/memory", Controllers: []string{"memory"}},
+		{Mount: "/sys/fs/cgroup/blkio", Controllers: []string{"blkio"}},
+		{Mount: "/sys/fs/cgroup/pids", Controllers: []string{"pids"}},
+		{Mount: "/sys/fs/cgroup/net_cls,net_prio", Controllers: []string{"net_cls", "net_prio"}},
+		{Mount: "/sys/fs/cgroup/unified", Unified: true},
+	}
+	var got []string
+	for _, h := range ForPod(hs) {
+		got = append(got, h.Mount)
+	}
+	want := []string{"/sys/fs/cgroup/systemd", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ForPod: %v, want %v", got, want)
+	}
+}

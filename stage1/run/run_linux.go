@@ -217,6 +217,7 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	if err != nil {
 		return err
 	}
+	hs = cgroup.ForPod(hs)
 	wd, err := os.Getwd()
 	if err != nil {
 		return err
@@ -238,10 +239,10 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 			net.abort(ctx)
 		}
 	}()
-	// The pod's files are written while its cgroups are made (separate
-	// parts of the pod directory and of each app's stage2.App).
+	// The launchers' mount points are made while the pod's cgroups are
+	// (separate parts of the pod directory and of each app's stage2.App).
 	files := make(chan error, 1)
-	go func() { files <- r.writeFiles() }()
+	go func() { files <- r.writeMountDirs() }()
 	if err := r.setupCgroups(hs); err != nil {
 		<-files
 		return err
@@ -260,10 +261,6 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	if err := <-files; err != nil {
 		return err
 	}
-	r.logf("pod files written")
-	if err := writeFile(filepath.Join(r.pod.Dir, podcfg.PidFile), strconv.Itoa(r.supPid)); err != nil {
-		return err
-	}
 	data, err := r.supervisorConfig().Encode()
 	if err != nil {
 		return err
@@ -272,6 +269,10 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 		return fmt.Errorf("send the supervisor its configuration: %w", err)
 	}
 	r.logf("supervisor configured")
+	if err := r.writeFiles(); err != nil {
+		return err
+	}
+	r.logf("pod files written")
 	// The launchers prepare the apps' roots meanwhile; the apps start
 	// once the networks are there.
 	resolv, err := net.finish(ctx)
@@ -430,12 +431,12 @@ func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 	return writeFile(filepath.Join(r.pod.Dir, podcfg.SubcgroupFile), p.Subcgroup())
 }
 
-// writeFiles creates the directories and files of the pod directory that
-// stage1 owns: state directories, app roots and overlay layers, empty
-// volumes, the generated /etc/hosts, each app's environment file.
-func (r *runner) writeFiles() error {
+// writeMountDirs creates what the launchers mount on as soon as they get
+// the supervisor's configuration: each app's root and overlay layers, and
+// the empty volumes' backing directories.
+func (r *runner) writeMountDirs() error {
 	dir := r.pod.Dir
-	dirs := []string{podcfg.StatusDir, podcfg.AppPidDir, podcfg.EnvDir, filepath.Dir(podcfg.HostsFile)}
+	var dirs []string
 	for _, a := range r.pod.Apps {
 		n := a.Launch.Name
 		dirs = append(dirs, podcfg.AppRoot(n), podcfg.AppUpper(n), podcfg.AppWork(n))
@@ -454,6 +455,20 @@ func (r *runner) writeFiles() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// writeFiles creates the rest of the pod directory that stage1 owns,
+// which is needed only once the apps start (written while the launchers
+// prepare them): state directories, the generated /etc/hosts, each app's
+// environment file, the pid file.
+func (r *runner) writeFiles() error {
+	dir := r.pod.Dir
+	for _, d := range []string{podcfg.StatusDir, podcfg.AppPidDir, podcfg.EnvDir, filepath.Dir(podcfg.HostsFile)} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return fmt.Errorf("create %s in the pod directory: %w", d, err)
+		}
+	}
 	if err := writeFile(filepath.Join(dir, podcfg.HostsFile), podcfg.HostsContent(r.pod.Hostname)); err != nil {
 		return err
 	}
@@ -463,7 +478,7 @@ func (r *runner) writeFiles() error {
 			return err
 		}
 	}
-	return nil
+	return writeFile(filepath.Join(dir, podcfg.PidFile), strconv.Itoa(r.supPid))
 }
 
 // makeEmptyVolume creates an empty volume's backing directory.

@@ -419,7 +419,15 @@ func (s *supervisor) reap() {
 
 // recordExit writes the app's status and applies the exit policy.
 func (s *supervisor) recordExit(st *appState, code int) {
-	if err := os.WriteFile(st.cfg.StatusFile, []byte(strconv.Itoa(code)), 0o644); err != nil {
+	err := os.WriteFile(st.cfg.StatusFile, []byte(strconv.Itoa(code)), 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		// An app that failed before the setup helper made the status
+		// directory (it does while the launchers prepare the apps).
+		if err = os.MkdirAll(filepath.Dir(st.cfg.StatusFile), 0o755); err == nil {
+			err = os.WriteFile(st.cfg.StatusFile, []byte(strconv.Itoa(code)), 0o644)
+		}
+	}
+	if err != nil {
 		warn("stage1: app " + st.cfg.Name + ": record exit status: " + err.Error())
 	}
 	if code != 0 && !s.failed {
