@@ -36,8 +36,10 @@ import (
 // ExitFailure is the exit code of a stage1 failure.
 const ExitFailure = 254
 
-// Names of the big stage1 binary's helper modes (argv[0]) and the file
-// name of that binary beside this one.
+// Names of the big stage1 binary's helper modes (argv[0]), run as
+// `NAME EPOCH RUN-ARGS...` (EPOCH: the host-side process's start in Unix
+// nanoseconds, the origin of the debug timestamps), and the file names
+// of the binaries beside this one.
 const (
 	SetupArgvName   = "rkt-setup"
 	NetdownArgvName = "rkt-netdown"
@@ -45,9 +47,7 @@ const (
 	LauncherBinary  = "stage2"
 )
 
-// Descriptors of the setup helper, run as
-// `rkt-setup EPOCH RUN-ARGS...` (EPOCH: the host-side process's start in
-// Unix nanoseconds).
+// Descriptors of the setup helper.
 const (
 	// SetupConfigFd: helper -> supervisor (its ConfigFd): the supervisor's
 	// configuration, then the start line.
@@ -352,7 +352,8 @@ func (h *hostProc) startNetdown(big string, args []string) *netdownProc {
 	}
 	defer gateR.Close()
 	n.gate = gateW
-	n.p, n.err = start(big, append([]string{NetdownArgvName}, args...), &syscall.ProcAttr{
+	argv := append([]string{NetdownArgvName, strconv.FormatInt(h.epoch.UnixNano(), 10)}, args...)
+	n.p, n.err = start(big, argv, &syscall.ProcAttr{
 		Env:   os.Environ(),
 		Files: []uintptr{0, os.Stdout.Fd(), os.Stderr.Fd(), gateR.Fd()},
 	})

@@ -108,7 +108,8 @@ func Setup(ctx context.Context, args []string) int {
 // (and says why).
 var errNoSupervisor = errors.New("the supervisor did not start")
 
-// Netdown runs the teardown helper with the run arguments args: it deletes
+// Netdown runs the teardown helper with args (without argv[0]): the
+// host-side process's start (Unix nanoseconds) and the run arguments. It deletes
 // the networks of the pod whose directory is the working directory, once
 // its fd 3 reaches EOF (the host-side process starts it while the pod's
 // last processes end, and closes the other end when they are gone).
@@ -119,15 +120,22 @@ func Netdown(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "stage1: the pod exited but its networks are still set up: %v\n", err)
 		return ExitFailure
 	}
-	opts, err := podcfg.ParseRunArgs(args, os.Stderr)
+	if len(args) < 1 {
+		return fail(errors.New("rkt-netdown: want the host-side process's start and the run arguments"))
+	}
+	epoch, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil {
+		return fail(fmt.Errorf("rkt-netdown: bad start time %q", args[0]))
+	}
+	opts, err := podcfg.ParseRunArgs(args[1:], os.Stderr)
 	if err != nil {
 		return fail(err)
 	}
-	start := time.Now()
+	start := time.Unix(0, epoch)
 	logf := func(string, ...any) {}
 	if opts.Debug {
 		logf = func(format string, a ...any) {
-			fmt.Fprintf(os.Stderr, "stage1 netdown [%6.2fms]: %s\n", float64(time.Since(start).Microseconds())/1000, fmt.Sprintf(format, a...))
+			fmt.Fprintf(os.Stderr, "stage1 [%6.2fms] netdown: %s\n", float64(time.Since(start).Microseconds())/1000, fmt.Sprintf(format, a...))
 		}
 	}
 	dir, err := os.Getwd()
