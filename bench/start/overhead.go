@@ -413,8 +413,8 @@ func (b *bench) manyPods(ctx context.Context) error {
 	}
 	line("PSS of rkt's processes (outer + supervisor)", rktMem.pss)
 	line("… of which anon", rktMem.anon)
-	line("… of which file (the stage1 binary, shared)", rktMem.file)
-	line("… of which shmem (sealed stage1 copies)", rktMem.shmem)
+	line("… of which file (the small stage1 binary, shared)", rktMem.file)
+	line("… of which shmem", rktMem.shmem)
 	line("RSS of rkt's processes", rktMem.rss)
 	line("PSS of the apps (busybox sleep, not rkt's)", appMem.pss)
 	if cgOK {
