@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rkt/rkt/pkg/cgroup"
 	"github.com/rkt/rkt/tests/testutils"
 )
 
@@ -631,6 +632,9 @@ func TestPodRealEnterJoinsAppCgroups(t *testing.T) {
 		}
 		out := e.MustRun(append([]string{"enter", bp.UUID}, cmd...)...)
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if parts := strings.SplitN(line, ":", 3); len(parts) == 3 && !cgroup.UsedByPods(parts[1]) {
+				continue // a hierarchy pods get no cgroups in
+			}
 			if !strings.HasSuffix(line, want) {
 				t.Errorf("try %d: %v: cgroup %q is not the app's (…%s)", i, cmd, line, want)
 			}

@@ -92,15 +92,31 @@ var podControllers = []string{CPU, "cpuacct", Memory, Pids}
 func ForPod(hs []Hierarchy) []Hierarchy {
 	var out []Hierarchy
 	for _, h := range hs {
-		keep := h.Unified || h.Has("name=systemd")
-		for _, c := range podControllers {
-			keep = keep || h.Has(c)
-		}
-		if keep {
+		if h.Unified || UsedByPods(strings.Join(h.Controllers, ",")) {
 			out = append(out, h)
 		}
 	}
 	return out
+}
+
+// UsedByPods reports whether pods get cgroups in the hierarchy whose
+// controllers field of /proc/PID/cgroup is controllers ("" for the
+// unified hierarchy): see ForPod.
+func UsedByPods(controllers string) bool {
+	if controllers == "" {
+		return true
+	}
+	for _, c := range strings.Split(controllers, ",") {
+		if c == "name=systemd" {
+			return true
+		}
+		for _, pc := range podControllers {
+			if c == pc {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (h Hierarchy) String() string {
