@@ -223,7 +223,9 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	// "netdown" from the helper: there are networks to tear down when
 	// the pod exits.
 	netdownC := make(chan struct{}, 1)
+	ctlDone := make(chan struct{})
 	go func() {
+		defer close(ctlDone)
 		for {
 			l, err := ctl.ReadString('\n')
 			if l == "netdown\n" {
@@ -285,7 +287,9 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	if setupFailed {
 		return code
 	}
-	// Whatever came from the helper came before it exited.
+	// Whatever the helper said, it said before it exited: read it all
+	// (the control pipe's end follows the helper's exit).
+	<-ctlDone
 	select {
 	case <-netdownC:
 		wantNetdown = true
