@@ -60,7 +60,11 @@ port=18080
 rkt run "$demo/web-1.0-linux-amd64.aci" --cpu=750m --memory=128M --port=http:127.0.0.1:$port \
 	--uuid-file-save="$demo/web.uuid" >"$demo/web.log" 2>&1 &
 runpid=$!
-stop_web() { [ -s "$demo/web.uuid" ] && rkt stop --uuid-file="$demo/web.uuid" >/dev/null 2>&1; wait "$runpid" 2>/dev/null || true; }
+# Stops the web pod if it runs (again at exit, when it may be gone: no error).
+stop_web() {
+	if [ -s "$demo/web.uuid" ]; then rkt stop --uuid-file="$demo/web.uuid" >/dev/null 2>&1 || true; fi
+	wait "$runpid" 2>/dev/null || true
+}
 trap 'stop_web; cleanup' EXIT
 for _ in $(seq 50); do [ -s "$demo/web.uuid" ] && break; sleep 0.1; done
 rkt status --wait-ready=10s --uuid-file="$demo/web.uuid"
