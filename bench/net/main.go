@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/rkt/rkt/stage1/stage1test"
 )
 
 type variant struct {
@@ -40,6 +42,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "net: -dir is required")
 		os.Exit(2)
 	}
+	// The shared state the networks leave on the host (rkt's shared
+	// masquerading rule, IP forwarding, podman's netavark chains) is put
+	// back as it was when the benchmark is done.
+	restore := snapshotHost()
+	defer restore()
 	rktRun := func(net string) []string {
 		return []string{*rkt, "--dir=" + *dir, "--insecure-options=image", "run", "--net=" + net, *image}
 	}
@@ -131,4 +138,35 @@ func stats(ds []time.Duration) (float64, float64) {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return ms(s[len(s)/2]), ms(s[(len(s)*9)/10])
+}
+
+// snapshotHost records the host's shared network state and returns what
+// puts back what was not there: rkt's (stage1test.HostNet), and the
+// netavark chains and iptables filter table podman's default network
+// leaves behind.
+func snapshotHost() func() {
+	rkt := stage1test.SnapshotHostNet()
+	netavark := exec.Command("iptables", "-t", "nat", "-S", "NETAVARK-HOSTPORT-DNAT").Run() == nil
+	filter := exec.Command("nft", "list", "table", "ip", "filter").Run() == nil
+	return func() {
+		run := func(args ...string) { exec.Command(args[0], args[1:]...).Run() }
+		if !netavark {
+			run("iptables", "-t", "nat", "-D", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "NETAVARK-HOSTPORT-DNAT")
+			run("iptables", "-t", "nat", "-D", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "NETAVARK-HOSTPORT-DNAT")
+			run("iptables", "-t", "nat", "-D", "POSTROUTING", "-j", "NETAVARK-HOSTPORT-MASQ")
+			for _, c := range []string{"NETAVARK-HOSTPORT-DNAT", "NETAVARK-HOSTPORT-MASQ", "NETAVARK-HOSTPORT-SETMARK"} {
+				run("iptables", "-t", "nat", "-F", c)
+				run("iptables", "-t", "nat", "-X", c)
+			}
+			run("iptables", "-D", "FORWARD", "-m", "comment", "--comment", "netavark firewall plugin rules", "-j", "NETAVARK_FORWARD")
+			run("iptables", "-F", "NETAVARK_FORWARD")
+			run("iptables", "-X", "NETAVARK_FORWARD")
+		}
+		rkt.Restore()
+		if !filter {
+			if out, err := exec.Command("iptables", "-S").Output(); err == nil && !strings.Contains(string(out), "-A ") && !strings.Contains(string(out), "-N ") {
+				run("nft", "delete", "table", "ip", "filter")
+			}
+		}
+	}
 }

@@ -94,15 +94,16 @@ func (h HostNet) Restore() {
 			}
 		}
 	}
-	if !h.natTable {
-		if out, err := exec.Command("iptables", "-t", "nat", "-S").Output(); err == nil && !strings.Contains(string(out), "-A ") && !strings.Contains(string(out), "-N ") {
-			run("nft", "delete", "table", "ip", "nat")
-		}
-	}
 	if !h.sharedMasq {
 		// iptables -S prints rules quoted for a shell: delete them as printed.
 		for _, r := range sharedMasqRules() {
 			run("sh", "-c", "iptables -w -t nat -D "+strings.TrimPrefix(r, "-A "))
+		}
+	}
+	// Last: the table is empty only once the rules above are gone.
+	if !h.natTable {
+		if out, err := exec.Command("iptables", "-t", "nat", "-S").Output(); err == nil && !strings.Contains(string(out), "-A ") && !strings.Contains(string(out), "-N ") {
+			run("nft", "delete", "table", "ip", "nat")
 		}
 	}
 	if h.ipForward == "0" {
