@@ -16,6 +16,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/rkt/rkt/networking"
+	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/stage1/stage1test"
 )
 
@@ -251,17 +252,16 @@ func TestNetSetupFailure(t *testing.T) {
 // mountsBelow lists the host's mount points below dir.
 func mountsBelow(t *testing.T, dir string) []string {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			out = append(out, f[4])
-		}
+	defer f.Close()
+	m, err := mounts.Below(f, dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return m
 }
 
 // TestNetSetupInterrupted: SIGTERM to init while a plugin hangs in ADD
