@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rkt/rkt/bench/internal/reap"
 	"github.com/rkt/rkt/stage1/stage1test"
 )
 
@@ -60,12 +61,22 @@ func main() {
 			&variant{name: "podman --network=none", argv: append(append([]string{}, base...), "--network=none", *podmanImage, "/bin/true")},
 			&variant{name: "podman (default network)", argv: append(append([]string{}, base...), *podmanImage, "/bin/true")})
 	}
+	// What a tool leaves running (podman's conmon and cleanup) is waited
+	// for, untimed, before the next command.
+	if err := reap.Adopt(true); err != nil {
+		fmt.Fprintf(os.Stderr, "net: become the subreaper of the commands: %v\n", err)
+	}
+	left, leftWait := 0, time.Duration(0)
 	// diffs are the per-round differences default - none (both ran).
 	var diffs []time.Duration
 	for r := 0; r < *warmup+*rounds; r++ {
 		round := map[string]time.Duration{}
 		for i := range vs {
 			v := vs[(i+r)%len(vs)] // rotate which goes first
+			t := time.Now()
+			n, _ := reap.Orphans(10 * time.Second)
+			left += n
+			leftWait = max(leftWait, time.Since(t))
 			time.Sleep(*pause)
 			d, err := timeRun(v.argv)
 			if err != nil {
@@ -107,6 +118,7 @@ func main() {
 	if *podmanImage != "" {
 		fmt.Printf("podman: its default network adds %.1f ms over --network=none\n", med["podman (default network)"]-med["podman --network=none"])
 	}
+	fmt.Printf("(the commands left %d processes behind, waited for untimed before the next command; the longest wait %.1f ms)\n", left, float64(leftWait.Microseconds())/1000)
 }
 
 func passFail(ok bool) string {

@@ -9,7 +9,7 @@ cd "$repo"
 [ "$(id -u)" = 0 ] || { echo "bench/net: run as root" >&2; exit 1; }
 command -v podman >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y podman runc >&2 || true
 make all >&2
-work=$(mktemp -d /var/tmp/rkt-netbench.XXXXXX)
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rkt-netbench.XXXXXX")
 cleanup() {
 	build/bin/rkt --dir="$work/data" gc --grace-period=0s >/dev/null 2>&1 || true
 	podman --root "$work/podman/root" --runroot "$work/podman/run" rmi -af >/dev/null 2>&1 || true

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/rkt/rkt/bench/internal/reap"
 )
 
 // runTimeout bounds one timed command.
@@ -125,10 +127,10 @@ func (b *bench) latency(ctx context.Context, tools []*tool) error {
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if err := adoptOrphans(true); err != nil {
+	if err := reap.Adopt(true); err != nil {
 		b.printf("note: cannot become the subreaper of the tools' leftovers: %v\n", err)
 	}
-	defer adoptOrphans(false)
+	defer reap.Adopt(false)
 	total := b.cfg.warmup + b.cfg.rounds
 	for r := 1; r <= total; r++ {
 		for i := range active {
@@ -138,7 +140,7 @@ func (b *bench) latency(ctx context.Context, tools []*tool) error {
 				return ctx.Err()
 			}
 			start := time.Now()
-			n, left := reapOrphans(5 * time.Second)
+			n, left := reap.Orphans(5 * time.Second)
 			if left {
 				b.printf("note: %s round %d left processes running for more than 5 s\n", t.name, r)
 			}

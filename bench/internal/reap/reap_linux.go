@@ -1,4 +1,7 @@
-package main
+// Package reap lets a benchmark wait for what the tools it times leave
+// running (podman's conmon and cleanup processes, for one), so that their
+// work stays out of the next timed command.
+package reap
 
 import (
 	"errors"
@@ -7,11 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// adoptOrphans makes this process the child subreaper of its descendants
+// Adopt makes this process the child subreaper of its descendants
 // (on) or stops that (off): processes a tool leaves behind (podman's
 // conmon, for one) are then reparented here instead of to init, so that
-// reapOrphans can wait for them between rounds.
-func adoptOrphans(on bool) error {
+// Orphans can wait for them between rounds.
+func Adopt(on bool) error {
 	v := 0
 	if on {
 		v = 1
@@ -19,10 +22,10 @@ func adoptOrphans(on bool) error {
 	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, uintptr(v), 0, 0, 0)
 }
 
-// reapOrphans waits, up to limit, until every child of this process has
+// Orphans waits, up to limit, until every child of this process has
 // exited, and returns how many it reaped and whether some still run. It
 // reaps any child: call it only while no exec.Cmd of ours is running.
-func reapOrphans(limit time.Duration) (int, bool) {
+func Orphans(limit time.Duration) (int, bool) {
 	deadline := time.Now().Add(limit)
 	n := 0
 	for {
