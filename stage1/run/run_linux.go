@@ -238,6 +238,11 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	if err := r.readSupervisorPid(pidIn); err != nil {
 		return err
 	}
+	// First, so that rkt stop and status find the pod's process 1 as soon
+	// as it exists.
+	if err := writeFile(filepath.Join(r.pod.Dir, podcfg.PidFile), strconv.Itoa(r.supPid)); err != nil {
+		return err
+	}
 	// The networks are set up in the supervisor's network namespace from
 	// now on, while the cgroups, the files and the supervisor's
 	// configuration are made and the launchers prepare the apps.
@@ -469,7 +474,7 @@ func (r *runner) writeMountDirs() error {
 // writeFiles creates the rest of the pod directory that stage1 owns,
 // which is needed only once the apps start (written while the launchers
 // prepare them): state directories, the generated /etc/hosts, each app's
-// environment file, the pid file.
+// environment file.
 func (r *runner) writeFiles() error {
 	dir := r.pod.Dir
 	for _, d := range []string{podcfg.StatusDir, podcfg.AppPidDir, podcfg.EnvDir, filepath.Dir(podcfg.HostsFile)} {
@@ -486,7 +491,7 @@ func (r *runner) writeFiles() error {
 			return err
 		}
 	}
-	return writeFile(filepath.Join(dir, podcfg.PidFile), strconv.Itoa(r.supPid))
+	return nil
 }
 
 // makeEmptyVolume creates an empty volume's backing directory.
