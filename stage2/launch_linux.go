@@ -2,6 +2,7 @@ package stage2
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -243,16 +244,26 @@ func Report(w *os.File, app string, err error) int {
 // configuration stream ended without the start line): it exits quietly.
 var ErrNotStarted = errors.New("the pod did not start")
 
-// Main is the launcher's entry point: it reads the App (JSON, one line)
-// from cfg, mounts the app's root, waits on cfg for the start line
-// (StartLine, "start" or "start resolv") and launches. extraCgroups are
-// cgroups to join besides the App's (the supervisor could not start the
-// launcher right in them). It returns only on failure, with the exit
+// Main is the launcher's entry point: it reads from cfg "join DIR" lines
+// and the App (JSON, one line), mounts the app's root, waits on cfg for
+// the start line ("start" or "start resolv") and launches. extraCgroups
+// and the join lines are cgroups to join besides the App's (the
+// supervisor could not start the launcher right in them). It returns only on failure, with the exit
 // code after reporting the error on status.
 func Main(ctx context.Context, cfg, status *os.File, extraCgroups []string) int {
 	var a App
 	r := bufio.NewReader(cfg)
-	line, err := r.ReadBytes('\n')
+	var joins []string
+	var line []byte
+	var err error
+	for {
+		line, err = r.ReadBytes('\n')
+		j, ok := bytes.CutPrefix(line, []byte("join "))
+		if !ok || err != nil {
+			break
+		}
+		joins = append(joins, strings.TrimSuffix(string(j), "\n"))
+	}
 	if err == nil || (err == io.EOF && len(line) > 0) {
 		err = json.Unmarshal(line, &a)
 	}
@@ -260,7 +271,12 @@ func Main(ctx context.Context, cfg, status *os.File, extraCgroups []string) int 
 		cfg.Close()
 		return Report(status, "?", setupErr("read the app's configuration from the supervisor: %w", err))
 	}
-	a.CgroupDirs = append(a.CgroupDirs, extraCgroups...)
+	a.CgroupDirs = append(append(a.CgroupDirs, extraCgroups...), joins...)
+	if a.NewSession {
+		// A launcher started before its app was known is not in a
+		// session of its own yet (EPERM: it already is).
+		unix.Setsid()
+	}
 	// The status pipe must close when the app is exec'd: its EOF is the
 	// supervisor's "started" signal.
 	unix.CloseOnExec(int(status.Fd()))

@@ -26,20 +26,22 @@
 //	  │◀── fd 4: "clone net=1 ipc=1 interactive=0 debug=0\n" ── setup helper
 //	  │                                              (reads the pod, writes
 //	  │ clone(NEWPID|NEWNS|NEWUTS[|NEWIPC][|NEWNET])   its files; meanwhile:)
-//	  │      + exec /proc/self/exe as rkt-supervisor, Setsid unless
-//	  │      --interactive, Pdeathsig=SIGKILL; fds 0-2 stdio, 3 the
-//	  │      config stream, 4 events
+//	  │      + exec /proc/self/exe as rkt-supervisor /stage2 [interactive],
+//	  │      Setsid unless --interactive, Pdeathsig=SIGKILL; fds 0-2
+//	  │      stdio, 3 the config stream, 4 events. The supervisor makes
+//	  │      its mounts private, binds /stage2 read-only, and starts a
+//	  │      spare launcher for the first app before its config comes
 //	  ├──── fd 5: "<pid>\n" ──────────────────────────▶ setup helper:
 //	  │                                                 cgroups (the stage1
 //	  │                                                 leaf, app cgroups
 //	  │                                                 with limits), pid file
 //	  │                 supervisor ◀── fd 3: Config (lines), "end" ─┤
 //	  │                  (pid 1)                                    │
-//	  │   per app: clone(NEWNS) + exec /stage2 (read-only bind)     │ CNI
-//	  │   as rkt-stage2 APP; fds 0 /dev/null or tty, 1-2 stdio,     │ networks
-//	  │   3 config, 4 status                                        │ in /proc/
-//	  │     ├── fd 3: stage2.App (JSON line) ──▶ launcher: joins    │ <pid>/ns/net
-//	  │     │                      cgroups, mounts the app's root   │
+//	  │   per app (the spare for the first): clone(NEWNS) + exec    │ CNI
+//	  │   /stage2 as rkt-stage2 [CGROUP]; fds 0 /dev/null or tty,   │ networks
+//	  │   1-2 stdio, 3 config, 4 status                             │ in /proc/
+//	  │     ├── fd 3: ["join DIR" lines], stage2.App (JSON line) ─▶ │ <pid>/ns/net
+//	  │     │          launcher: joins cgroups, mounts the app's root│
 //	  │     │                                                       │
 //	  │◀── fd 4: "netdown\n" (if networks were set up) ─────────────┤
 //	  │                 supervisor ◀── fd 3: "start[ resolv]\n", EOF┘ exits 0

@@ -210,7 +210,7 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	if clone.Interactive {
 		signal.Ignore(unix.SIGINT) // the app gets ^C from the terminal
 	}
-	sup, err := h.startSupervisor(clone, cfgR)
+	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary))
 	if err != nil {
 		pidW.WriteString("0\n")
 		pidW.Close()
@@ -305,8 +305,9 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 
 // startSupervisor starts the supervisor from this binary as process 1 of
 // new PID, mount, UTS (and IPC and network, unless shared) namespaces,
-// with its configuration to come on cfg, and forwards its readiness.
-func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File) (*proc, error) {
+// as `rkt-supervisor LAUNCHER [interactive]`, with its configuration to
+// come on cfg, and forwards its readiness.
+func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string) (*proc, error) {
 	defer cfg.Close()
 	evR, evW, err := os.Pipe()
 	if err != nil {
@@ -320,7 +321,11 @@ func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File) (*proc, error)
 	if clone.NewNet {
 		flags |= unix.CLONE_NEWNET
 	}
-	p, err := start("/proc/self/exe", []string{supervisor.ArgvName}, &syscall.ProcAttr{
+	argv := []string{supervisor.ArgvName, launcher}
+	if clone.Interactive {
+		argv = append(argv, "interactive")
+	}
+	p, err := start("/proc/self/exe", argv, &syscall.ProcAttr{
 		Env:   []string{},
 		Files: []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfg.Fd(), evW.Fd()},
 		Sys: &syscall.SysProcAttr{

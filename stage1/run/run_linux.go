@@ -520,17 +520,12 @@ func writeFile(p, content string) error {
 
 // supervisorConfig is the configuration sent to the supervisor.
 func (r *runner) supervisorConfig() *supervisor.Config {
-	launcher := host.LauncherBinary
-	if self, err := os.Executable(); err == nil {
-		launcher = filepath.Join(filepath.Dir(self), host.LauncherBinary)
-	}
 	cfg := &supervisor.Config{
 		UUID: r.pod.UUID, PodDir: r.pod.Dir, Hostname: r.pod.Hostname,
 		Loopback: !r.opts.NetHost(), Interactive: r.opts.Interactive, Debug: r.opts.Debug,
 		Epoch:       r.start.UnixNano(),
 		GracePeriod: r.pod.GracePeriod,
 		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
-		Launcher:    launcher,
 		Cgroups:     r.stage1Cgroups,
 	}
 	for _, a := range r.pod.Apps {

@@ -38,10 +38,11 @@ const (
 	EventFd = 4
 )
 
-// Descriptors of a launcher.
+// Descriptors of a launcher, run as `rkt-stage2 [CGROUP...]`.
 const (
-	// LaunchConfigFd: supervisor -> launcher: the app's stage2.App as
-	// JSON, then the start line, then EOF.
+	// LaunchConfigFd: supervisor -> launcher: "join DIR" lines (cgroups
+	// to join besides the App's), the app's stage2.App as JSON (one line),
+	// then the start line, then EOF.
 	LaunchConfigFd = 3
 	// LaunchStatusFd: launcher -> supervisor: "<code> <message>\n" on
 	// failure; EOF (close on exec) once the app is exec'd.
@@ -75,8 +76,6 @@ type Config struct {
 	// ReadyLink is the supervisor-status symlink, made ("ready") once
 	// every app runs.
 	ReadyLink string
-	// Launcher is the stage2 launcher binary (in the stage1 image).
-	Launcher string
 	// Cgroups are the supervisor's cgroup directories (the pod's stage1
 	// leaf), which it joins itself, in the background.
 	Cgroups []string
@@ -142,7 +141,6 @@ func (cfg *Config) Encode() ([]byte, error) {
 	put("epoch", strconv.FormatInt(cfg.Epoch, 10))
 	put("grace", strconv.FormatInt(int64(cfg.GracePeriod), 10))
 	put("readyLink", cfg.ReadyLink)
-	put("launcher", cfg.Launcher)
 	for _, d := range cfg.Cgroups {
 		put("cgroup", d)
 	}
@@ -185,8 +183,8 @@ func Decode(r *bufio.Reader) (*Config, error) {
 			return nil, err
 		}
 	}
-	if cfg.UUID == "" || cfg.PodDir == "" || cfg.Launcher == "" {
-		return nil, errors.New("the configuration lacks the pod's UUID, directory or launcher")
+	if cfg.UUID == "" || cfg.PodDir == "" {
+		return nil, errors.New("the configuration lacks the pod's UUID or directory")
 	}
 	return cfg, nil
 }
@@ -221,8 +219,6 @@ func (cfg *Config) set(app **App, k, v string) error {
 		cfg.GracePeriod = time.Duration(n)
 	case "readyLink":
 		cfg.ReadyLink = v
-	case "launcher":
-		cfg.Launcher = v
 	case "cgroup":
 		cfg.Cgroups = append(cfg.Cgroups, v)
 	case "app":

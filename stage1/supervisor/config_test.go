@@ -12,8 +12,8 @@ func TestConfigRoundTrip(t *testing.T) {
 	cfg := &Config{
 		UUID: "u-1", PodDir: "/var/lib/rkt/pods/run/u 1", Hostname: "rkt-u-1",
 		Loopback: true, Debug: true, Epoch: 1234567890123, GracePeriod: 10 * time.Second,
-		ReadyLink: "/p/ready", Launcher: "/s/stage2",
-		Cgroups: []string{"/sys/fs/cgroup/cpu/a b", "/sys/fs/cgroup/memory/x"},
+		ReadyLink: "/p/ready",
+		Cgroups:   []string{"/sys/fs/cgroup/cpu/a b", "/sys/fs/cgroup/memory/x"},
 		Apps: []App{
 			{Name: "a", Launch: []byte(`{"name":"a","env":["X=1\n2"]}`), NewSession: true,
 				UnifiedCgroup: "/sys/fs/cgroup/unified/app-a", SupportsNotify: true,
@@ -41,9 +41,9 @@ func TestConfigRoundTrip(t *testing.T) {
 
 func TestConfigRefusesNewlines(t *testing.T) {
 	for _, cfg := range []*Config{
-		{UUID: "u", PodDir: "/p\nx", Launcher: "/l"},
-		{UUID: "u", PodDir: "/p", Launcher: "/l", Apps: []App{{Name: "a", Launch: []byte("{\n}")}}},
-		{UUID: "u", PodDir: "/p", Launcher: "/l", Cgroups: []string{"/c\x00"}},
+		{UUID: "u", PodDir: "/p\nx"},
+		{UUID: "u", PodDir: "/p", Apps: []App{{Name: "a", Launch: []byte("{\n}")}}},
+		{UUID: "u", PodDir: "/p", Cgroups: []string{"/c\x00"}},
 	} {
 		if _, err := cfg.Encode(); err == nil {
 			t.Errorf("%+v encoded", cfg)
@@ -53,12 +53,12 @@ func TestConfigRefusesNewlines(t *testing.T) {
 
 func TestDecodeBadInput(t *testing.T) {
 	for _, in := range []string{
-		"",                                 // nothing: the setup failed
-		"uuid u\npodDir /p\nlauncher /l\n", // no end
-		"uuid u\nbogus 1\nend\n",           // unknown key
-		"uuid u\nstatus /s\nend\n",         // app key before any app
-		"uuid u\npodDir /p\nlauncher /l\ngrace ten\nend\n",
-		"podDir /p\nlauncher /l\nend\n", // no UUID
+		"",                         // nothing: the setup failed
+		"uuid u\npodDir /p\n",      // no end
+		"uuid u\nbogus 1\nend\n",   // unknown key
+		"uuid u\nstatus /s\nend\n", // app key before any app
+		"uuid u\npodDir /p\ngrace ten\nend\n",
+		"podDir /p\nend\n", // no UUID
 	} {
 		if cfg, err := Decode(bufio.NewReader(strings.NewReader(in))); err == nil {
 			t.Errorf("%q decoded: %+v", in, cfg)

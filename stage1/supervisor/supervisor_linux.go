@@ -55,31 +55,71 @@ type supervisor struct {
 	grace     *time.Timer
 	events    *os.File
 	logf      func(msg string)
+	// launcher is the stage2 launcher binary; interactive: an app gets
+	// the terminal (both from the command line: known before the
+	// configuration).
+	launcher    string
+	interactive bool
+	sigs        chan os.Signal
+	// spare is a launcher started before the configuration came, for the
+	// first app; nil once used, or if it died.
+	spare *launcherProc
 }
 
-// Main runs the supervisor: it reads its Config from ConfigFd and returns
-// the pod's exit code (the first failing app's, else 0).
-func Main(ctx context.Context) int {
+// launcherProc is a started launcher and its pipes.
+type launcherProc struct {
+	pid    int
+	cfg    *os.File // its configuration (write end)
+	status *os.File // its status (read end)
+}
+
+// Main runs the supervisor, started as `rkt-supervisor LAUNCHER
+// [interactive]` (args without argv[0]): it reads its Config from
+// ConfigFd and returns the pod's exit code (the first failing app's,
+// else 0).
+func Main(ctx context.Context, args []string) int {
 	// Nothing in the pod may open our executable (CVE-2019-5736): a
 	// non-dumpable process's /proc/PID/exe is out of reach without
 	// CAP_SYS_PTRACE; and while we run, the kernel refuses to open our
 	// executable for writing (ETXTBSY).
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	setName(ArgvName)
+	if len(args) < 1 {
+		warn("stage1 supervisor: want the launcher's path as argument")
+		return 254
+	}
+	s := &supervisor{
+		apps: map[string]*appState{}, byPid: map[int]*appState{},
+		events:   os.NewFile(EventFd, "events"),
+		logf:     func(string) {},
+		launcher: args[0], interactive: len(args) > 1 && args[1] == "interactive",
+		sigs: make(chan os.Signal, 16),
+	}
+	unix.CloseOnExec(EventFd)
+	signal.Notify(s.sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	if s.interactive {
+		// The app has the terminal and gets ^C from it directly.
+		signal.Ignore(unix.SIGINT)
+	}
+	if err := s.setupMounts(); err != nil {
+		warn("stage1 supervisor: " + err.Error())
+		return 254
+	}
+	// The first app's launcher starts now: its own start overlaps with
+	// the setup helper's work until the configuration comes.
+	if lp, err := s.fork(nil); err == nil {
+		s.spare = lp
+	}
 	cfgFile := os.NewFile(ConfigFd, "config")
 	r := bufio.NewReaderSize(cfgFile, 16<<10)
 	cfg, err := Decode(r)
 	if err != nil {
 		cfgFile.Close()
+		s.dropSpare()
 		warn("stage1 supervisor: read the pod configuration: " + err.Error())
 		return 254
 	}
-	s := &supervisor{
-		cfg: cfg, apps: map[string]*appState{}, byPid: map[int]*appState{},
-		events: os.NewFile(EventFd, "events"),
-		logf:   func(string) {},
-	}
-	unix.CloseOnExec(EventFd)
+	s.cfg = cfg
 	if cfg.Debug {
 		s.logf = func(msg string) {
 			warn("stage1 [" + Millis(time.Duration(time.Now().UnixNano()-cfg.Epoch)) + "ms] supervisor: " + msg)
@@ -98,6 +138,7 @@ func Main(ctx context.Context) int {
 		gate <- line
 	}()
 	code, err := s.run(ctx, gate)
+	s.dropSpare()
 	if err != nil {
 		warn("stage1 supervisor: " + err.Error())
 		return 254
@@ -105,11 +146,21 @@ func Main(ctx context.Context) int {
 	return code
 }
 
-// setupPod prepares the pod-wide namespaces: private mount propagation
-// (nothing the apps mount reaches the host), the launcher binary
-// read-only, the hostname, lo (the pod's CNI networks, if any, are set
-// up meanwhile by the setup helper).
-func (s *supervisor) setupPod() error {
+// dropSpare stops the spare launcher if it was not used.
+func (s *supervisor) dropSpare() {
+	if s.spare == nil {
+		return
+	}
+	unix.Kill(s.spare.pid, unix.SIGKILL)
+	s.spare.cfg.Close()
+	s.spare.status.Close()
+	s.spare = nil
+}
+
+// setupMounts makes the pod's mount namespace ready for the launchers:
+// private mount propagation (nothing the apps mount reaches the host),
+// and the launcher binary read-only.
+func (s *supervisor) setupMounts() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return wrap("make the pod's mounts private", err)
 	}
@@ -118,13 +169,20 @@ func (s *supervisor) setupPod() error {
 	// again (a "#!/proc/self/exe" script) cannot open it for writing
 	// through /proc/PID/exe (EROFS), which would change it for every
 	// pod (CVE-2019-5736).
-	l := s.cfg.Launcher
+	l := s.launcher
 	if err := unix.Mount(l, l, "", unix.MS_BIND, ""); err != nil {
 		return wrap("bind the launcher "+l+" read-only", err)
 	}
 	if err := unix.Mount("", l, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
 		return wrap("bind the launcher "+l+" read-only", err)
 	}
+	return nil
+}
+
+// setupPod prepares the rest of the pod-wide namespaces: the hostname, lo
+// (the pod's CNI networks, if any, are set up meanwhile by the setup
+// helper).
+func (s *supervisor) setupPod() error {
 	if err := unix.Sethostname([]byte(s.cfg.Hostname)); err != nil {
 		return wrap("set hostname "+strconv.Quote(s.cfg.Hostname), err)
 	}
@@ -158,12 +216,7 @@ func loopbackUp() error {
 }
 
 func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
-	if s.cfg.Interactive {
-		// The app has the terminal and gets ^C from it directly.
-		signal.Ignore(unix.SIGINT)
-	}
+	sigs := s.sigs
 	s.logf("running")
 	go func() {
 		for _, d := range s.cfg.Cgroups {
@@ -267,49 +320,31 @@ func (s *supervisor) opened(line string) {
 	}
 }
 
-// launch runs the launcher of one app, sends it its configuration, and
-// keeps its configuration pipe open for the start line.
+// launch gets the launcher of one app going (the spare one, if it still
+// runs), sends it its configuration, and keeps its configuration pipe
+// open for the start line.
 func (s *supervisor) launch(st *appState, starts chan<- startEvent) error {
 	a := st.cfg
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		cfgR.Close()
-		cfgW.Close()
-		return err
-	}
-	stdin := os.Stdin
-	if !s.cfg.Interactive {
-		if stdin, err = os.Open(os.DevNull); err != nil {
-			return err
+	lp, joins := s.spare, []string(nil)
+	if lp != nil {
+		s.spare = nil
+		// Started before its app was known: it joins the app's v2 cgroup
+		// itself.
+		if a.UnifiedCgroup != "" {
+			joins = append(joins, a.UnifiedCgroup)
 		}
-		defer stdin.Close()
+	} else {
+		var err error
+		if lp, err = s.fork(a); err != nil {
+			return wrap("start the stage2 launcher", err)
+		}
 	}
-	attr := &syscall.ProcAttr{
-		Dir:   s.cfg.PodDir,
-		Env:   []string{},
-		Files: []uintptr{stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfgR.Fd(), statusW.Fd()},
-		Sys: &syscall.SysProcAttr{
-			Cloneflags: unix.CLONE_NEWNS,
-			Setsid:     a.NewSession,
-		},
-	}
-	pid, err := s.forkInto(a, attr)
-	cfgR.Close()
-	statusW.Close()
-	if err != nil {
-		cfgW.Close()
-		statusR.Close()
-		return wrap("start the stage2 launcher", err)
-	}
-	st.pid = pid
-	s.byPid[pid] = st
+	st.pid = lp.pid
+	s.byPid[lp.pid] = st
 	s.live++
 	s.pending++
-	s.logf("app " + a.Name + ": launcher pid " + strconv.Itoa(pid))
+	s.logf("app " + a.Name + ": launcher pid " + strconv.Itoa(lp.pid))
+	statusR := lp.status
 	go func() {
 		msg, _ := io.ReadAll(statusR)
 		statusR.Close()
@@ -318,31 +353,76 @@ func (s *supervisor) launch(st *appState, starts chan<- startEvent) error {
 	// The launcher reads while we write: a large configuration cannot
 	// block us for long. On failure the launcher fails on the truncated
 	// configuration and reports.
-	if _, err := cfgW.Write(append(a.Launch, '\n')); err != nil {
+	var msg []byte
+	for _, j := range joins {
+		msg = append(msg, "join "+j+"\n"...)
+	}
+	msg = append(append(msg, a.Launch...), '\n')
+	if _, err := lp.cfg.Write(msg); err != nil {
 		s.logf("app " + a.Name + ": send configuration: " + err.Error())
 	}
-	st.launch = cfgW
+	st.launch = lp.cfg
 	return nil
 }
 
-// forkInto starts a's launcher, right in a.UnifiedCgroup when it can;
-// otherwise the launcher joins that cgroup itself (its second argument).
-func (s *supervisor) forkInto(a *App, attr *syscall.ProcAttr) (int, error) {
-	argv := []string{LauncherArgvName, a.Name}
-	if a.UnifiedCgroup != "" {
-		fd, err := unix.Open(a.UnifiedCgroup, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err == nil {
-			attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
-			pid, err := syscall.ForkExec(s.cfg.Launcher, argv, attr)
-			unix.Close(fd)
-			attr.Sys.UseCgroupFD = false
-			if err == nil {
-				return pid, nil
+// fork starts a launcher in a mount namespace of its own: for app a,
+// right in a's cgroup v2 directory when it can (else the launcher joins
+// it itself, its argument), in a session of its own if a asks; or, with
+// a nil, the spare launcher, which learns all that from its
+// configuration.
+func (s *supervisor) fork(a *App) (*launcherProc, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer cfgR.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		cfgW.Close()
+		return nil, err
+	}
+	defer statusW.Close()
+	stdin := os.Stdin
+	if !s.interactive {
+		if stdin, err = os.Open(os.DevNull); err != nil {
+			cfgW.Close()
+			statusR.Close()
+			return nil, err
+		}
+		defer stdin.Close()
+	}
+	attr := &syscall.ProcAttr{
+		Env:   []string{},
+		Files: []uintptr{stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfgR.Fd(), statusW.Fd()},
+		Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS},
+	}
+	if s.cfg != nil {
+		attr.Dir = s.cfg.PodDir
+	}
+	argv := []string{LauncherArgvName}
+	pid := 0
+	if a != nil {
+		attr.Sys.Setsid = a.NewSession
+		if a.UnifiedCgroup != "" {
+			if fd, err := unix.Open(a.UnifiedCgroup, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+				attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
+				pid, _ = syscall.ForkExec(s.launcher, argv, attr)
+				unix.Close(fd)
+				attr.Sys.UseCgroupFD = false
+			}
+			if pid <= 0 {
+				argv = append(argv, a.UnifiedCgroup)
 			}
 		}
-		argv = append(argv, a.UnifiedCgroup)
 	}
-	return syscall.ForkExec(s.cfg.Launcher, argv, attr)
+	if pid <= 0 {
+		if pid, err = syscall.ForkExec(s.launcher, argv, attr); err != nil {
+			cfgW.Close()
+			statusR.Close()
+			return nil, err
+		}
+	}
+	return &launcherProc{pid: pid, cfg: cfgW, status: statusR}, nil
 }
 
 // started handles a launcher's outcome.
@@ -400,6 +480,14 @@ func (s *supervisor) reap() {
 		}
 		if pid <= 0 || err != nil {
 			return
+		}
+		if s.spare != nil && pid == s.spare.pid {
+			// The spare launcher died before it got an app: the first
+			// app gets a new one.
+			s.spare.cfg.Close()
+			s.spare.status.Close()
+			s.spare = nil
+			continue
 		}
 		st := s.byPid[pid]
 		if st == nil {

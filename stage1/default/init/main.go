@@ -19,7 +19,7 @@ func main() {
 	ctx := context.Background()
 	switch filepath.Base(os.Args[0]) {
 	case supervisor.ArgvName:
-		os.Exit(supervisor.Main(ctx))
+		os.Exit(supervisor.Main(ctx, os.Args[1:]))
 	default:
 		// The run entrypoint, whatever stage0 named it.
 		os.Exit(host.Main(ctx, os.Args[1:]))

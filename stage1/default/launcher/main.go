@@ -1,6 +1,6 @@
 // Command launcher is the default flavor's stage2 launcher, /stage2 in
 // the stage1 image: the supervisor runs it once per app, in a new mount
-// namespace, as `rkt-stage2 APP [CGROUP]` with the app's configuration on
+// namespace, as `rkt-stage2 [CGROUP]` with the app's configuration on
 // fd 3 and a status pipe on fd 4 (see stage1/supervisor); it mounts the
 // app's root, waits for the start line and execs the app (package
 // stage2). It is a binary of its own so that it starts fast and holds
@@ -17,7 +17,7 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 || os.Args[0] != supervisor.LauncherArgvName {
+	if len(os.Args) < 1 || os.Args[0] != supervisor.LauncherArgvName {
 		os.Stderr.WriteString("stage2: this is the pod supervisor's app launcher, not a command\n")
 		os.Exit(254)
 	}
@@ -26,5 +26,5 @@ func main() {
 	runtime.LockOSThread()
 	cfg := os.NewFile(supervisor.LaunchConfigFd, "config")
 	status := os.NewFile(supervisor.LaunchStatusFd, "status")
-	os.Exit(stage2.Main(context.Background(), cfg, status, os.Args[2:]))
+	os.Exit(stage2.Main(context.Background(), cfg, status, os.Args[1:]))
 }
