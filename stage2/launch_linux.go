@@ -2,12 +2,12 @@ package stage2
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -143,29 +143,51 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 	return explainExec(path, err)
 }
 
-// joinCgroups moves this process into the cgroup directories dirs in the
-// background: a cgroup v1 migration can wait for an RCU grace period,
-// which overlaps with the mounts. The files are opened now, before the
-// mounts change what paths mean.
+// joinCgroups moves this process into the cgroup directories dirs. It
+// must run on the thread that execs the app (Launch's). In a cgroup v1
+// hierarchy it moves just this thread, by writing 0 to the directory's
+// tasks file: the kernel then skips the lock that moving a whole process
+// takes, which waits for an RCU grace period (several ms, more on a busy
+// host) on the first migration after a quiet moment; the app, exec'd
+// from this thread, is then all in the cgroup (exec ends the other
+// threads). A cgroup v2 directory (the supervisor could not start the
+// launcher right in it) has no tasks file: the whole process moves, in
+// the background, overlapping with the mounts. The files are opened
+// now, before the mounts change what paths mean.
 func joinCgroups(dirs []string) <-chan error {
 	done := make(chan error, 1)
-	var files []*os.File
-	for _, d := range dirs {
-		f, err := os.OpenFile(filepath.Join(d, "cgroup.procs"), os.O_WRONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			for _, f := range files {
-				f.Close()
-			}
-			done <- setupErr("join cgroup %s: %w", d, err)
-			return done
+	var procs []*os.File
+	var procDirs []string
+	fail := func(err error) <-chan error {
+		for _, f := range procs {
+			f.Close()
 		}
-		files = append(files, f)
+		done <- err
+		return done
+	}
+	for _, d := range dirs {
+		f, err := os.OpenFile(filepath.Join(d, "tasks"), os.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			_, err = f.WriteString("0")
+			f.Close()
+			if err != nil {
+				return fail(setupErr("join cgroup %s: %w", d, err))
+			}
+			continue
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fail(setupErr("join cgroup %s: %w", d, err))
+		}
+		if f, err = os.OpenFile(filepath.Join(d, "cgroup.procs"), os.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
+			return fail(setupErr("join cgroup %s: %w", d, err))
+		}
+		procs, procDirs = append(procs, f), append(procDirs, d)
 	}
 	go func() {
 		var first error
-		for i, f := range files {
+		for i, f := range procs {
 			if _, err := f.WriteString("0"); err != nil && first == nil {
-				first = setupErr("join cgroup %s: %w", dirs[i], err)
+				first = setupErr("join cgroup %s: %w", procDirs[i], err)
 			}
 			f.Close()
 		}
@@ -244,26 +266,16 @@ func Report(w *os.File, app string, err error) int {
 // configuration stream ended without the start line): it exits quietly.
 var ErrNotStarted = errors.New("the pod did not start")
 
-// Main is the launcher's entry point: it reads from cfg "join DIR" lines
-// and the App (JSON, one line), mounts the app's root, waits on cfg for
-// the start line ("start" or "start resolv") and launches. extraCgroups
-// and the join lines are cgroups to join besides the App's (the
-// supervisor could not start the launcher right in them). It returns only on failure, with the exit
+// Main is the launcher's entry point: it reads the App (JSON, one line)
+// from cfg, mounts the app's root, waits on cfg for the start line
+// ("start" or "start resolv") and launches. extraCgroups are cgroups to
+// join besides the App's (the supervisor could not start the launcher
+// right in them). It returns only on failure, with the exit
 // code after reporting the error on status.
 func Main(ctx context.Context, cfg, status *os.File, extraCgroups []string) int {
 	var a App
 	r := bufio.NewReader(cfg)
-	var joins []string
-	var line []byte
-	var err error
-	for {
-		line, err = r.ReadBytes('\n')
-		j, ok := bytes.CutPrefix(line, []byte("join "))
-		if !ok || err != nil {
-			break
-		}
-		joins = append(joins, strings.TrimSuffix(string(j), "\n"))
-	}
+	line, err := r.ReadBytes('\n')
 	if err == nil || (err == io.EOF && len(line) > 0) {
 		err = json.Unmarshal(line, &a)
 	}
@@ -271,12 +283,7 @@ func Main(ctx context.Context, cfg, status *os.File, extraCgroups []string) int 
 		cfg.Close()
 		return Report(status, "?", setupErr("read the app's configuration from the supervisor: %w", err))
 	}
-	a.CgroupDirs = append(append(a.CgroupDirs, extraCgroups...), joins...)
-	if a.NewSession {
-		// A launcher started before its app was known is not in a
-		// session of its own yet (EPERM: it already is).
-		unix.Setsid()
-	}
+	a.CgroupDirs = append(a.CgroupDirs, extraCgroups...)
 	// The status pipe must close when the app is exec'd: its EOF is the
 	// supervisor's "started" signal.
 	unix.CloseOnExec(int(status.Fd()))

@@ -146,7 +146,7 @@ func TestPodOnFakeV2(t *testing.T) {
 	hs := fakeFS(t, "cpu memory pids")
 	uni := hs[0].Mount
 	p := NewPod(hs, "u1", false)
-	if err := p.Create(); err != nil {
+	if err := p.Create(true); err != nil {
 		t.Fatal(err)
 	}
 	if err := Join(p.Stage1Dirs()[0], 1234); err != nil {
@@ -203,8 +203,11 @@ func TestPodOnFakeV2(t *testing.T) {
 func TestPodOnFakeV2MissingController(t *testing.T) {
 	hs := fakeFS(t, "memory")
 	p := NewPod(hs, "u2", false)
-	if err := p.Create(); err != nil {
+	if err := p.Create(false); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(p.Stage1Dirs()[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a stage1 leaf made though none was asked for: %v", err)
 	}
 	if _, err := p.AddApp("a", Limits{CPUMilli: 500}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("cpu limit without a cpu controller: err = %v, want ErrUnavailable", err)
@@ -222,7 +225,7 @@ func TestPodOnFakeV2MissingController(t *testing.T) {
 func TestPodOnFakeV1InUnit(t *testing.T) {
 	hs := fakeFS(t, "-", "cpu,cpuacct", "memory", "pids", "name=systemd")
 	p := NewPod(hs, "u3", true)
-	if err := p.Create(); err != nil {
+	if err := p.Create(true); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range p.Stage1Dirs() {
@@ -283,7 +286,7 @@ func TestRealHost(t *testing.T) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	if err := p.Create(); err != nil {
+	if err := p.Create(true); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range p.Stage1Dirs() {

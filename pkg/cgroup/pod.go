@@ -97,17 +97,20 @@ func (p *Pod) mkdir(h Hierarchy, dir string) error {
 	return nil
 }
 
-// Create makes the pod's cgroup (unless it is the caller's unit's) and its
-// stage1 leaf in every hierarchy. Nothing joins them yet (see Stage1Dirs).
-func (p *Pod) Create() error {
+// Create makes the pod's cgroup in every hierarchy (unless it is the
+// caller's unit's), and, with stage1Leaf, its stage1 leaf, for the
+// processes of stage1 that must leave the pod's cgroup (see Stage1Dirs).
+func (p *Pod) Create(stage1Leaf bool) error {
 	for i, h := range p.hs {
 		if p.own {
 			if err := p.mkdir(h, h.Dir(p.paths[i])); err != nil {
 				return err
 			}
 		}
-		if err := p.mkdir(h, h.Dir(path.Join(p.paths[i], Stage1Leaf))); err != nil {
-			return err
+		if stage1Leaf {
+			if err := p.mkdir(h, h.Dir(path.Join(p.paths[i], Stage1Leaf))); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -121,22 +124,6 @@ func (p *Pod) Stage1Dirs() []string {
 		dirs[i] = h.Dir(path.Join(p.paths[i], Stage1Leaf))
 	}
 	return dirs
-}
-
-// Warm takes the kernel's cgroup migration lock once, moving the caller
-// nowhere (into its own cgroup of the first v1 hierarchy). On cgroup v1
-// the first migration after a quiet period waits for an RCU grace period
-// (often 5-40 ms); later ones within a few tens of milliseconds are
-// cheap. Running Warm in the background early overlaps that wait with
-// other work. It does nothing without a v1 hierarchy. hs must describe
-// where the caller is now (it is moved to hs[i].Path).
-func Warm(hs []Hierarchy) {
-	for _, h := range hs {
-		if !h.Unified {
-			Join(h.Dir(h.Path), 0)
-			return
-		}
-	}
 }
 
 // Join moves pid (0: the caller's whole process) into the cgroup

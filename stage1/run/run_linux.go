@@ -183,8 +183,6 @@ type runner struct {
 	start time.Time
 	// supPid is the supervisor's host PID.
 	supPid int
-	// The supervisor's cgroups, which it joins itself.
-	stage1Cgroups []string
 	// inUnit: rkt runs as a systemd service; the unit's cgroup is the pod's.
 	inUnit bool
 	pod    *podcfg.Pod
@@ -259,16 +257,6 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	if err := r.setupCgroups(hs); err != nil {
 		<-files
 		return err
-	}
-	// The first cgroup v1 migration waits for an RCU grace period (a few
-	// ms, more on a busy host) while holding the kernel's cgroup mutex
-	// (so it would hold up our mkdirs), and migrations within a grace
-	// period of the last one do not wait again. Start one now, so that
-	// the supervisor and the launchers, which join their cgroups a little
-	// later, find the lock warm. (In a systemd unit this process moved,
-	// synchronously, already.)
-	if !r.inUnit {
-		go cgroup.Warm(hs)
 	}
 	r.logf("cgroups ready")
 	if err := <-files; err != nil {
@@ -349,15 +337,17 @@ func (r *runner) stopSupervisor() {
 	}
 }
 
-// setupCgroups creates the pod's cgroups (a stage1 leaf for the
-// supervisor, one cgroup per app with its limits) and records them for
-// gc. The supervisor joins its leaf itself, in the background; each
-// launcher is started right in its app's cgroup v2 directory where the
-// kernel allows (no migration), and joins the others itself, also in the
-// background. In a systemd unit, whose cgroup is the pod's, this helper
-// moves the host-side process, itself and the supervisor to the stage1
-// leaf first: the unit's cgroup must hold no process once it delegates
-// controllers to the apps (cgroup v2).
+// setupCgroups creates the pod's cgroups (one per app with its limits)
+// and records them for gc. Nothing migrates a whole process on the way,
+// as the first such migration after a quiet moment waits for an RCU grace
+// period (several ms, more on a busy host) holding the kernel's cgroup
+// mutex: each launcher is started right in its app's cgroup v2 directory
+// (CLONE_INTO_CGROUP) and moves just its own thread, the one that execs
+// the app, into the v1 ones. stage1's own processes (the host-side one,
+// the supervisor) stay in the caller's cgroups, except in a systemd unit,
+// whose cgroup is the pod's: there this helper moves them, and itself, to
+// a stage1 leaf first, as the unit's cgroup must hold no process once it
+// delegates controllers to the apps (cgroup v2).
 func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 	if len(hs) == 0 {
 		for _, a := range r.pod.Apps {
@@ -369,16 +359,6 @@ func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 	}
 	inUnit := cgroup.UnderSystemdUnit(hs)
 	r.inUnit = inUnit
-	// Starting a process right in its cgroup (CLONE_INTO_CGROUP) takes the
-	// kernel's cgroup mutex, which a cgroup v1 migration holds through an
-	// RCU grace period: with v1 hierarchies around, every process joins
-	// its cgroups itself, in the background.
-	cloneInto := true
-	for _, h := range hs {
-		if !h.Unified {
-			cloneInto = false
-		}
-	}
 	hostPid := os.Getppid()
 	p := cgroup.NewPod(hs, r.pod.UUID, inUnit)
 	r.undo = append(r.undo, func() {
@@ -403,19 +383,17 @@ func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 		}
 		return writeFile(filepath.Join(r.pod.Dir, podcfg.CgroupsFile), b.String())
 	}
-	if err := p.Create(); err != nil {
+	if err := p.Create(inUnit); err != nil {
 		record()
 		return err
 	}
-	for _, d := range p.Stage1Dirs() {
-		if !inUnit {
-			r.stage1Cgroups = append(r.stage1Cgroups, d)
-			continue
-		}
-		for _, pid := range []int{hostPid, 0, r.supPid} {
-			if err := cgroup.Join(d, pid); err != nil {
-				record()
-				return err
+	if inUnit {
+		for _, d := range p.Stage1Dirs() {
+			for _, pid := range []int{hostPid, 0, r.supPid} {
+				if err := cgroup.Join(d, pid); err != nil {
+					record()
+					return err
+				}
 			}
 		}
 	}
@@ -426,7 +404,7 @@ func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 			return err
 		}
 		for i, h := range hs {
-			if h.Unified && cloneInto {
+			if h.Unified {
 				a.Launch.UnifiedCgroup = dirs[i]
 			} else {
 				a.Launch.CgroupDirs = append(a.Launch.CgroupDirs, dirs[i])
@@ -526,7 +504,6 @@ func (r *runner) supervisorConfig() *supervisor.Config {
 		Epoch:       r.start.UnixNano(),
 		GracePeriod: r.pod.GracePeriod,
 		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
-		Cgroups:     r.stage1Cgroups,
 	}
 	for _, a := range r.pod.Apps {
 		l := a.Launch

@@ -38,11 +38,12 @@ const (
 	EventFd = 4
 )
 
-// Descriptors of a launcher, run as `rkt-stage2 [CGROUP...]`.
+// Descriptors of a launcher, run as `rkt-stage2 [CGROUP]` (a cgroup v2
+// directory to join besides the App's, when it could not be started in
+// it).
 const (
-	// LaunchConfigFd: supervisor -> launcher: "join DIR" lines (cgroups
-	// to join besides the App's), the app's stage2.App as JSON (one line),
-	// then the start line, then EOF.
+	// LaunchConfigFd: supervisor -> launcher: the app's stage2.App as
+	// JSON (one line), then the start line, then EOF.
 	LaunchConfigFd = 3
 	// LaunchStatusFd: launcher -> supervisor: "<code> <message>\n" on
 	// failure; EOF (close on exec) once the app is exec'd.
@@ -76,10 +77,7 @@ type Config struct {
 	// ReadyLink is the supervisor-status symlink, made ("ready") once
 	// every app runs.
 	ReadyLink string
-	// Cgroups are the supervisor's cgroup directories (the pod's stage1
-	// leaf), which it joins itself, in the background.
-	Cgroups []string
-	Apps    []App
+	Apps      []App
 }
 
 // App is one app to start.
@@ -141,9 +139,6 @@ func (cfg *Config) Encode() ([]byte, error) {
 	put("epoch", strconv.FormatInt(cfg.Epoch, 10))
 	put("grace", strconv.FormatInt(int64(cfg.GracePeriod), 10))
 	put("readyLink", cfg.ReadyLink)
-	for _, d := range cfg.Cgroups {
-		put("cgroup", d)
-	}
 	for _, a := range cfg.Apps {
 		put("app", a.Name)
 		flag("newSession", a.NewSession)
@@ -219,8 +214,6 @@ func (cfg *Config) set(app **App, k, v string) error {
 		cfg.GracePeriod = time.Duration(n)
 	case "readyLink":
 		cfg.ReadyLink = v
-	case "cgroup":
-		cfg.Cgroups = append(cfg.Cgroups, v)
 	case "app":
 		cfg.Apps = append(cfg.Apps, App{Name: v})
 		*app = &cfg.Apps[len(cfg.Apps)-1]

@@ -13,7 +13,6 @@ func TestConfigRoundTrip(t *testing.T) {
 		UUID: "u-1", PodDir: "/var/lib/rkt/pods/run/u 1", Hostname: "rkt-u-1",
 		Loopback: true, Debug: true, Epoch: 1234567890123, GracePeriod: 10 * time.Second,
 		ReadyLink: "/p/ready",
-		Cgroups:   []string{"/sys/fs/cgroup/cpu/a b", "/sys/fs/cgroup/memory/x"},
 		Apps: []App{
 			{Name: "a", Launch: []byte(`{"name":"a","env":["X=1\n2"]}`), NewSession: true,
 				UnifiedCgroup: "/sys/fs/cgroup/unified/app-a", SupportsNotify: true,
@@ -43,7 +42,7 @@ func TestConfigRefusesNewlines(t *testing.T) {
 	for _, cfg := range []*Config{
 		{UUID: "u", PodDir: "/p\nx"},
 		{UUID: "u", PodDir: "/p", Apps: []App{{Name: "a", Launch: []byte("{\n}")}}},
-		{UUID: "u", PodDir: "/p", Cgroups: []string{"/c\x00"}},
+		{UUID: "u", PodDir: "/p", Hostname: "h\x00"},
 	} {
 		if _, err := cfg.Encode(); err == nil {
 			t.Errorf("%+v encoded", cfg)

@@ -61,9 +61,6 @@ type supervisor struct {
 	launcher    string
 	interactive bool
 	sigs        chan os.Signal
-	// spare is a launcher started before the configuration came, for the
-	// first app; nil once used, or if it died.
-	spare *launcherProc
 }
 
 // launcherProc is a started launcher and its pipes.
@@ -105,17 +102,11 @@ func Main(ctx context.Context, args []string) int {
 		warn("stage1 supervisor: " + err.Error())
 		return 254
 	}
-	// The first app's launcher starts now: its own start overlaps with
-	// the setup helper's work until the configuration comes.
-	if lp, err := s.fork(nil); err == nil {
-		s.spare = lp
-	}
 	cfgFile := os.NewFile(ConfigFd, "config")
 	r := bufio.NewReaderSize(cfgFile, 16<<10)
 	cfg, err := Decode(r)
 	if err != nil {
 		cfgFile.Close()
-		s.dropSpare()
 		warn("stage1 supervisor: read the pod configuration: " + err.Error())
 		return 254
 	}
@@ -138,23 +129,11 @@ func Main(ctx context.Context, args []string) int {
 		gate <- line
 	}()
 	code, err := s.run(ctx, gate)
-	s.dropSpare()
 	if err != nil {
 		warn("stage1 supervisor: " + err.Error())
 		return 254
 	}
 	return code
-}
-
-// dropSpare stops the spare launcher if it was not used.
-func (s *supervisor) dropSpare() {
-	if s.spare == nil {
-		return
-	}
-	unix.Kill(s.spare.pid, unix.SIGKILL)
-	s.spare.cfg.Close()
-	s.spare.status.Close()
-	s.spare = nil
 }
 
 // setupMounts makes the pod's mount namespace ready for the launchers:
@@ -218,13 +197,6 @@ func loopbackUp() error {
 func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 	sigs := s.sigs
 	s.logf("running")
-	go func() {
-		for _, d := range s.cfg.Cgroups {
-			if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte("0"), 0o644); err != nil {
-				warn("stage1: supervisor: join cgroup " + d + ": " + err.Error())
-			}
-		}
-	}()
 	if err := s.setupPod(); err != nil {
 		return 0, err
 	}
@@ -320,24 +292,13 @@ func (s *supervisor) opened(line string) {
 	}
 }
 
-// launch gets the launcher of one app going (the spare one, if it still
-// runs), sends it its configuration, and keeps its configuration pipe
-// open for the start line.
+// launch starts the launcher of one app, sends it its configuration,
+// and keeps its configuration pipe open for the start line.
 func (s *supervisor) launch(st *appState, starts chan<- startEvent) error {
 	a := st.cfg
-	lp, joins := s.spare, []string(nil)
-	if lp != nil {
-		s.spare = nil
-		// Started before its app was known: it joins the app's v2 cgroup
-		// itself.
-		if a.UnifiedCgroup != "" {
-			joins = append(joins, a.UnifiedCgroup)
-		}
-	} else {
-		var err error
-		if lp, err = s.fork(a); err != nil {
-			return wrap("start the stage2 launcher", err)
-		}
+	lp, err := s.fork(a)
+	if err != nil {
+		return wrap("start the stage2 launcher", err)
 	}
 	st.pid = lp.pid
 	s.byPid[lp.pid] = st
@@ -353,23 +314,16 @@ func (s *supervisor) launch(st *appState, starts chan<- startEvent) error {
 	// The launcher reads while we write: a large configuration cannot
 	// block us for long. On failure the launcher fails on the truncated
 	// configuration and reports.
-	var msg []byte
-	for _, j := range joins {
-		msg = append(msg, "join "+j+"\n"...)
-	}
-	msg = append(append(msg, a.Launch...), '\n')
-	if _, err := lp.cfg.Write(msg); err != nil {
+	if _, err := lp.cfg.Write(append(a.Launch, '\n')); err != nil {
 		s.logf("app " + a.Name + ": send configuration: " + err.Error())
 	}
 	st.launch = lp.cfg
 	return nil
 }
 
-// fork starts a launcher in a mount namespace of its own: for app a,
-// right in a's cgroup v2 directory when it can (else the launcher joins
-// it itself, its argument), in a session of its own if a asks; or, with
-// a nil, the spare launcher, which learns all that from its
-// configuration.
+// fork starts app a's launcher in a mount namespace of its own, right in
+// a's cgroup v2 directory (else the launcher joins it itself: its
+// argument), in a session of its own if a asks.
 func (s *supervisor) fork(a *App) (*launcherProc, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
@@ -396,23 +350,19 @@ func (s *supervisor) fork(a *App) (*launcherProc, error) {
 		Files: []uintptr{stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfgR.Fd(), statusW.Fd()},
 		Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS},
 	}
-	if s.cfg != nil {
-		attr.Dir = s.cfg.PodDir
-	}
+	attr.Dir = s.cfg.PodDir
+	attr.Sys.Setsid = a.NewSession
 	argv := []string{LauncherArgvName}
 	pid := 0
-	if a != nil {
-		attr.Sys.Setsid = a.NewSession
-		if a.UnifiedCgroup != "" {
-			if fd, err := unix.Open(a.UnifiedCgroup, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
-				attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
-				pid, _ = syscall.ForkExec(s.launcher, argv, attr)
-				unix.Close(fd)
-				attr.Sys.UseCgroupFD = false
-			}
-			if pid <= 0 {
-				argv = append(argv, a.UnifiedCgroup)
-			}
+	if a.UnifiedCgroup != "" {
+		if fd, err := unix.Open(a.UnifiedCgroup, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
+			pid, _ = syscall.ForkExec(s.launcher, argv, attr)
+			unix.Close(fd)
+			attr.Sys.UseCgroupFD = false
+		}
+		if pid <= 0 {
+			argv = append(argv, a.UnifiedCgroup)
 		}
 	}
 	if pid <= 0 {
@@ -480,14 +430,6 @@ func (s *supervisor) reap() {
 		}
 		if pid <= 0 || err != nil {
 			return
-		}
-		if s.spare != nil && pid == s.spare.pid {
-			// The spare launcher died before it got an app: the first
-			// app gets a new one.
-			s.spare.cfg.Close()
-			s.spare.status.Close()
-			s.spare = nil
-			continue
 		}
 		st := s.byPid[pid]
 		if st == nil {
