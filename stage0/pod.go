@@ -175,12 +175,14 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 	if err != nil {
 		return err
 	}
+	// Few files: each costs an inode, and on some file systems (ext4
+	// without a journal, after many deletions) a new inode costs much
+	// more than its bytes. The pod's creation time is the pod manifest's
+	// mtime.
 	files := map[string][]byte{
 		"pod":                data,
-		"pod-created":        nil,
 		"stage1/manifest":    s1.Info.Manifest,
 		"stage1/rootfs-path": []byte(s1.Rootfs + "\n"),
-		"stage1/image-id":    []byte(s1.Info.Key + "\n"),
 		"tree-ids":           []byte(strings.Join(pr.treeIDs, "\n") + "\n"),
 	}
 	for i, ra := range pr.Manifest.Apps {
@@ -193,7 +195,6 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 		}
 		files["appsinfo/"+ra.Name.String()+"/manifest"] = infos[i].Manifest
 		files["appsinfo/"+ra.Name.String()+"/lowerdirs"] = []byte(rootfs + "\n")
-		files["appsinfo/"+ra.Name.String()+"/image-id"] = []byte(infos[i].Key + "\n")
 	}
 	for name, content := range files {
 		p := filepath.Join(dir, name)

@@ -362,13 +362,15 @@ func Get(podsDir, prefix string) (*Pod, error) {
 	return nil, fmt.Errorf("UUID %s matches %d pods (%s): %w; give more characters", prefix, len(matches), strings.Join(matches, ", "), ErrAmbiguous)
 }
 
-// Created returns the pod's creation time.
+// Created returns the pod's creation time: when stage0 wrote its pod
+// manifest (or its pod-created file, which pods of earlier versions have).
 func (p *Pod) Created() time.Time {
-	fi, err := os.Stat(filepath.Join(p.Path(), "pod-created"))
-	if err != nil {
-		return time.Time{}
+	for _, f := range []string{"pod-created", "pod"} {
+		if fi, err := os.Stat(filepath.Join(p.Path(), f)); err == nil {
+			return fi.ModTime()
+		}
 	}
-	return fi.ModTime()
+	return time.Time{}
 }
 
 // Started returns when stage1 wrote the pid file (zero if it has not).

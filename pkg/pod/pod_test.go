@@ -764,10 +764,10 @@ func TestTimes(t *testing.T) {
 	}
 	defer p.Unlock()
 	if !p.Created().IsZero() || !p.Started().IsZero() {
-		t.Errorf("times before pod-created and pid exist: %v %v", p.Created(), p.Started())
+		t.Errorf("times before pod and pid exist: %v %v", p.Created(), p.Started())
 	}
 	before := time.Now().Add(-time.Second)
-	for _, f := range []string{"pod-created", "pid"} {
+	for _, f := range []string{"pod", "pid"} {
 		must(t, os.WriteFile(filepath.Join(p.Path(), f), nil, 0o644))
 	}
 	if p.Created().Before(before) || p.Started().Before(before) {

@@ -19,7 +19,7 @@ const (
 	// ResolvConfGenerated is the /etc/resolv.conf stage1 writes from the
 	// DNS settings the pod's CNI networks returned
 	// (--dns-conf-mode=resolv=default).
-	ResolvConfGenerated = Stage1RootfsDir + "/etc/rkt-resolv.conf.generated"
+	ResolvConfGenerated = RktDir + "/resolv.conf"
 	// PluginsDir is where a stage1 image keeps its CNI plugins, relative
 	// to its rootfs; on the host, /PluginsDir is searched too.
 	PluginsDir = "usr/lib/rkt/plugins/net"

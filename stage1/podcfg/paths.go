@@ -28,7 +28,7 @@ const (
 	// HostsFile is the /etc/hosts stage1 generates; Stage0HostsFile and
 	// Stage0ResolvConf are the ones stage0 may write (--hosts-entry,
 	// --dns), used with --dns-conf-mode=hosts=stage0 / resolv=stage0.
-	HostsFile        = Stage1RootfsDir + "/etc/rkt-hosts.generated"
+	HostsFile        = RktDir + "/hosts"
 	Stage0HostsFile  = Stage1RootfsDir + "/etc/rkt-hosts"
 	Stage0ResolvConf = Stage1RootfsDir + "/etc/rkt-resolv.conf"
 )

@@ -267,7 +267,6 @@ func NewPod(t testing.TB, bin string, spec Spec) *Pod {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(p.Dir, "pod"), string(data))
-	write(t, filepath.Join(p.Dir, "pod-created"), "")
 	// The entrypoints' directory stands for the stage1 image's rootfs.
 	if err := os.MkdirAll(filepath.Join(p.Dir, "stage1"), 0o750); err != nil {
 		t.Fatal(err)
