@@ -500,7 +500,7 @@ func writeFile(p, content string) error {
 func (r *runner) supervisorConfig() *supervisor.Config {
 	cfg := &supervisor.Config{
 		UUID: r.pod.UUID, PodDir: r.pod.Dir, Hostname: r.pod.Hostname,
-		Loopback: !r.opts.NetHost(), Interactive: r.opts.Interactive, Debug: r.opts.Debug,
+		Loopback: !r.opts.NetHost(), Debug: r.opts.Debug,
 		Epoch:       r.start.UnixNano(),
 		GracePeriod: r.pod.GracePeriod,
 		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),

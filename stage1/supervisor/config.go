@@ -65,9 +65,8 @@ type Config struct {
 	PodDir   string
 	Hostname string
 	// Loopback: bring lo up in the pod's own network namespace.
-	Loopback    bool
-	Interactive bool
-	Debug       bool
+	Loopback bool
+	Debug    bool
 	// Epoch is the pod's host-side process's start (Unix nanoseconds),
 	// the origin of the debug timestamps.
 	Epoch int64
@@ -134,7 +133,6 @@ func (cfg *Config) Encode() ([]byte, error) {
 	put("podDir", cfg.PodDir)
 	put("hostname", cfg.Hostname)
 	flag("lo", cfg.Loopback)
-	flag("interactive", cfg.Interactive)
 	flag("debug", cfg.Debug)
 	put("epoch", strconv.FormatInt(cfg.Epoch, 10))
 	put("grace", strconv.FormatInt(int64(cfg.GracePeriod), 10))
@@ -202,8 +200,6 @@ func (cfg *Config) set(app **App, k, v string) error {
 		cfg.Hostname = v
 	case "lo":
 		cfg.Loopback = v == "1"
-	case "interactive":
-		cfg.Interactive = v == "1"
 	case "debug":
 		cfg.Debug = v == "1"
 	case "epoch":
