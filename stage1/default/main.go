@@ -29,19 +29,18 @@
 //	  │      + exec /proc/self/exe as rkt-supervisor /stage2 [interactive],
 //	  │      Setsid unless --interactive, Pdeathsig=SIGKILL; fds 0-2
 //	  │      stdio, 3 the config stream, 4 events. The supervisor makes
-//	  │      its mounts private, binds /stage2 read-only, and starts a
-//	  │      spare launcher for the first app before its config comes
+//	  │      its mounts private and binds /stage2 read-only meanwhile
 //	  ├──── fd 5: "<pid>\n" ──────────────────────────▶ setup helper:
-//	  │                                                 cgroups (the stage1
-//	  │                                                 leaf, app cgroups
-//	  │                                                 with limits), pid file
+//	  │                                                 pid file, app cgroups
+//	  │                                                 with limits (and a
+//	  │                                                 stage1 leaf in a unit)
 //	  │                 supervisor ◀── fd 3: Config (lines), "end" ─┤
 //	  │                  (pid 1)                                    │
-//	  │   per app (the spare for the first): clone(NEWNS) + exec    │ CNI
+//	  │   per app: clone(NEWNS), into the app's v2 cgroup, + exec   │ CNI
 //	  │   /stage2 as rkt-stage2 [CGROUP]; fds 0 /dev/null or tty,   │ networks
 //	  │   1-2 stdio, 3 config, 4 status                             │ in /proc/
-//	  │     ├── fd 3: ["join DIR" lines], stage2.App (JSON line) ─▶ │ <pid>/ns/net
-//	  │     │          launcher: joins cgroups, mounts the app's root│
+//	  │     ├── fd 3: stage2.App (JSON line) ──▶ launcher: moves its │ <pid>/ns/net
+//	  │     │   exec thread into the v1 cgroups, mounts the app's root│
 //	  │     │                                                       │
 //	  │◀── fd 4: "netdown\n" (if networks were set up) ─────────────┤
 //	  │                 supervisor ◀── fd 3: "start[ resolv]\n", EOF┘ exits 0
@@ -54,9 +53,12 @@
 //	  │ SIGTERM/SIGINT/SIGHUP ───▶│ forwarded to the apps; SIGKILL to
 //	  │   (also to the setup      │ all after the grace period
 //	  │   helper while it runs)   │
+//	  │◀──── fd 4: "exiting\n" ───┤ every app has exited
+//	  │ after "netdown": fork+exec /stage1 as rkt-netdown EPOCH [flags]
+//	  │      UUID, which reads the networks' configuration
 //	  │◀──── exit status ─────────┘ first failing app's code, else 0
-//	  │ after "netdown": fork+exec /stage1 as rkt-netdown [flags] UUID
-//	  │      (CNI DEL of the pod's networks), waited for
+//	  │ closes the teardown helper's fd 3: CNI DEL of the pod's
+//	  │      networks; waited for
 //	  ▼
 //	exit with the supervisor's status (128+N if it was killed by signal N)
 //
