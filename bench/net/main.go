@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"sort"
@@ -71,8 +72,11 @@ func main() {
 	var diffs []time.Duration
 	for r := 0; r < *warmup+*rounds; r++ {
 		round := map[string]time.Duration{}
-		for i := range vs {
-			v := vs[(i+r)%len(vs)] // rotate which goes first
+		// Shuffled per round (the same in every run): with a rotation,
+		// each variant would mostly follow the same other one, and what
+		// that one leaves behind would land on it every time.
+		for _, i := range rand.New(rand.NewPCG(uint64(r), 0x726b74)).Perm(len(vs)) {
+			v := vs[i]
 			t := time.Now()
 			n, _ := reap.Orphans(10 * time.Second)
 			left += n

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -108,8 +109,8 @@ func (b *bench) probe(ctx context.Context, tools []*tool) {
 }
 
 // latency runs warm-up and timed rounds of the usable tools, interleaved
-// (one of each per round, the first one rotating from round to round so
-// that no tool always follows the same other), collects the rkt pods every
+// (one of each per round, in an order shuffled from round to round, see
+// roundOrder), collects the rkt pods every
 // -gc-every rounds outside the timing, and prints the results and the
 // targets. After each command, untimed, it waits for the processes the
 // command left behind, so that their work does not land in the next
@@ -133,8 +134,8 @@ func (b *bench) latency(ctx context.Context, tools []*tool) error {
 	defer reap.Adopt(false)
 	total := b.cfg.warmup + b.cfg.rounds
 	for r := 1; r <= total; r++ {
-		for i := range active {
-			t := active[(i+r)%len(active)]
+		for _, i := range roundOrder(r, len(active)) {
+			t := active[i]
 			ms, err := t.runOnce(ctx, r, f)
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -168,10 +169,21 @@ func (b *bench) latency(ctx context.Context, tools []*tool) error {
 	return nil
 }
 
+// roundOrder is the order of n tools in round r: a permutation drawn from
+// a generator seeded with r (the same in every run of the benchmark).
+// Shuffled, not rotated: with a rotation each tool mostly runs right
+// after the same other one, and what that one leaves behind (podman's
+// deleted container layers, which make new files cost more on ext4
+// without a journal; the page cache it evicts) lands on the same tool
+// every time.
+func roundOrder(r, n int) []int {
+	return rand.New(rand.NewPCG(uint64(r), 0x726b74)).Perm(n)
+}
+
 // printLatency prints the per-tool table, the failures and the targets.
 func (b *bench) printLatency(tools []*tool) {
 	b.printf("## Start latency\n\n")
-	b.printf("%d timed rounds after %d warm-up rounds, interleaved (the first tool rotating); wall time of the whole\n", b.cfg.rounds, b.cfg.warmup)
+	b.printf("%d timed rounds after %d warm-up rounds, interleaved (the order shuffled every round); wall time of the whole\n", b.cfg.rounds, b.cfg.warmup)
 	b.printf("command (fork to wait), ms.\n\n")
 	b.printf("| tool | runs | failed | median | p90 | min | max |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	med := map[string]float64{}
