@@ -41,6 +41,8 @@ const imageName = "bench.rkt/true"
 // config is the command line.
 type config struct {
 	rkt, aci, key, work string
+	// podmanDir holds podman's storage ("": <work>/podman).
+	podmanDir string
 	rounds, warmup      int
 	gcEvery, debugRuns  int
 	pods, parallel      int
@@ -59,6 +61,7 @@ func parseFlags(args []string, errOut io.Writer) (*config, error) {
 	fs.StringVar(&c.aci, "aci", "", "the bench.rkt/true image running /bin/true (required)")
 	fs.StringVar(&c.key, "key", "", "armored public key that signed ACI (ACI.asc); enables the signed variant")
 	fs.StringVar(&c.work, "work", "", "existing directory for everything the benchmark creates (required)")
+	fs.StringVar(&c.podmanDir, "podman-dir", "", "existing directory for podman's storage (default: <work>/podman)")
 	fs.IntVar(&c.rounds, "rounds", 30, "timed rounds per tool (at least 20 for the report)")
 	fs.IntVar(&c.warmup, "warmup", 3, "untimed rounds before the timed ones")
 	fs.IntVar(&c.gcEvery, "gc-every", 10, "run rkt gc (untimed) after this many rounds")
@@ -96,7 +99,7 @@ func parseFlags(args []string, errOut io.Writer) (*config, error) {
 		c.skip["signed"] = true
 	}
 	var err error
-	for _, p := range []*string{&c.rkt, &c.aci, &c.key, &c.work} {
+	for _, p := range []*string{&c.rkt, &c.aci, &c.key, &c.work, &c.podmanDir} {
 		if *p == "" {
 			continue
 		}

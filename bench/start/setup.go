@@ -234,6 +234,9 @@ func (b *bench) setupPodman(ctx context.Context) *tool {
 		return t
 	}
 	pd := filepath.Join(b.cfg.work, "podman")
+	if b.cfg.podmanDir != "" {
+		pd = b.cfg.podmanDir
+	}
 	b.podman = []string{podman, "--root", filepath.Join(pd, "root"), "--runroot", filepath.Join(pd, "run"),
 		"--tmpdir", filepath.Join(pd, "tmp")}
 	tarball := filepath.Join(b.cfg.work, "rootfs.tar")
