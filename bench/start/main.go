@@ -42,12 +42,12 @@ const imageName = "bench.rkt/true"
 type config struct {
 	rkt, aci, key, work string
 	// podmanDir holds podman's storage ("": <work>/podman).
-	podmanDir string
-	rounds, warmup      int
-	gcEvery, debugRuns  int
-	pods, parallel      int
-	settle              time.Duration
-	skip                map[string]bool
+	podmanDir          string
+	rounds, warmup     int
+	gcEvery, debugRuns int
+	pods, parallel     int
+	settle             time.Duration
+	skip               map[string]bool
 }
 
 // skippable names the parts of the benchmark -skip accepts.
