@@ -198,7 +198,7 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 		pidW.Close()
 		cfgR.Close()
 		if code := <-helper.done; code != 0 {
-			return code
+			return ExitFailure // it said why
 		}
 		return fail("the setup helper ended without saying how to start the pod")
 	}
@@ -266,7 +266,7 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 			if c != 0 {
 				// It said why, and undid what it did (after stopping the
 				// supervisor, which started no app).
-				setupFailed, code = true, c
+				setupFailed, code = true, ExitFailure
 				if supRunning {
 					unix.Kill(sup.pid, unix.SIGKILL)
 				}
