@@ -16,7 +16,6 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/rkt/rkt/networking"
-	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/stage1/stage1test"
 )
 
@@ -244,24 +243,9 @@ func TestNetSetupFailure(t *testing.T) {
 	}
 	// The launcher had mounted the app's root while the networks were set
 	// up: in its own mount namespace, gone with it.
-	if m := mountsBelow(t, p.Dir); len(m) > 0 {
+	if m := stage1test.MountsBelow(t, p.Dir); len(m) > 0 {
 		t.Errorf("mounts left below the pod directory: %v", m)
 	}
-}
-
-// mountsBelow lists the host's mount points below dir.
-func mountsBelow(t *testing.T, dir string) []string {
-	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := mounts.Below(f, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 // TestNetSetupInterrupted: SIGTERM to init while a plugin hangs in ADD
@@ -301,7 +285,7 @@ func TestNetSetupInterrupted(t *testing.T) {
 		t.Errorf("the app started")
 	}
 	noNetTraces(t, p, nil, "after the interrupted setup")
-	if m := mountsBelow(t, p.Dir); len(m) > 0 {
+	if m := stage1test.MountsBelow(t, p.Dir); len(m) > 0 {
 		t.Errorf("mounts left below the pod directory: %v", m)
 	}
 }

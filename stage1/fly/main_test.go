@@ -11,7 +11,6 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
-	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/stage1/stage1test"
 )
 
@@ -53,21 +52,6 @@ func newPod(t *testing.T, spec stage1test.Spec) *stage1test.Pod {
 	return stage1test.NewPod(t, binDir, spec)
 }
 
-// mountsBelow lists the host's mount points below dir.
-func mountsBelow(t *testing.T, dir string) []string {
-	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := mounts.Below(f, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestFlyRunsChrooted(t *testing.T) {
 	host := t.TempDir()
 	if err := os.WriteFile(filepath.Join(host, "f"), []byte("host file"), 0o644); err != nil {
@@ -101,7 +85,7 @@ func TestFlyRunsChrooted(t *testing.T) {
 	if pid, err := strconv.Atoi(p.ReadFile("pid")); err != nil || pid <= 1 {
 		t.Errorf("pid file %q", p.ReadFile("pid"))
 	}
-	if m := mountsBelow(t, p.Dir); len(m) != 0 {
+	if m := stage1test.MountsBelow(t, p.Dir); len(m) != 0 {
 		t.Errorf("mounts left after the pod exited: %v", m)
 	}
 	// The app wrote nothing to the image.
@@ -130,7 +114,7 @@ func TestFlyGCUnmounts(t *testing.T) {
 	if !p.WaitFile("stage1/rootfs/rkt/supervisor-status", 10e9) {
 		t.Fatal("not ready")
 	}
-	if len(mountsBelow(t, p.Dir)) == 0 {
+	if len(stage1test.MountsBelow(t, p.Dir)) == 0 {
 		t.Fatal("no mounts while running")
 	}
 	// Killed: nothing unmounts; gc does.
@@ -139,7 +123,7 @@ func TestFlyGCUnmounts(t *testing.T) {
 	if r := p.Run("gc", p.UUID); r.Code != 0 {
 		t.Fatalf("gc: %d %s", r.Code, r.Stderr)
 	}
-	if m := mountsBelow(t, p.Dir); len(m) != 0 {
+	if m := stage1test.MountsBelow(t, p.Dir); len(m) != 0 {
 		t.Errorf("mounts left after gc: %v", m)
 	}
 }

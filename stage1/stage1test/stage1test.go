@@ -27,6 +27,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/pkg/pod"
 	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/tests/testutils"
@@ -437,4 +438,19 @@ func Value(out, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// MountsBelow lists the host's mount points at or below dir.
+func MountsBelow(t testing.TB, dir string) []string {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := mounts.Below(f, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
