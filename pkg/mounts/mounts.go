@@ -39,10 +39,11 @@ func Below(r io.Reader, dir string) ([]string, error) {
 
 // UnmountBelow lazily (MNT_DETACH) unmounts everything at or below dir,
 // deepest first, in a few passes for mounts that propagation brings back.
-// logf, if not nil, is told each unmount.
+// It fails if mounts are still there after the last pass. logf, if not
+// nil, is told each unmount.
 func UnmountBelow(dir string, logf func(string, ...any)) error {
 	var errs []error
-	for pass := 0; pass < 3; pass++ {
+	for pass := 0; ; pass++ {
 		f, err := os.Open("/proc/self/mountinfo")
 		if err != nil {
 			return fmt.Errorf("read the mount table: %w", err)
@@ -55,6 +56,12 @@ func UnmountBelow(dir string, logf func(string, ...any)) error {
 		if len(points) == 0 {
 			return nil
 		}
+		if pass == 3 {
+			if len(errs) == 0 {
+				errs = append(errs, errors.New("mounts keep reappearing (mount propagation from elsewhere?)"))
+			}
+			return fmt.Errorf("%d mounts left below %s, such as %s: %w", len(points), dir, points[0], errors.Join(errs...))
+		}
 		errs = errs[:0]
 		for _, p := range points {
 			if logf != nil {
@@ -65,5 +72,4 @@ func UnmountBelow(dir string, logf func(string, ...any)) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rkt/rkt/pkg/mounts"
 	"golang.org/x/sys/unix"
 )
 
@@ -232,11 +233,10 @@ func TestMountsBelow(t *testing.T) {
 34 22 0:44 / /tmp/ctxother rw - tmpfs tmpfs rw
 35 22 0:45 / /tmp/ct rw - tmpfs tmpfs rw
 `
-	points, err := parseMountPoints(strings.NewReader(table))
+	got, err := mounts.Below(strings.NewReader(table), "/tmp/ctx")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := mountsBelow(points, "/tmp/ctx")
 	want := []string{"/tmp/ctx/data/a/b c", "/tmp/ctx/data/a", "/tmp/ctx/data/a", "/tmp/ctx"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("unmount order %q, want %q", got, want)
@@ -281,11 +281,16 @@ func TestCleanupUnmounts(t *testing.T) {
 	if len(fake.errors) != 0 {
 		t.Errorf("cleanup errors: %v", fake.errors)
 	}
-	points, err := readMountPoints()
+	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if left := mountsBelow(points, c.base); len(left) != 0 {
+	left, err := mounts.Below(f, c.base)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
 		t.Errorf("mounts left after cleanup: %v", left)
 	}
 	if _, err := os.Stat(c.base); !os.IsNotExist(err) {
