@@ -21,6 +21,7 @@ import (
 	"time"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/rkt/rkt/tests/testutils"
 )
 
 // The tests marked root use the real CNI plugins (built once per test
@@ -53,74 +54,16 @@ func TestMain(m *testing.M) {
 		fmt.Print(body)
 		os.Exit(0)
 	}
-	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-	shared := sharedFirewallState()
+	hostNet := testutils.SnapshotHostNet()
 	code := m.Run()
 	if pluginsDir != "" {
 		os.RemoveAll(pluginsDir)
 		// ptp and bridge switch IP forwarding on, and the plugins leave
 		// the chains and tables they share between pods: leave the host
 		// as found.
-		if strings.TrimSpace(string(fwd)) == "0" {
-			os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0o644)
-		}
-		removeSharedFirewallState(shared)
+		hostNet.Restore()
 	}
 	os.Exit(code)
-}
-
-// sharedState says which of the plugins' shared firewall objects exist.
-type sharedState struct{ natTable, hostportChains, masqTable, defaultMasq bool }
-
-// defaultMasqRule is the built-in default network's shared masquerading
-// rule, as Setup installs it on this host.
-func defaultMasqRule() masqRule {
-	_, subnet, _ := net.ParseCIDR(defaultSubnet)
-	return masqRule{network: NetDefault, subnet: subnet, backend: firewallBackend()}
-}
-
-func sharedFirewallState() sharedState {
-	present, _ := masqPresent(context.Background(), defaultMasqRule())
-	return sharedState{
-		defaultMasq:    present,
-		natTable:       exec.Command("nft", "list", "table", "ip", "nat").Run() == nil,
-		hostportChains: exec.Command("iptables", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Run() == nil,
-		masqTable:      exec.Command("nft", "list", "table", "inet", "cni_plugins_masquerade").Run() == nil,
-	}
-}
-
-// removeSharedFirewallState removes what the tests' plugins created and
-// left empty: the default network's shared masquerading rule, portmap's
-// CNI-HOSTPORT-* chains, the ipMasq nftables table, iptables-nft's nat
-// table.
-func removeSharedFirewallState(before sharedState) {
-	run := func(args ...string) error { return exec.Command(args[0], args[1:]...).Run() }
-	if !before.defaultMasq {
-		removeMasqRule(defaultMasqRule())
-	}
-	if !before.hostportChains {
-		if out, err := exec.Command("iptables", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Output(); err == nil &&
-			strings.TrimSpace(string(out)) == "-N CNI-HOSTPORT-DNAT" {
-			run("iptables", "-t", "nat", "-D", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT")
-			run("iptables", "-t", "nat", "-D", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT")
-			run("iptables", "-t", "nat", "-D", "POSTROUTING", "-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ")
-			for _, c := range []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"} {
-				run("iptables", "-t", "nat", "-F", c)
-				run("iptables", "-t", "nat", "-X", c)
-			}
-		}
-	}
-	if !before.masqTable {
-		if out, err := exec.Command("nft", "list", "chain", "inet", "cni_plugins_masquerade", "masq_checks").Output(); err == nil &&
-			!strings.Contains(string(out), "masquerade comment") {
-			run("nft", "delete", "table", "inet", "cni_plugins_masquerade")
-		}
-	}
-	if !before.natTable {
-		if out, err := exec.Command("iptables", "-t", "nat", "-S").Output(); err == nil && !strings.Contains(string(out), "-A ") && !strings.Contains(string(out), "-N ") {
-			run("nft", "delete", "table", "ip", "nat")
-		}
-	}
 }
 
 // podMain serves "pod NAME" over HTTP on every address of its network

@@ -38,78 +38,12 @@ func BuildPlugins(rootfs string) error {
 	return nil
 }
 
-// HostNet is the host's network state that the plugins share between
-// pods and leave behind when the last pod is gone: IP forwarding (ptp
-// and bridge switch it on), portmap's CNI-HOSTPORT-* chains, the
-// iptables nat table.
-type HostNet struct {
-	ipForward                            string
-	natTable, hostportChains, sharedMasq bool
-}
+// HostNet is testutils.HostNet: the host's shared network state, to
+// snapshot before networks are set up and restore afterwards.
+type HostNet = testutils.HostNet
 
 // SnapshotHostNet records the host's shared network state.
-func SnapshotHostNet() HostNet {
-	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-	return HostNet{
-		ipForward:      strings.TrimSpace(string(fwd)),
-		natTable:       exec.Command("nft", "list", "table", "ip", "nat").Run() == nil,
-		hostportChains: exec.Command("iptables", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Run() == nil,
-		sharedMasq:     len(sharedMasqRules()) > 0,
-	}
-}
-
-// sharedMasqComment marks the NAT rules networking shares between the pods
-// of a built-in network (networking/masq.go).
-const sharedMasqComment = "rkt: masquerade for network"
-
-// sharedMasqRules returns the shared masquerade rules in `iptables -S`
-// form.
-func sharedMasqRules() []string {
-	out, err := exec.Command("iptables", "-t", "nat", "-S", "POSTROUTING").Output()
-	if err != nil {
-		return nil
-	}
-	var rules []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(l, "-A ") && strings.Contains(l, sharedMasqComment) {
-			rules = append(rules, l)
-		}
-	}
-	return rules
-}
-
-// Restore puts back what the snapshot did not have, where nothing uses it
-// any more (other pods may run meanwhile: chains with rules stay).
-func (h HostNet) Restore() {
-	run := func(args ...string) { exec.Command(args[0], args[1:]...).Run() }
-	if !h.hostportChains {
-		if out, err := exec.Command("iptables", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Output(); err == nil &&
-			strings.TrimSpace(string(out)) == "-N CNI-HOSTPORT-DNAT" {
-			run("iptables", "-t", "nat", "-D", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT")
-			run("iptables", "-t", "nat", "-D", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT")
-			run("iptables", "-t", "nat", "-D", "POSTROUTING", "-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ")
-			for _, c := range []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"} {
-				run("iptables", "-t", "nat", "-F", c)
-				run("iptables", "-t", "nat", "-X", c)
-			}
-		}
-	}
-	if !h.sharedMasq {
-		// iptables -S prints rules quoted for a shell: delete them as printed.
-		for _, r := range sharedMasqRules() {
-			run("sh", "-c", "iptables -w -t nat -D "+strings.TrimPrefix(r, "-A "))
-		}
-	}
-	// Last: the table is empty only once the rules above are gone.
-	if !h.natTable {
-		if out, err := exec.Command("iptables", "-t", "nat", "-S").Output(); err == nil && !strings.Contains(string(out), "-A ") && !strings.Contains(string(out), "-N ") {
-			run("nft", "delete", "table", "ip", "nat")
-		}
-	}
-	if h.ipForward == "0" {
-		os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0o644)
-	}
-}
+func SnapshotHostNet() HostNet { return testutils.SnapshotHostNet() }
 
 // HostVeths returns the host-side interfaces of the networks recorded in
 // the pod's net-info.json.
