@@ -245,19 +245,7 @@ func DiscoverImage(ctx context.Context, name string, labels map[string]string, o
 	}
 	var eps []Endpoint
 	tried, err := walk(ctx, name, opts, func(_ string, tags []metaTag) (bool, []string) {
-		var why []string
-		for _, t := range tags {
-			if t.name != metaImage {
-				continue
-			}
-			if t.bad != "" {
-				why = append(why, "malformed tag "+t.bad)
-				continue
-			}
-			if !coversName(t.prefix, name) {
-				why = append(why, fmt.Sprintf("tag for prefix %q does not cover %q", t.prefix, name))
-				continue
-			}
+		return useTags(tags, metaImage, name, func(t metaTag) error {
 			aci, err := renderTemplate(t.value, name, "aci", all)
 			if err == nil {
 				err = checkURL(aci, opts.InsecureHTTP)
@@ -269,19 +257,11 @@ func DiscoverImage(ctx context.Context, name string, labels map[string]string, o
 			if err == nil {
 				err = checkURL(asc, opts.InsecureHTTP)
 			}
-			if err != nil {
-				why = append(why, err.Error())
-				continue
+			if err == nil {
+				eps = append(eps, Endpoint{ACI: aci, ASC: asc})
 			}
-			eps = append(eps, Endpoint{ACI: aci, ASC: asc})
-		}
-		if len(eps) > 0 {
-			return true, nil
-		}
-		if len(why) == 0 {
-			why = append(why, "no "+metaImage+" meta tag")
-		}
-		return false, why
+			return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("discovering image %s: %w", name, err)
@@ -290,6 +270,39 @@ func DiscoverImage(ctx context.Context, name string, labels map[string]string, o
 		return nil, fmt.Errorf("discovering image %s: %w: tried %s; check the name, or fetch the image by URL or file", name, ErrNotFound, tried)
 	}
 	return eps, nil
+}
+
+// useTags passes use each well-formed meta tag of kind whose prefix covers
+// name, and reports, for walk, whether use took any (returned nil) and
+// why the others were not taken.
+func useTags(tags []metaTag, kind, name string, use func(metaTag) error) (bool, []string) {
+	var why []string
+	used := false
+	for _, t := range tags {
+		if t.name != kind {
+			continue
+		}
+		if t.bad != "" {
+			why = append(why, "malformed tag "+t.bad)
+			continue
+		}
+		if !coversName(t.prefix, name) {
+			why = append(why, fmt.Sprintf("tag for prefix %q does not cover %q", t.prefix, name))
+			continue
+		}
+		if err := use(t); err != nil {
+			why = append(why, err.Error())
+			continue
+		}
+		used = true
+	}
+	if used {
+		return true, nil
+	}
+	if len(why) == 0 {
+		why = append(why, "no "+kind+" meta tag")
+	}
+	return false, why
 }
 
 // DiscoverPubKeys finds the URLs of the public keys that sign images named
@@ -301,32 +314,13 @@ func DiscoverPubKeys(ctx context.Context, name string, opts Options) ([]string, 
 	}
 	var keys []string
 	tried, err := walk(ctx, name, opts, func(_ string, tags []metaTag) (bool, []string) {
-		var why []string
-		for _, t := range tags {
-			if t.name != metaPubKeys {
-				continue
+		return useTags(tags, metaPubKeys, name, func(t metaTag) error {
+			err := checkURL(t.value, opts.InsecureHTTP)
+			if err == nil {
+				keys = append(keys, t.value)
 			}
-			if t.bad != "" {
-				why = append(why, "malformed tag "+t.bad)
-				continue
-			}
-			if !coversName(t.prefix, name) {
-				why = append(why, fmt.Sprintf("tag for prefix %q does not cover %q", t.prefix, name))
-				continue
-			}
-			if err := checkURL(t.value, opts.InsecureHTTP); err != nil {
-				why = append(why, err.Error())
-				continue
-			}
-			keys = append(keys, t.value)
-		}
-		if len(keys) > 0 {
-			return true, nil
-		}
-		if len(why) == 0 {
-			why = append(why, "no "+metaPubKeys+" meta tag")
-		}
-		return false, why
+			return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("discovering public keys for %s: %w", name, err)
