@@ -28,31 +28,38 @@ type passwdEntry struct {
 	home     string
 }
 
-// parsePasswd reads /etc/passwd lines: name:password:uid:gid:gecos:home:shell.
-func parsePasswd(r io.Reader) ([]passwdEntry, error) {
-	var out []passwdEntry
+// colonLines calls fn with the colon-separated fields of each line of r
+// that has at least min fields, skipping blank lines and comments.
+func colonLines(r io.Reader, min int, fn func(f []string)) error {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		f := strings.Split(line, ":")
-		if len(f) < 4 {
-			continue
+		if f := strings.Split(line, ":"); len(f) >= min {
+			fn(f)
 		}
+	}
+	return sc.Err()
+}
+
+// parsePasswd reads /etc/passwd lines: name:password:uid:gid:gecos:home:shell.
+func parsePasswd(r io.Reader) ([]passwdEntry, error) {
+	var out []passwdEntry
+	err := colonLines(r, 4, func(f []string) {
 		uid, err1 := strconv.Atoi(f[2])
 		gid, err2 := strconv.Atoi(f[3])
 		if err1 != nil || err2 != nil {
-			continue
+			return
 		}
 		e := passwdEntry{name: f[0], uid: uid, gid: gid}
 		if len(f) > 5 {
 			e.home = f[5]
 		}
 		out = append(out, e)
-	}
-	return out, sc.Err()
+	})
+	return out, err
 }
 
 // groupEntry is one line of /etc/group.
@@ -64,23 +71,12 @@ type groupEntry struct {
 // parseGroup reads /etc/group lines: name:password:gid:members.
 func parseGroup(r io.Reader) ([]groupEntry, error) {
 	var out []groupEntry
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	err := colonLines(r, 3, func(f []string) {
+		if gid, err := strconv.Atoi(f[2]); err == nil {
+			out = append(out, groupEntry{name: f[0], gid: gid})
 		}
-		f := strings.Split(line, ":")
-		if len(f) < 3 {
-			continue
-		}
-		gid, err := strconv.Atoi(f[2])
-		if err != nil {
-			continue
-		}
-		out = append(out, groupEntry{name: f[0], gid: gid})
-	}
-	return out, sc.Err()
+	})
+	return out, err
 }
 
 // Identity is the resolved user of an app.
