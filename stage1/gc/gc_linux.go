@@ -28,14 +28,7 @@ func Main(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
 	debug := fs.Bool("debug", false, "print what gc does")
 	localConfig := fs.String("local-config", podcfg.DefaultLocalConfig, "rkt's local configuration directory (its net.d has the administrator's networks and plugins)")
-	if err := fs.Parse(args); err != nil {
-		return 254
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintf(os.Stderr, "stage1 gc: want exactly one argument, the pod UUID; got %q\n", fs.Args())
-		return 254
-	}
-	dir, err := os.Getwd()
+	uuid, dir, err := podcfg.ParseEntrypointArgs(fs, args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 gc: %v\n", err)
 		return 254
@@ -44,8 +37,8 @@ func Main(ctx context.Context, args []string) int {
 	if *debug {
 		logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "stage1 gc: "+format+"\n", a...) }
 	}
-	if err := Collect(ctx, dir, Options{UUID: fs.Arg(0), LocalConfig: *localConfig, Logf: logf}); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 gc: pod %s: %v\n", fs.Arg(0), err)
+	if err := Collect(ctx, dir, Options{UUID: uuid, LocalConfig: *localConfig, Logf: logf}); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 gc: pod %s: %v\n", uuid, err)
 		return 254
 	}
 	return 0

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/rkt/rkt/networking"
@@ -34,6 +35,22 @@ type Options struct {
 	Mutable               bool
 	LocalConfig           string
 	UUID                  string
+}
+
+// ParseEntrypointArgs parses the arguments of an entrypoint that takes
+// flags and the pod UUID, run in the pod directory: it returns the UUID
+// and the pod directory (the working directory).
+func ParseEntrypointArgs(fs *flag.FlagSet, args []string) (uuid, dir string, err error) {
+	if err := fs.Parse(args); err != nil {
+		return "", "", err
+	}
+	if fs.NArg() != 1 {
+		return "", "", fmt.Errorf("want exactly one argument, the pod UUID; got %q", fs.Args())
+	}
+	if dir, err = os.Getwd(); err != nil {
+		return "", "", err
+	}
+	return fs.Arg(0), dir, nil
 }
 
 // ParseRunArgs parses the run entrypoint's arguments (without argv[0]).

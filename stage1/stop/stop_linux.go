@@ -25,20 +25,13 @@ import (
 func Main(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("stop", flag.ContinueOnError)
 	force := fs.Bool("force", false, "SIGKILL instead of SIGTERM")
-	if err := fs.Parse(args); err != nil {
-		return 254
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintf(os.Stderr, "stage1 stop: want exactly one argument, the pod UUID; got %q\n", fs.Args())
-		return 254
-	}
-	dir, err := os.Getwd()
+	uuid, dir, err := podcfg.ParseEntrypointArgs(fs, args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 stop: %v\n", err)
 		return 254
 	}
 	if err := Stop(ctx, dir, *force); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 stop: pod %s: %v\n", fs.Arg(0), err)
+		fmt.Fprintf(os.Stderr, "stage1 stop: pod %s: %v\n", uuid, err)
 		return 254
 	}
 	return 0
