@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/sha512"
 	"encoding/hex"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 
 	"github.com/rkt/rkt/imagestore"
@@ -96,48 +93,11 @@ func importFile(t *testing.T, s *imagestore.Store, path string, opts imagestore.
 // lock files (never removed by design) and the index file's size.
 func snapshot(t *testing.T, s *imagestore.Store) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(s.Dir(), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(s.Dir(), p)
-		if strings.HasPrefix(rel, "locks/") {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		desc := fi.Mode().Type().String()
-		if fi.Mode().IsRegular() && rel != "db/index.db" {
-			desc += fmt.Sprintf(" %d", fi.Size())
-		}
-		out[rel] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testutils.SnapshotTree(t, s.Dir(), "locks", "db/index.db")
 }
 
 func diffSnapshots(before, after map[string]string) []string {
-	var d []string
-	for p, v := range after {
-		if w, ok := before[p]; !ok {
-			d = append(d, "added "+p+" ("+v+")")
-		} else if w != v {
-			d = append(d, "changed "+p+": "+w+" -> "+v)
-		}
-	}
-	for p := range before {
-		if _, ok := after[p]; !ok {
-			d = append(d, "removed "+p)
-		}
-	}
-	sort.Strings(d)
-	return d
+	return testutils.DiffSnapshots(before, after)
 }
 
 func listKeys(t *testing.T, s *imagestore.Store) []string {

@@ -14,12 +14,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -130,49 +128,12 @@ func listImages(t testing.TB, c *testutils.RktCtx) (string, []listedImage) {
 // the size of the index database (compare image lists instead).
 func snapshotDir(t testing.TB, dir string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if strings.HasPrefix(rel, "cas/locks/") {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		desc := fi.Mode().Type().String()
-		if fi.Mode().IsRegular() && rel != "cas/db/index.db" {
-			desc += fmt.Sprintf(" %d bytes", fi.Size())
-		}
-		out[rel] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("snapshot %s: %v", dir, err)
-	}
-	return out
+	return testutils.SnapshotTree(t, dir, "cas/locks", "cas/db/index.db")
 }
 
 // snapshotDiff lists what differs between two snapshots.
 func snapshotDiff(before, after map[string]string) []string {
-	var d []string
-	for p, v := range after {
-		if w, ok := before[p]; !ok {
-			d = append(d, "added "+p+" ("+v+")")
-		} else if w != v {
-			d = append(d, "changed "+p+": "+w+" -> "+v)
-		}
-	}
-	for p := range before {
-		if _, ok := after[p]; !ok {
-			d = append(d, "removed "+p)
-		}
-	}
-	sort.Strings(d)
-	return d
+	return testutils.DiffSnapshots(before, after)
 }
 
 // storeState is what "the store is unchanged" compares: the files of the
