@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -65,7 +64,7 @@ func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) 
 	if _, err := os.Stat(root); err != nil {
 		return 0, fmt.Errorf("app %s (pid %d) is not running: %w", app, pid, err)
 	}
-	exe, err := lookIn(root, cmd[0], env)
+	exe, err := podcfg.LookIn(root, cmd[0], env)
 	if err != nil {
 		return 0, err
 	}
@@ -148,30 +147,6 @@ func appEnv(app string) []string {
 		}
 	}
 	return env
-}
-
-// lookIn finds cmd in the app's root: as is when it has a slash, else in
-// the environment's PATH. It returns the path inside the root.
-func lookIn(root, cmd string, env []string) (string, error) {
-	if strings.Contains(cmd, "/") {
-		if !path.IsAbs(cmd) {
-			cmd = "/" + cmd
-		}
-		return cmd, nil
-	}
-	p := podcfg.DefaultPath
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			p = v
-		}
-	}
-	for _, dir := range strings.Split(p, ":") {
-		cand := path.Join("/", dir, cmd)
-		if fi, err := os.Stat(filepath.Join(root, cand)); err == nil && fi.Mode().IsRegular() {
-			return cand, nil
-		}
-	}
-	return "", fmt.Errorf("%s: not found in the app's PATH (%s)", cmd, p)
 }
 
 // joinCgroups moves process proc into the cgroups of the app's process pid (best

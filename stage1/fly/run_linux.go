@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -169,31 +168,6 @@ func makeEmptyVolume(ev podcfg.EmptyVolume) error {
 	return os.Chmod(ev.Path, ev.Mode)
 }
 
-// lookIn finds the app's executable inside root; it returns the path in
-// the root.
-func lookIn(root, exe string, env []string) (string, error) {
-	if strings.Contains(exe, "/") {
-		return path.Clean("/" + exe), nil
-	}
-	p := podcfg.DefaultPath
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			p = v
-		}
-	}
-	for _, dir := range strings.Split(p, ":") {
-		cand := path.Join("/", dir, exe)
-		full, err := securejoin.SecureJoin(root, cand)
-		if err != nil {
-			continue
-		}
-		if fi, err := os.Stat(full); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-			return cand, nil
-		}
-	}
-	return "", fmt.Errorf("exec %s: not found in the app's PATH (%s)", exe, p)
-}
-
 // runApp starts the app chrooted, forwards signals, records its status
 // and returns its exit code.
 func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive bool) (int, error) {
@@ -201,7 +175,7 @@ func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive boo
 	if err != nil {
 		return 0, fmt.Errorf("app %s: %w", a.Name, err)
 	}
-	exe, err := lookIn(a.Root, a.Exec[0], a.Env)
+	exe, err := podcfg.LookIn(a.Root, a.Exec[0], a.Env)
 	if err != nil {
 		return 127, reportExit(pod, a, 127, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
@@ -34,6 +35,34 @@ const GraceAnnotation = "rkt.dev/stop-grace-period"
 
 // DefaultPath is the PATH of apps whose environment has none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// LookIn finds an app's executable exe (absolute, relative to the app's
+// root, or a name looked up in env's PATH, else DefaultPath) inside root,
+// the app's root as seen from here, and returns its path in the app's
+// root. Symlinks are resolved inside root; a name found in PATH must be
+// an executable regular file.
+func LookIn(root, exe string, env []string) (string, error) {
+	if strings.Contains(exe, "/") {
+		return path.Clean("/" + exe), nil
+	}
+	p := DefaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			p = v
+		}
+	}
+	for _, dir := range strings.Split(p, ":") {
+		cand := path.Join("/", dir, exe)
+		full, err := securejoin.SecureJoin(root, cand)
+		if err != nil {
+			continue
+		}
+		if fi, err := os.Stat(full); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return cand, nil
+		}
+	}
+	return "", fmt.Errorf("exec %s: not found in the app's PATH (%s)", exe, p)
+}
 
 // Pod is a pod ready to run.
 type Pod struct {
