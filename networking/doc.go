@@ -15,5 +15,9 @@
 //
 // The plugins are the stock ones from github.com/containernetworking/plugins,
 // built by build-plugins.sh at the version pinned in go.mod and shipped in
-// the stage1 image under /usr/lib/rkt/plugins/net.
+// the stage1 image under /usr/lib/rkt/plugins/net. The built-in networks'
+// ptp ADD and DEL, with host-local IPAM, run in the calling process
+// instead (ptpInProcess), with those plugins' own library packages: two
+// execs fewer each way, and the same result, leases and kernel state, so
+// that either can DEL what the other set up.
 package networking

@@ -41,8 +41,8 @@ func TestSetupLatency(t *testing.T) {
 		phases     map[string][]time.Duration
 	}
 	variants := []*variant{
-		{name: "default (built-in: ptp, one shared masquerading rule)"},
-		{name: "ptp without ipMasq", conf: `{"cniVersion":"1.0.0","name":"default","type":"ptp",
+		{name: "default (built-in: ptp and host-local in process, one shared masquerading rule)"},
+		{name: "stock ptp and host-local execs, without ipMasq (a net.d network named default)", conf: `{"cniVersion":"1.0.0","name":"default","type":"ptp",
 			"ipam":{"type":"host-local","ranges":[[{"subnet":"10.222.9.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}}`},
 		{name: "ptp, ipMasq via nftables", conf: `{"cniVersion":"1.0.0","name":"default","type":"ptp","ipMasq":true,"ipMasqBackend":"nftables",
 			"ipam":{"type":"host-local","ranges":[[{"subnet":"10.222.10.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}}`},
@@ -100,7 +100,7 @@ func TestSetupLatency(t *testing.T) {
 		for _, k := range keys {
 			fmt.Fprintf(&b, "\n    %-22s median %s", k, ms(median(v.phases[k])))
 		}
-		t.Logf("%s: Setup median %s (min %s, max %s), plugin CPU time median %s; added over --net=none (lo up, median %s): %s%s",
+		t.Logf("%s: Setup median %s (min %s, max %s), CPU time of the programs it ran (plugins, iptables) median %s; added over --net=none (lo up, median %s): %s%s",
 			v.name, ms(median(v.wall)), ms(minOf(v.wall)), ms(maxOf(v.wall)), ms(median(v.cpu)), ms(median(none)),
 			ms(median(v.wall)-median(none)), b.String())
 	}

@@ -32,9 +32,17 @@ type hooks struct {
 	// ensureMasq makes sure a shared masquerading rule exists, taking a
 	// lock in lockDir, and reports whether it added it.
 	ensureMasq func(ctx context.Context, lockDir string, r masqRule) (bool, error)
+	// inProcess runs a built-in network's plugin call in this process
+	// when it can (handled), instead of exec'ing the plugin; nil execs
+	// always.
+	inProcess inProcessFunc
 }
 
-var osHooks = hooks{loopbackUp: loopbackUp, netnsID: netnsID, teardownIPMasq: teardownIPMasq, ensureMasq: ensureMasq}
+// inProcessFunc runs a plugin call (the plugin's path, its stdin and CNI_
+// environment) in this process if it can, and says whether it did.
+type inProcessFunc func(ctx context.Context, pluginPath string, stdin []byte, environ []string) (out []byte, handled bool, err error)
+
+var osHooks = hooks{loopbackUp: loopbackUp, netnsID: netnsID, teardownIPMasq: teardownIPMasq, ensureMasq: ensureMasq, inProcess: ptpInProcess}
 
 // Setup sets up the networks reqs asks for in the network namespace at
 // netnsPath (e.g. /proc/<pid>/ns/net of the pod's first process): it
@@ -84,10 +92,10 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 	if err := writeNetInfo(podDir, nis); err != nil {
 		return nil, err
 	}
-	cni := newCNI(cfg, podDir)
 	backend := ""
 	for i, n := range nets {
 		t := time.Now()
+		cni := newCNI(cfg, podDir, &nis[i], h)
 		if n.sharedMasq && backend == "" {
 			backend = firewallBackend()
 		}
@@ -107,7 +115,7 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 			err = merr
 		}
 		if err != nil {
-			if rerr := rollback(context.WithoutCancel(ctx), cni, podUUID, podDir, nis[:i+1], cfg, h); rerr != nil {
+			if rerr := rollback(context.WithoutCancel(ctx), podUUID, podDir, nis[:i+1], cfg, h); rerr != nil {
 				return nil, fmt.Errorf("%w (and undoing the networks set up so far failed too: %w: run `rkt gc` to retry)", err, rerr)
 			}
 			return nil, err
@@ -115,7 +123,7 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 		cfg.logf("networking: network %s on %s: %s (%s)", n.name, n.ifName, strings.Join(nis[i].IPs, ","), ms(time.Since(t)))
 	}
 	if err := writeNetInfo(podDir, nis); err != nil {
-		if rerr := rollback(context.WithoutCancel(ctx), cni, podUUID, podDir, nis, cfg, h); rerr != nil {
+		if rerr := rollback(context.WithoutCancel(ctx), podUUID, podDir, nis, cfg, h); rerr != nil {
 			return nil, fmt.Errorf("%w (and undoing the networks failed too: %w)", err, rerr)
 		}
 		return nil, err
@@ -146,11 +154,11 @@ func ensureMasqRules(ctx context.Context, rules []masqRule, cfg *Config, h hooks
 // rollback deletes networks Setup added, in reverse, like Teardown (so
 // also if the pod's network namespace vanished meanwhile), and forgets
 // them if that worked.
-func rollback(ctx context.Context, cni *libcni.CNIConfig, podUUID, podDir string, nis []NetInfo, cfg *Config, h hooks) error {
+func rollback(ctx context.Context, podUUID, podDir string, nis []NetInfo, cfg *Config, h hooks) error {
 	var errs []error
 	for i := len(nis) - 1; i >= 0; i-- {
 		// A plugin that could not be found did nothing to undo.
-		if err := teardownOne(ctx, cni, podUUID, &nis[i], cfg.PluginDirs, h); err != nil && !errors.Is(err, ErrPluginNotFound) {
+		if err := teardownOne(ctx, cfg, podUUID, podDir, &nis[i], h); err != nil && !errors.Is(err, ErrPluginNotFound) {
 			errs = append(errs, fmt.Errorf("network %s: %w", nis[i].Name, err))
 			continue
 		}
@@ -181,11 +189,10 @@ func teardown(ctx context.Context, podUUID, podDir string, cfg *Config, h hooks)
 	if err != nil || len(nis) == 0 {
 		return err
 	}
-	cni := newCNI(cfg, podDir)
 	var errs []error
 	for i := len(nis) - 1; i >= 0; i-- {
 		ni := &nis[i]
-		if err := teardownOne(ctx, cni, podUUID, ni, cfg.PluginDirs, h); err != nil {
+		if err := teardownOne(ctx, cfg, podUUID, podDir, ni, h); err != nil {
 			errs = append(errs, fmt.Errorf("network %s: %w", ni.Name, err))
 			continue
 		}
@@ -197,7 +204,8 @@ func teardown(ctx context.Context, podUUID, podDir string, cfg *Config, h hooks)
 	return nil
 }
 
-func teardownOne(ctx context.Context, cni *libcni.CNIConfig, podUUID string, ni *NetInfo, pluginDirs []string, h hooks) error {
+func teardownOne(ctx context.Context, cfg *Config, podUUID, podDir string, ni *NetInfo, h hooks) error {
+	cni := newCNI(cfg, podDir, ni, h)
 	list, err := libcni.ConfListFromBytes(ni.Config)
 	if err != nil {
 		return fmt.Errorf("recorded configuration: %w", err)
@@ -219,7 +227,7 @@ func teardownOne(ctx context.Context, cni *libcni.CNIConfig, podUUID string, ni 
 		ni.IPs = leasedAddrs(ni, podUUID)
 	}
 	// DEL the plugins that are there even if one is missing.
-	list, missing := installedOnly(list, pluginDirs)
+	list, missing := installedOnly(list, cfg.PluginDirs)
 	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
 		return err
 	}
@@ -316,32 +324,47 @@ func (ni *NetInfo) setResult(res types.Result) error {
 	return nil
 }
 
-func newCNI(cfg *Config, podDir string) *libcni.CNIConfig {
-	return libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(podDir, cacheDirName), &timedExec{
-		raw: &invoke.RawExec{}, dec: version.PluginDecoder{}, logf: cfg.logf,
-	})
+// newCNI returns libcni for one of a pod's networks. The built-in
+// networks' (no configuration file) plugin calls run in this process
+// when h.inProcess can, see ptpInProcess.
+func newCNI(cfg *Config, podDir string, ni *NetInfo, h hooks) *libcni.CNIConfig {
+	e := &timedExec{raw: &invoke.RawExec{}, dec: version.PluginDecoder{}, logf: cfg.logf}
+	if ni.ConfPath == "" {
+		e.inProcess = h.inProcess
+	}
+	return libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(podDir, cacheDirName), e)
 }
 
-// timedExec runs plugins like libcni's default, and logs how long each
-// took.
+// timedExec runs plugins like libcni's default (or in this process, see
+// inProcess), and logs how long each took.
 type timedExec struct {
-	raw  *invoke.RawExec
-	dec  version.PluginDecoder
-	logf func(format string, args ...any)
+	raw       *invoke.RawExec
+	dec       version.PluginDecoder
+	logf      func(format string, args ...any)
+	inProcess inProcessFunc
 }
 
 var _ invoke.Exec = (*timedExec)(nil)
 
 func (e *timedExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
 	t := time.Now()
-	out, err := e.raw.ExecPlugin(ctx, pluginPath, stdin, environ)
+	var out []byte
+	var err error
+	handled, how := false, "in process"
+	if e.inProcess != nil {
+		out, handled, err = e.inProcess(ctx, pluginPath, stdin, environ)
+	}
+	if !handled {
+		how = "exec"
+		out, err = e.raw.ExecPlugin(ctx, pluginPath, stdin, environ)
+	}
 	cmd := ""
 	for _, kv := range environ {
 		if c, ok := strings.CutPrefix(kv, "CNI_COMMAND="); ok {
 			cmd = c
 		}
 	}
-	e.logf("networking:   plugin %s %s: %s", filepath.Base(pluginPath), cmd, ms(time.Since(t)))
+	e.logf("networking:   plugin %s %s (%s): %s", filepath.Base(pluginPath), cmd, how, ms(time.Since(t)))
 	return out, err
 }
 

@@ -2,11 +2,13 @@ package networking
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -348,5 +350,83 @@ func TestRollbackWhenTheNamespaceVanished(t *testing.T) {
 	}
 	if want := []string{"one eth0 " + fakeUUID + " [10.99.0.2/24] " + firewallBackend()}; !reflect.DeepEqual(e.masq, want) {
 		t.Errorf("masquerading teardown %v, want %v", e.masq, want)
+	}
+}
+
+// TestInProcessOnlyForBuiltins checks which plugin calls are offered to
+// the in-process hook: the built-in networks' (ADD, DEL and the chained
+// portmap's, which it leaves to the plugin), never a net.d network's,
+// not even one named default; and that a call it handles does not exec.
+func TestInProcessOnlyForBuiltins(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		netd  map[string]string
+		reqs  string
+		ports []PortForward
+		want  []string
+	}{
+		{"built-in default with a port", nil, "default", []PortForward{{HostPort: 8080, PodPort: 80, Protocol: "tcp"}},
+			[]string{"ptp ADD default", "portmap ADD default", "portmap DEL default", "ptp DEL default"}},
+		{"net.d network and default-restricted", map[string]string{"1.conf": fakeNet("one", "10.99.0.2/24", "")}, "one", nil,
+			[]string{"ptp ADD default-restricted", "ptp DEL default-restricted"}},
+		{"net.d network named default", map[string]string{"d.conf": fakeNet("default", "10.99.0.2/24", "")}, "default", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newFakeEnv(t, tc.netd)
+			portmap := "#!/bin/sh\nsed 's|\"type\":\"portmap\"|\"type\":\"portmap\",\"ip\":\"172.16.28.2/24\"|' | exec \"$(dirname \"$0\")/fakecni\"\n"
+			if err := os.WriteFile(filepath.Join(e.cfg.PluginDirs[1], "portmap"), []byte(portmap), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			h := e.hooks()
+			var offered []string
+			h.inProcess = func(_ context.Context, path string, stdin []byte, env []string) ([]byte, bool, error) {
+				var c struct{ Name string }
+				if err := json.Unmarshal(stdin, &c); err != nil {
+					t.Fatal(err)
+				}
+				cmd := ""
+				for _, kv := range env {
+					cmd = strings.TrimPrefix(kv, "CNI_COMMAND=")
+					if cmd != kv {
+						break
+					}
+				}
+				offered = append(offered, filepath.Base(path)+" "+cmd+" "+c.Name)
+				return nil, false, nil
+			}
+			reqs, _, _, _ := ParseNetFlag(tc.reqs)
+			if _, err := setup(context.Background(), fakeUUID, e.podDir, "/proc/1/ns/net", reqs, tc.ports, e.cfg, h); err != nil {
+				t.Fatal(err)
+			}
+			if err := teardown(context.Background(), fakeUUID, e.podDir, e.cfg, h); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(offered, tc.want) {
+				t.Errorf("offered to the in-process hook:\n%s\nwant:\n%s", strings.Join(offered, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+
+	// A call the hook handles is not exec'd, and its output is the result.
+	e := newFakeEnv(t, nil)
+	h := e.hooks()
+	h.inProcess = func(_ context.Context, _ string, _ []byte, env []string) ([]byte, bool, error) {
+		if slices.Contains(env, "CNI_COMMAND=DEL") {
+			return nil, true, nil
+		}
+		return []byte(`{"cniVersion":"1.0.0","ips":[{"address":"172.16.28.9/24","gateway":"172.16.28.1"}]}`), true, nil
+	}
+	nis, err := setup(context.Background(), fakeUUID, e.podDir, "/proc/1/ns/net", []Request{{Name: NetDefault}}, nil, e.cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nis) != 1 || nis[0].IP != "172.16.28.9" {
+		t.Errorf("NetInfo %+v, want the in-process result's address", nis)
+	}
+	if err := teardown(context.Background(), fakeUUID, e.podDir, e.cfg, h); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.calls(t); !reflect.DeepEqual(got, []string{"MASQ 172.16.28.0/24"}) {
+		t.Errorf("plugin calls %v, want none exec'd", got)
 	}
 }

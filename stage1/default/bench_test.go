@@ -133,10 +133,11 @@ func debugPhases(stderr string) map[string]time.Duration {
 	}{
 		{regexp.MustCompile(`^networking: networks \S+ planned \(([0-9.]+)ms\)$`), "Setup: networks planned (from Setup's start)"},
 		{regexp.MustCompile(`^networking: lo up \(([0-9.]+)ms\)$`), "Setup: lo up (from Setup's start)"},
-		{regexp.MustCompile(`^networking:\s+plugin ptp ADD: ([0-9.]+)ms$`), "Setup: plugin ptp ADD"},
+		{regexp.MustCompile(`^networking:\s+plugin ptp ADD \([a-z ]+\): ([0-9.]+)ms$`), "Setup: plugin ptp ADD"},
+		{regexp.MustCompile(`^networking: shared .*: (?:present|added) \(([0-9.]+)ms\)$`), "Setup: shared masquerading rule checked"},
 		{regexp.MustCompile(`^networking: network \S+ on \S+: .* \(([0-9.]+)ms\)$`), "Setup: network default ADD"},
 		{regexp.MustCompile(`^networking: done \(([0-9.]+)ms\)$`), "Setup: total"},
-		{regexp.MustCompile(`^networking:\s+plugin ptp DEL: ([0-9.]+)ms$`), "Teardown: plugin ptp DEL"},
+		{regexp.MustCompile(`^networking:\s+plugin ptp DEL \([a-z ]+\): ([0-9.]+)ms$`), "Teardown: plugin ptp DEL"},
 		{regexp.MustCompile(`^networking: network \S+ torn down \(([0-9.]+)ms\)$`), "Teardown: total"},
 	}
 	for _, l := range strings.Split(stderr, "\n") {
