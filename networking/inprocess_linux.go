@@ -22,8 +22,9 @@ import (
 
 // ptpInProcess runs the ADD or DEL of the built-in networks' plugin,
 // ptp with host-local IPAM, inside rkt's own process instead of exec'ing
-// the two programs (one exec'ing the other: 8-12 ms per ADD on the
-// development VM, and again per DEL; see docs/networking.md). It works
+// the two programs, one exec'ing the other (on the development VM, during
+// a pod's start: ADD 8 ms instead of 15-16, DEL 0.7 ms instead of
+// 5.5-8.5; see docs/networking.md). It works
 // with the plugins' own library packages (host-local's allocator and
 // disk store, pkg/ip, pkg/ipam, pkg/ns), so what it makes is what the
 // stock plugins make: the same lease files in the same directory, the
