@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -36,35 +35,27 @@ import (
 // another IPAM plugin, or host-local's resolvConf; the caller then execs
 // the plugin as usual.
 func ptpInProcess(_ context.Context, pluginPath string, stdin []byte, environ []string) (out []byte, handled bool, err error) {
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "CNI_") {
-			env[k] = v
-		}
-	}
-	cmd := env["CNI_COMMAND"]
+	cmd := cniVar(environ, "CNI_COMMAND")
 	if filepath.Base(pluginPath) != "ptp" || (cmd != "ADD" && cmd != "DEL") {
 		return nil, false, nil
 	}
 	var conf struct {
-		types.NetConf
-		IPMasq bool `json:"ipMasq"`
-		MTU    int  `json:"mtu"`
-	}
-	if err := json.Unmarshal(stdin, &conf); err != nil {
-		return nil, false, nil
-	}
-	var hl struct {
-		IPAM struct {
+		CNIVersion string    `json:"cniVersion"`
+		DNS        types.DNS `json:"dns"`
+		IPMasq     bool      `json:"ipMasq"`
+		MTU        int       `json:"mtu"`
+		IPAM       struct {
+			Type       string `json:"type"`
 			ResolvConf string `json:"resolvConf"`
 		} `json:"ipam"`
 	}
-	if conf.IPMasq || conf.IPAM.Type != "host-local" || json.Unmarshal(stdin, &hl) != nil || hl.IPAM.ResolvConf != "" {
+	if json.Unmarshal(stdin, &conf) != nil || conf.IPMasq || conf.IPAM.Type != "host-local" || conf.IPAM.ResolvConf != "" {
 		return nil, false, nil
 	}
 	a := ptpArgs{
-		containerID: env["CNI_CONTAINERID"], netns: env["CNI_NETNS"], ifName: env["CNI_IFNAME"],
-		cniArgs: env["CNI_ARGS"], mtu: conf.MTU, dns: conf.DNS, cniVersion: conf.CNIVersion,
+		containerID: cniVar(environ, "CNI_CONTAINERID"), netns: cniVar(environ, "CNI_NETNS"),
+		ifName: cniVar(environ, "CNI_IFNAME"), cniArgs: cniVar(environ, "CNI_ARGS"),
+		mtu: conf.MTU, dns: conf.DNS, cniVersion: conf.CNIVersion,
 	}
 	if a.containerID == "" || a.ifName == "" {
 		return nil, true, errors.New("ptp: CNI_CONTAINERID and CNI_IFNAME are required")
@@ -166,7 +157,7 @@ func ptpAdd(stdin []byte, a ptpArgs) (_ types.Result, err error) {
 	}
 	if err := hostEnd(hostVeth, res); err != nil {
 		// The pod's end goes with the pair.
-		_ = ns.WithNetNSPath(a.netns, func(ns.NetNS) error { return ip.DelLinkByName(a.ifName) })
+		_ = netns.Do(func(ns.NetNS) error { return ip.DelLinkByName(a.ifName) })
 		return nil, err
 	}
 	if a.dns.Nameservers != nil || a.dns.Search != nil || a.dns.Options != nil || a.dns.Domain != "" {

@@ -358,14 +358,19 @@ func (e *timedExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []b
 		how = "exec"
 		out, err = e.raw.ExecPlugin(ctx, pluginPath, stdin, environ)
 	}
-	cmd := ""
+	e.logf("networking:   plugin %s %s (%s): %s", filepath.Base(pluginPath), cniVar(environ, "CNI_COMMAND"), how, ms(time.Since(t)))
+	return out, err
+}
+
+// cniVar returns the value of the variable key (CNI_COMMAND, ...) in a
+// plugin's environment, "" if it is not set.
+func cniVar(environ []string, key string) string {
 	for _, kv := range environ {
-		if c, ok := strings.CutPrefix(kv, "CNI_COMMAND="); ok {
-			cmd = c
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
 		}
 	}
-	e.logf("networking:   plugin %s %s (%s): %s", filepath.Base(pluginPath), cmd, how, ms(time.Since(t)))
-	return out, err
+	return ""
 }
 
 func (e *timedExec) FindInPath(plugin string, paths []string) (string, error) {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -384,14 +383,7 @@ func TestInProcessOnlyForBuiltins(t *testing.T) {
 				if err := json.Unmarshal(stdin, &c); err != nil {
 					t.Fatal(err)
 				}
-				cmd := ""
-				for _, kv := range env {
-					cmd = strings.TrimPrefix(kv, "CNI_COMMAND=")
-					if cmd != kv {
-						break
-					}
-				}
-				offered = append(offered, filepath.Base(path)+" "+cmd+" "+c.Name)
+				offered = append(offered, filepath.Base(path)+" "+cniVar(env, "CNI_COMMAND")+" "+c.Name)
 				return nil, false, nil
 			}
 			reqs, _, _, _ := ParseNetFlag(tc.reqs)
@@ -411,7 +403,7 @@ func TestInProcessOnlyForBuiltins(t *testing.T) {
 	e := newFakeEnv(t, nil)
 	h := e.hooks()
 	h.inProcess = func(_ context.Context, _ string, _ []byte, env []string) ([]byte, bool, error) {
-		if slices.Contains(env, "CNI_COMMAND=DEL") {
+		if cniVar(env, "CNI_COMMAND") == "DEL" {
 			return nil, true, nil
 		}
 		return []byte(`{"cniVersion":"1.0.0","ips":[{"address":"172.16.28.9/24","gateway":"172.16.28.1"}]}`), true, nil
