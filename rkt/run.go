@@ -85,6 +85,8 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	if err != nil {
 		return err
 	}
+	io := &globalFlags.InsecureOptions
+	spec.Consent = stage0.Consent{Capabilities: io.SkipCapabilities(), Seccomp: io.SkipSeccomp()}
 	if pf.interactive && len(apps) > 1 {
 		return usagef("--interactive works with one app only")
 	}
@@ -126,7 +128,6 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	}
 	pr.Touch()
 	phase("record image use")
-	io := &globalFlags.InsecureOptions
 	dnsMode, _ := spec.DNSConfMode() // checked in podSpec
 	opts := stage0.RunOptions{
 		Debug: globalFlags.Debug, Net: pf.net, Hostname: pf.hostname, Interactive: pf.interactive, IPC: pf.ipc,
