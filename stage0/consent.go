@@ -67,14 +67,16 @@ func (w Widening) String() string {
 // ImageWidenings returns the isolators of an image's app that widen the
 // app's privileges beyond rkt's defaults and that the operator's consent
 // does not cover. isos are the image's isolators that the command line
-// did not replace. An isolator rkt cannot read is an error.
+// did not replace. A seccomp set naming an unknown call is an error.
 func ImageWidenings(isos types.Isolators, c Consent) ([]Widening, error) {
 	var out []Widening
 	for i := range isos {
 		iso := &isos[i]
 		switch v := iso.Value().(type) {
 		case nil:
-			return nil, fmt.Errorf("isolator %s: invalid or unknown value", iso.Name)
+			// A name appc does not know: no stage1 applies it (the default
+			// one refuses the pod), so it grants nothing.
+			continue
 		case *types.LinuxCapabilitiesRetainSet:
 			if c.Capabilities {
 				continue

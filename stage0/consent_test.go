@@ -38,6 +38,7 @@ func TestImageWidenings(t *testing.T) {
 			{"os/linux/cpu-shares", `2048`}, {"os/linux/oom-score-adj", `500`},
 			{"os/linux/no-new-privileges", `false`},
 		}},
+		{name: "isolator unknown to appc", isos: [][2]string{{"example.com/custom", `{"x":1}`}}},
 		{name: "retain subset of default", isos: [][2]string{{capsRetain, `{"set":["CAP_NET_BIND_SERVICE","CAP_CHOWN"]}`}}},
 		{name: "remove", isos: [][2]string{{capsRemove, `{"set":["CAP_CHOWN","CAP_SYS_ADMIN"]}`}}},
 		{name: "retain beyond default", isos: [][2]string{{capsRetain, `{"set":["CAP_SYS_ADMIN","CAP_DAC_READ_SEARCH","CAP_CHOWN"]}`}},
