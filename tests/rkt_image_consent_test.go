@@ -130,6 +130,24 @@ func TestImageSeccompNeedsConsent(t *testing.T) {
 	}
 }
 
+// TestImageEscapeIsolatorsRefused: the isolators of the reported escape
+// (CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH with open_by_handle_at let
+// through) are refused together, and consent to one is not consent to
+// the other.
+func TestImageEscapeIsolatorsRefused(t *testing.T) {
+	e := newRealEnv(t)
+	img := e.isolatorImage("escape",
+		`{"name":"`+capsRetainIso+`","value":{"set":["CAP_SYS_ADMIN","CAP_DAC_READ_SEARCH","CAP_CHOWN"]}}`,
+		`{"name":"`+seccompRmIso+`","value":{"set":["reboot"]}}`)
+	e.refused([]string{insecureImage, "run", hostNet, img}, capsRetainIso, seccompRmIso)
+	e.refused([]string{"--insecure-options=image,capabilities", "run", hostNet, img}, seccompRmIso)
+	e.refused([]string{"--insecure-options=image,seccomp", "run", hostNet, img}, capsRetainIso)
+	args := []string{"--insecure-options=image,capabilities,seccomp", "run", hostNet, img}
+	if r := e.Run(args...); r.Exit != 0 {
+		t.Errorf("with both consents: %s", describeResult(args, r))
+	}
+}
+
 // TestImageNarrowsWithoutConsent: an image may narrow its privileges
 // with no flag: a retain set within the default capabilities, a remove
 // set, a seccomp remove set holding the default list and more, and a
