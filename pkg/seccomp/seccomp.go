@@ -8,6 +8,10 @@
 // with any CLONE_NEW* flag fails with EPERM too (clone3, whose flags a
 // filter cannot see, fails with ENOSYS so that libcs fall back to clone).
 //
+// An isolator's set replaces the default (FromSet); Unblocked tells what
+// a filter lets through that the default blocks, which stage0 uses to
+// refuse images that widen their own filter.
+//
 // Both native (x86_64) and i386 system calls are filtered; calls made
 // with another ABI fail with ENOSYS.
 package seccomp
