@@ -55,6 +55,9 @@ type PodSpec struct {
 	// writes the pod's resolv.conf and hosts (docs/stage1-abi.md).
 	DNS          netflag.DNSFlags
 	HostsEntries []string
+	// Consent is what the operator allowed beyond the default isolation
+	// (--insecure-options): it lets images widen their apps' privileges.
+	Consent Consent
 }
 
 // DNSConfMode returns stage1's --dns-conf-mode for the spec's DNS and hosts
