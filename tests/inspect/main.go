@@ -29,6 +29,9 @@
 //	--write-file=PATH --content=S
 //	                         write S to PATH (0644), then "wrote: PATH"
 //	--read-file=PATH         "<<<CONTENTS>>>" (after --write-file, so both can combine)
+//	--escape-mntns=PATH      join the mount namespace /proc/self/ns/mnt names (nsenter's
+//	                         trick to leave a chroot), then write PATH: "escape mntns:
+//	                         joined|ERROR", "escape write: ok|ERROR" (after --read-file)
 //	--stat-file=PATH         "file type: regular", "file mode: 0644", "file uid: N",
 //	                         "file gid: N", "file size: N" (lstat: symlinks are not followed)
 //	--check-tty              "stdin tty: true|false", same for stdout and stderr
@@ -100,6 +103,7 @@ type options struct {
 	sleep         sleepFlag
 	silentTerm    bool
 	exitCode      int
+	escapeMntns   string
 }
 
 // nsNames are the namespaces with a --print-<name>ns flag, in output order.
@@ -161,6 +165,7 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.StringVar(&o.readFile, "read-file", "", "print the contents of this file")
 	fs.StringVar(&o.writeFile, "write-file", "", "write --content to this file")
 	fs.StringVar(&o.content, "content", "", "content for --write-file")
+	fs.StringVar(&o.escapeMntns, "escape-mntns", "", "join the mount namespace of /proc/self/ns/mnt, then write this file")
 	fs.StringVar(&o.statFile, "stat-file", "", "print type, mode, owner and size of this file")
 	fs.BoolVar(&o.checkTTY, "check-tty", false, "print whether stdin/stdout/stderr are terminals")
 	fs.BoolVar(&o.readStdin, "read-stdin", false, "read one line from stdin and print it")
@@ -258,6 +263,7 @@ func run(ctx context.Context, o *options, stdin io.Reader, out io.Writer) (int, 
 		{o.printPPID, func() error { return p.kv("ppid", strconv.Itoa(os.Getppid())) }},
 		{o.writeFile != "", func() error { return p.writeFile(o.writeFile, o.content) }},
 		{o.readFile != "", func() error { return p.readFile(o.readFile) }},
+		{o.escapeMntns != "", func() error { return p.escapeMntns(o.escapeMntns) }},
 		{o.statFile != "", func() error { return p.statFile(o.statFile) }},
 		{o.checkTTY, p.checkTTY},
 		{o.readStdin, func() error { return p.readStdin(stdin) }},
