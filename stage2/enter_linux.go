@@ -114,6 +114,11 @@ func enter(ctx context.Context, e *EnterConfig, mntns *os.File) error {
 	if err != nil {
 		return err
 	}
+	// Through the host's /proc, before the app's mounts are this
+	// thread's.
+	if err := setOOMScoreAdj(e.OOMScoreAdj); err != nil {
+		return err
+	}
 	// setns(CLONE_NEWNS) needs a thread that shares its root and working
 	// directory with no other: this one, locked, which then execs.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -135,9 +140,6 @@ func enter(ctx context.Context, e *EnterConfig, mntns *os.File) error {
 		return err
 	}
 	if err := checkExecutable(path); err != nil {
-		return err
-	}
-	if err := setOOMScoreAdj(e.OOMScoreAdj); err != nil {
 		return err
 	}
 	p := privileges{caps: e.Capabilities, id: id, groups: e.SupplementaryGIDs, noNewPrivs: e.NoNewPrivs, filter: filter}

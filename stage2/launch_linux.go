@@ -135,6 +135,10 @@ func (p privileges) exec(ctx context.Context, wd, path string, argv, env []strin
 	if err := switchUser(p.id, p.groups); err != nil {
 		return err
 	}
+	// A change of user makes the process dumpable again where
+	// fs.suid_dumpable is 1: it must stay out of reach of the app's
+	// processes (ptrace, /proc/PID/exe) until the exec.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	if err := os.Chdir(wd); err != nil {
 		return setupErr("enter working directory %s: %w", wd, err)
 	}

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,4 +135,99 @@ func TestEnterGetsTheAppsPrivileges(t *testing.T) {
 			s.wait(t, 10*time.Second)
 		})
 	}
+}
+
+// startEnter starts enter in the background, running cmd in app a of the
+// running pod p.
+func startEnter(t *testing.T, p *stage1test.Pod, cmd ...string) *started {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	appPid := strings.TrimSpace(p.ReadFile("stage1/rootfs/rkt/app-pid/a"))
+	c := p.Command(ctx, "enter", append([]string{"--pid=" + appPid, "--appname=a", "--"}, cmd...)...)
+	s := &started{cmd: c, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan int, 1)}
+	c.Stdout, c.Stderr = s.stdout, s.stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		code, _ := exitOf(c.Wait())
+		s.done <- code
+	}()
+	return s
+}
+
+// exitOf is the exit code of a finished command (128+N for signal N).
+func exitOf(err error) (int, error) {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+// TestEnterForwardsSignals: SIGINT, SIGTERM... sent to enter go to the
+// command (which is in a session of its own, out of reach of the
+// caller's terminal), and enter exits with the command's code.
+func TestEnterForwardsSignals(t *testing.T) {
+	p := newPod(t, app("a", "--sleep=30"))
+	s := startPod(t, p, nil)
+	waitReady(t, p, s)
+	for _, c := range []struct {
+		sig  syscall.Signal
+		code int
+		msg  string
+	}{{syscall.SIGINT, 130, "inspect: got SIGINT"}, {syscall.SIGTERM, 143, "inspect: got SIGTERM"}} {
+		e := startEnter(t, p, "/inspect", "--print-msg=up", "--sleep=30")
+		waitOutput(t, e, "up")
+		e.cmd.Process.Signal(c.sig)
+		if code := e.wait(t, 10*time.Second); code != c.code || !strings.Contains(e.stdout.String(), c.msg) {
+			t.Errorf("enter after %v: exit %d, want %d; stdout %q (want %q); stderr %q", c.sig, code, c.code, e.stdout, c.msg, e.stderr)
+		}
+	}
+	p.Run("stop", p.UUID)
+	s.wait(t, 10*time.Second)
+}
+
+// TestEnterTerminalIsNotControlling: the caller's terminal is not the
+// entered command's controlling terminal, so the command cannot push
+// input into it (TIOCSTI) for the caller's shell to run after enter.
+func TestEnterTerminalIsNotControlling(t *testing.T) {
+	p := newPod(t, app("a", "--sleep=30"))
+	s := startPod(t, p, nil)
+	waitReady(t, p, s)
+	master, slave := openPTY(t)
+	appPid := strings.TrimSpace(p.ReadFile("stage1/rootfs/rkt/app-pid/a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := p.Command(ctx, "enter", "--pid="+appPid, "--appname=a", "--", "/inspect", "--check-tty", "--tiocsti=id\n")
+	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+	// The terminal is enter's controlling terminal, as an operator's is.
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(master) // EIO once every slave side is closed
+		out <- strings.ReplaceAll(string(b), "\r", "")
+	}()
+	if err := c.Wait(); err != nil {
+		t.Errorf("enter: %v", err)
+	}
+	var got string
+	select {
+	case got = <-out:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no output from the terminal")
+	}
+	if !strings.Contains(got, "stdin tty: true") || !strings.Contains(got, "tiocsti: operation not permitted") {
+		t.Errorf("the entered command pushed input into the caller's terminal, or did not run:\n%s", got)
+	}
+	p.Run("stop", p.UUID)
+	s.wait(t, 10*time.Second)
 }

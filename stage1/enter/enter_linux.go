@@ -132,15 +132,27 @@ func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) 
 			}
 		}
 	}
-	c := exec.CommandContext(ctx, fmt.Sprintf("/proc/self/fd/%d", stage2.EnterExeFd))
-	c.Args = []string{stage2.EnterArgvName}
-	c.Env = []string{}
-	c.Dir = "/"
-	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
-	// fds 3, 4, 5: stage2.EnterConfigFd, EnterMountNsFd, EnterExeFd.
-	c.ExtraFiles = []*os.File{cfgR, nsfds["mnt"], launcher}
-	c.SysProcAttr = &syscall.SysProcAttr{}
-	if err := start(c, unified, &others); err != nil {
+	newCmd := func() *exec.Cmd {
+		c := exec.CommandContext(ctx, fmt.Sprintf("/proc/self/fd/%d", stage2.EnterExeFd))
+		c.Args = []string{stage2.EnterArgvName}
+		c.Env = []string{}
+		c.Dir = "/"
+		c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+		// fds 3, 4, 5: stage2.EnterConfigFd, EnterMountNsFd, EnterExeFd.
+		c.ExtraFiles = []*os.File{cfgR, nsfds["mnt"], launcher}
+		// A session of its own: the caller's terminal, if any, is not
+		// the command's controlling terminal, so it cannot push input
+		// into it (TIOCSTI needs CAP_SYS_ADMIN then) for the caller's
+		// shell to run once enter is over.
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		return c
+	}
+	// The command is in a session of its own: the signals the terminal
+	// sends to this process (^C, ^\) are for it too.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT)
+	c, err := start(newCmd, unified, &others)
+	if err != nil {
 		return 0, fmt.Errorf("app %s: start the pod's launcher: %w", app, err)
 	}
 	cfgR.Close()
@@ -153,15 +165,9 @@ func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) 
 			return 0, fmt.Errorf("app %s: %w", app, err)
 		}
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT)
 	go func() {
 		for s := range sigs {
-			// The terminal sends ^C and ^\ to the command too (one
-			// process group): they only must not end this process.
-			if s == unix.SIGTERM || s == unix.SIGHUP {
-				c.Process.Signal(s)
-			}
+			c.Process.Signal(s)
 		}
 	}()
 	data, err := json.Marshal(cfg)
@@ -177,30 +183,25 @@ func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) 
 	return exitCode(c.Wait())
 }
 
-// start starts c right in the cgroup v2 directory unified, if any
-// (CLONE_INTO_CGROUP); where the kernel refuses, unified is added to the
-// directories the caller moves the process into.
-func start(c *exec.Cmd, unified string, others *[]string) error {
+// start starts the command newCmd makes right in the cgroup v2 directory
+// unified, if any (CLONE_INTO_CGROUP); where the kernel refuses, it
+// starts it outside and adds unified to the directories the caller moves
+// the process into.
+func start(newCmd func() *exec.Cmd, unified string, others *[]string) (*exec.Cmd, error) {
 	if unified != "" {
-		fd, err := unix.Open(unified, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err == nil {
+		if fd, err := unix.Open(unified, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			c := newCmd()
 			c.SysProcAttr.UseCgroupFD, c.SysProcAttr.CgroupFD = true, fd
 			err = c.Start()
 			unix.Close(fd)
 			if err == nil {
-				return nil
+				return c, nil
 			}
-			c.SysProcAttr.UseCgroupFD = false
-			// A Cmd cannot be started twice.
-			retry := exec.CommandContext(context.Background(), c.Path)
-			retry.Args, retry.Env, retry.Dir = c.Args, c.Env, c.Dir
-			retry.Stdin, retry.Stdout, retry.Stderr = c.Stdin, c.Stdout, c.Stderr
-			retry.ExtraFiles, retry.SysProcAttr = c.ExtraFiles, c.SysProcAttr
-			*c = *retry
 		}
 		*others = append(*others, unified)
 	}
-	return c.Start()
+	c := newCmd()
+	return c, c.Start()
 }
 
 // exitCode turns the command's end into enter's exit code (128+N when
@@ -258,6 +259,9 @@ func readEnterConfig(app string) (*stage2.EnterConfig, error) {
 func checkApp(pid int, app string) error {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d/root", pid)); err != nil {
 		return fmt.Errorf("app %s (pid %d) is not running: %w", app, pid, err)
+	}
+	if _, err := os.Stat(podcfg.AppStatus(app)); err == nil {
+		return fmt.Errorf("app %s has exited", app)
 	}
 	data, err := os.ReadFile(podcfg.PidFile)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,4 +41,17 @@ func (p *printer) escapeMntns(path string) error {
 	}()
 	<-done
 	return nil
+}
+
+// tiocsti pushes s into the input of the terminal on stdin (TIOCSTI), as
+// a hostile command given the operator's terminal would, for the shell
+// the operator returns to: "tiocsti: ok" or the error.
+func (p *printer) tiocsti(s string) error {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, 0, unix.TIOCSTI, uintptr(unsafe.Pointer(&b))); errno != 0 {
+			return p.kv("tiocsti", errno.Error())
+		}
+	}
+	return p.kv("tiocsti", "ok")
 }

@@ -32,6 +32,7 @@
 //	--escape-mntns=PATH      join the mount namespace /proc/self/ns/mnt names (nsenter's
 //	                         trick to leave a chroot), then write PATH: "escape mntns:
 //	                         joined|ERROR", "escape write: ok|ERROR" (after --read-file)
+//	--tiocsti=S              push S into the input of the terminal on stdin: "tiocsti: ok|ERROR"
 //	--stat-file=PATH         "file type: regular", "file mode: 0644", "file uid: N",
 //	                         "file gid: N", "file size: N" (lstat: symlinks are not followed)
 //	--check-tty              "stdin tty: true|false", same for stdout and stderr
@@ -104,6 +105,7 @@ type options struct {
 	silentTerm    bool
 	exitCode      int
 	escapeMntns   string
+	tiocsti       string
 }
 
 // nsNames are the namespaces with a --print-<name>ns flag, in output order.
@@ -165,6 +167,7 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.StringVar(&o.readFile, "read-file", "", "print the contents of this file")
 	fs.StringVar(&o.writeFile, "write-file", "", "write --content to this file")
 	fs.StringVar(&o.content, "content", "", "content for --write-file")
+	fs.StringVar(&o.tiocsti, "tiocsti", "", "push this into the input of the terminal on stdin (TIOCSTI)")
 	fs.StringVar(&o.escapeMntns, "escape-mntns", "", "join the mount namespace of /proc/self/ns/mnt, then write this file")
 	fs.StringVar(&o.statFile, "stat-file", "", "print type, mode, owner and size of this file")
 	fs.BoolVar(&o.checkTTY, "check-tty", false, "print whether stdin/stdout/stderr are terminals")
@@ -264,6 +267,7 @@ func run(ctx context.Context, o *options, stdin io.Reader, out io.Writer) (int, 
 		{o.writeFile != "", func() error { return p.writeFile(o.writeFile, o.content) }},
 		{o.readFile != "", func() error { return p.readFile(o.readFile) }},
 		{o.escapeMntns != "", func() error { return p.escapeMntns(o.escapeMntns) }},
+		{o.tiocsti != "", func() error { return p.tiocsti(o.tiocsti) }},
 		{o.statFile != "", func() error { return p.statFile(o.statFile) }},
 		{o.checkTTY, p.checkTTY},
 		{o.readStdin, func() error { return p.readStdin(stdin) }},
