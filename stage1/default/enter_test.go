@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -227,6 +228,29 @@ func TestEnterTerminalIsNotControlling(t *testing.T) {
 	}
 	if !strings.Contains(got, "stdin tty: true") || !strings.Contains(got, "tiocsti: operation not permitted") {
 		t.Errorf("the entered command pushed input into the caller's terminal, or did not run:\n%s", got)
+	}
+	p.Run("stop", p.UUID)
+	s.wait(t, 10*time.Second)
+}
+
+// TestEnterRefuses: enter refuses, with a one-line reason and 254, a PID
+// that is not one of the pod's apps (a stale or mistyped PID, the pod's
+// supervisor) and an app the pod does not have.
+func TestEnterRefuses(t *testing.T) {
+	p := newPod(t, app("a", "--sleep=30"))
+	s := startPod(t, p, nil)
+	waitReady(t, p, s)
+	appPid := strings.TrimSpace(p.ReadFile("stage1/rootfs/rkt/app-pid/a"))
+	supPid := strings.TrimSpace(p.ReadFile("pid"))
+	for _, c := range []struct{ pid, app, msg string }{
+		{strconv.Itoa(os.Getpid()), "a", "is not a process of this pod"},
+		{supPid, "a", "has no mount namespace of its own"},
+		{appPid, "nope", "the pod has no such app"},
+	} {
+		r := p.Run("enter", "--pid="+c.pid, "--appname="+c.app, "--", "/inspect", "--print-msg=ran")
+		if r.Code != 254 || !strings.Contains(r.Stderr, c.msg) || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || strings.Contains(r.Stdout, "ran") {
+			t.Errorf("enter --pid=%s --appname=%s: exit %d, stdout %q, stderr %q; want 254 and %q", c.pid, c.app, r.Code, r.Stdout, r.Stderr, c.msg)
+		}
 	}
 	p.Run("stop", p.UUID)
 	s.wait(t, 10*time.Second)
