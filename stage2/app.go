@@ -7,7 +7,8 @@
 // resolves the user from the image's /etc/passwd and /etc/group, drops
 // capabilities, sets no_new_privs, loads the seccomp filter and execs the
 // app. Exec failures are explained (missing binary, missing #! or ELF
-// interpreter, not executable).
+// interpreter, not executable). Run by the enter entrypoint instead, it
+// runs a command in a running app with the app's privileges (EnterMain).
 package stage2
 
 import "fmt"

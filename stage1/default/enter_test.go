@@ -235,7 +235,7 @@ func TestEnterTerminalIsNotControlling(t *testing.T) {
 
 // TestEnterRefuses: enter refuses, with a one-line reason and 254, a PID
 // that is not one of the pod's apps (a stale or mistyped PID, the pod's
-// supervisor) and an app the pod does not have.
+// supervisor) and an app the pod does not have; a missing command is 127.
 func TestEnterRefuses(t *testing.T) {
 	p := newPod(t, app("a", "--sleep=30"))
 	s := startPod(t, p, nil)
@@ -251,6 +251,10 @@ func TestEnterRefuses(t *testing.T) {
 		if r.Code != 254 || !strings.Contains(r.Stderr, c.msg) || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || strings.Contains(r.Stdout, "ran") {
 			t.Errorf("enter --pid=%s --appname=%s: exit %d, stdout %q, stderr %q; want 254 and %q", c.pid, c.app, r.Code, r.Stdout, r.Stderr, c.msg)
 		}
+	}
+	// A command the app does not have: 127, as for an app.
+	if r := p.Run("enter", "--pid="+appPid, "--appname=a", "--", "/nope"); r.Code != 127 || !strings.Contains(r.Stderr, "/nope") || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+		t.Errorf("enter /nope: exit %d, stderr %q; want 127 and a line naming /nope", r.Code, r.Stderr)
 	}
 	p.Run("stop", p.UUID)
 	s.wait(t, 10*time.Second)
