@@ -17,6 +17,15 @@ import (
 	"github.com/rkt/rkt/stage1/stage1test"
 )
 
+// hostNet is the test's network namespace.
+func hostNet(t *testing.T) string {
+	l, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // statusOf returns field key of /proc/PID/status.
 func statusOf(t *testing.T, pid, key string) string {
 	t.Helper()
@@ -50,7 +59,7 @@ func TestEnterGetsTheAppsPrivileges(t *testing.T) {
 		nnp        string
 	}{
 		{name: "root", user: "0", cmd: "ps", uid: "0", nnp: "0"},
-		{name: "user", user: "user", cmd: "/inspect", uid: "1000", nnp: "1"},
+		{name: "user", user: "user", runArgs: []string{"--net=none"}, cmd: "/inspect", uid: "1000", nnp: "1"},
 		{name: "privileged", user: "0", runArgs: []string{"--disable-seccomp", "--disable-capabilities-restriction"}, cmd: "ps", uid: "0", nnp: "0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -84,7 +93,7 @@ func TestEnterGetsTheAppsPrivileges(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			cmd := p.Command(ctx, "enter", "--pid="+appPid, "--appname=a", "--", c.cmd,
-				"--print-user", "--print-caps-pid=0", "--print-no-new-privs", "--print-seccomp", "--print-mntns",
+				"--print-user", "--print-caps-pid=0", "--print-no-new-privs", "--print-seccomp", "--print-mntns", "--print-netns", "--print-ipcns", "--print-utsns", "--print-pidns",
 				"--read-file=/proc/self/cgroup", "--escape-mntns="+hostFile)
 			cmd.ExtraFiles = append(cmd.ExtraFiles, leak)
 			var out, errb bytes.Buffer
@@ -113,6 +122,13 @@ func TestEnterGetsTheAppsPrivileges(t *testing.T) {
 			want(t, o, "mntns", appMnt)
 			if appMnt == hostMnt {
 				t.Fatalf("the app is in the host's mount namespace %s", hostMnt)
+			}
+			for _, ns := range []string{"net", "ipc", "uts", "pid"} {
+				l, _ := os.Readlink("/proc/" + appPid + "/ns/" + ns)
+				want(t, o, ns+"ns", l)
+			}
+			if appNet, _ := os.Readlink("/proc/" + appPid + "/ns/net"); c.name == "user" && appNet == hostNet(t) {
+				t.Fatalf("the app of a --net=none pod is in the host's network namespace")
 			}
 			appCg, err := os.ReadFile("/proc/" + appPid + "/cgroup")
 			if err != nil {
