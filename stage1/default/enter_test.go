@@ -187,22 +187,29 @@ func exitOf(err error) (int, error) {
 }
 
 // TestEnterForwardsSignals: SIGINT, SIGTERM... sent to enter go to the
-// command (which is in a session of its own, out of reach of the
-// caller's terminal), and enter exits with the command's code.
+// command's process group (the command is in a session of its own, out
+// of reach of the caller's terminal), and enter exits with the command's
+// code.
 func TestEnterForwardsSignals(t *testing.T) {
 	p := newPod(t, app("a", "--sleep=30"))
 	s := startPod(t, p, nil)
 	waitReady(t, p, s)
 	for _, c := range []struct {
 		sig  syscall.Signal
-		code int
+		cmd  []string
+		code int // -1: any
 		msg  string
-	}{{syscall.SIGINT, 130, "inspect: got SIGINT"}, {syscall.SIGTERM, 143, "inspect: got SIGTERM"}} {
-		e := startEnter(t, p, "/inspect", "--print-msg=up", "--sleep=30")
+	}{
+		{syscall.SIGINT, []string{"/inspect", "--print-msg=up", "--sleep=30"}, 130, "inspect: got SIGINT"},
+		{syscall.SIGTERM, []string{"/inspect", "--print-msg=up", "--sleep=30"}, 143, "inspect: got SIGTERM"},
+		// A child of the command gets ^C too, as from a terminal.
+		{syscall.SIGINT, []string{"/bin/sh", "-c", "/inspect --print-msg=up --sleep=30; true"}, -1, "inspect: got SIGINT"},
+	} {
+		e := startEnter(t, p, c.cmd...)
 		waitOutput(t, e, "up")
 		e.cmd.Process.Signal(c.sig)
-		if code := e.wait(t, 10*time.Second); code != c.code || !strings.Contains(e.stdout.String(), c.msg) {
-			t.Errorf("enter after %v: exit %d, want %d; stdout %q (want %q); stderr %q", c.sig, code, c.code, e.stdout, c.msg, e.stderr)
+		if code := e.wait(t, 10*time.Second); (c.code >= 0 && code != c.code) || !strings.Contains(e.stdout.String(), c.msg) {
+			t.Errorf("enter %q after %v: exit %d, want %d; stdout %q (want %q); stderr %q", c.cmd, c.sig, code, c.code, e.stdout, c.msg, e.stderr)
 		}
 	}
 	p.Run("stop", p.UUID)

@@ -148,7 +148,8 @@ func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) 
 		return c
 	}
 	// The command is in a session of its own: the signals the terminal
-	// sends to this process (^C, ^\) are for it too.
+	// sends to this process (^C, ^\) are for it too, as are SIGTERM and
+	// SIGHUP.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT)
 	c, err := start(newCmd, unified, &others)
@@ -167,7 +168,9 @@ func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) 
 	}
 	go func() {
 		for s := range sigs {
-			c.Process.Signal(s)
+			// To its process group, as a terminal sends them: a shell
+			// entered without job control keeps its children in it.
+			unix.Kill(-c.Process.Pid, s.(syscall.Signal))
 		}
 	}()
 	data, err := json.Marshal(cfg)
