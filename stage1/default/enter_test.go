@@ -257,17 +257,21 @@ func TestEnterTerminalIsNotControlling(t *testing.T) {
 }
 
 // TestEnterRefuses: enter refuses, with a one-line reason and 254, a PID
-// that is not one of the pod's apps (a stale or mistyped PID, the pod's
-// supervisor) and an app the pod does not have; a missing command is 127.
+// that is not the app's (a stale or mistyped PID, the pod's supervisor,
+// another app's process) and an app the pod does not have; a missing
+// command is 127.
 func TestEnterRefuses(t *testing.T) {
-	p := newPod(t, app("a", "--sleep=30"))
+	p := newPod(t, app("a", "--sleep=30"), app("b", "--sleep=30"))
 	s := startPod(t, p, nil)
 	waitReady(t, p, s)
 	appPid := strings.TrimSpace(p.ReadFile("stage1/rootfs/rkt/app-pid/a"))
+	otherPid := strings.TrimSpace(p.ReadFile("stage1/rootfs/rkt/app-pid/b"))
 	supPid := strings.TrimSpace(p.ReadFile("pid"))
 	for _, c := range []struct{ pid, app, msg string }{
 		{strconv.Itoa(os.Getpid()), "a", "is not a process of this pod"},
 		{supPid, "a", "has no mount namespace of its own"},
+		// Another app's process: its namespaces with a's privileges.
+		{otherPid, "a", "is not the app's process (stage1 recorded pid " + appPid + ")"},
 		{appPid, "nope", "the pod has no such app"},
 	} {
 		r := p.Run("enter", "--pid="+c.pid, "--appname="+c.app, "--", "/inspect", "--print-msg=ran")

@@ -37,6 +37,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/host"
 	"github.com/rkt/rkt/stage1/podcfg"
 	"github.com/rkt/rkt/stage2"
@@ -90,7 +91,18 @@ func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) 
 	if err := checkApp(pid, app); err != nil {
 		return 0, err
 	}
-	launcher, err := openLauncher()
+	appProc, err := recorded(podcfg.AppPid(app), "app "+app)
+	if err != nil {
+		return 0, err
+	}
+	if appProc.Pid != pid {
+		return 0, fmt.Errorf("app %s: pid %d is not the app's process (stage1 recorded pid %d)", app, pid, appProc.Pid)
+	}
+	sup, err := recorded(podcfg.PidFile, "the pod's process 1")
+	if err != nil {
+		return 0, err
+	}
+	launcher, err := openLauncher(sup.Pid)
 	if err != nil {
 		return 0, err
 	}
@@ -114,6 +126,15 @@ func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) 
 	unified, others, err := appCgroups(pid)
 	if err != nil {
 		return 0, fmt.Errorf("app %s (pid %d): %w", app, pid, err)
+	}
+	// Everything above was opened through /proc/PID: if both processes
+	// are still the recorded ones, it was theirs (a pid is not reused
+	// while its process lives).
+	if err := check(appProc, "app "+app); err != nil {
+		return 0, err
+	}
+	if err := check(sup, "the pod's process 1"); err != nil {
+		return 0, err
 	}
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
@@ -288,22 +309,35 @@ func checkApp(pid int, app string) error {
 	return nil
 }
 
+// recorded loads the process stage1 recorded in pidFile (with its start
+// time: see pkg/proc) and checks that it still runs.
+func recorded(pidFile, what string) (proc.Process, error) {
+	p, err := proc.Load(pidFile)
+	if err != nil {
+		return p, fmt.Errorf("%s: %w", what, err)
+	}
+	return p, check(p, what)
+}
+
+// check checks that p still runs.
+func check(p proc.Process, what string) error {
+	if err := p.Check(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
 // openLauncher opens the pod's launcher binary, /stage2 beside this
-// binary, through the supervisor's mount namespace (the pod's), where it
-// is bound read-only: the launcher runs from that bind, so nothing in the
-// pod can open it for writing. It refuses any other file.
-func openLauncher() (*os.File, error) {
+// binary, through the mount namespace of the supervisor sup (the pod's),
+// where it is bound read-only: the launcher runs from that bind, so
+// nothing in the pod can open it for writing. It refuses any other file.
+func openLauncher(sup int) (*os.File, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the stage1 image: %w", err)
 	}
 	path := filepath.Join(filepath.Dir(exe), host.LauncherBinary)
-	data, err := os.ReadFile(podcfg.PidFile)
-	if err != nil {
-		return nil, fmt.Errorf("read the pod's pid file: %w", err)
-	}
-	sup := strings.TrimSpace(string(data))
-	f, err := os.OpenFile("/proc/"+sup+"/root"+path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/root%s", sup, path), os.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open the pod's launcher %s: %w", path, err)
 	}
