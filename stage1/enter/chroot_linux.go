@@ -38,6 +38,13 @@ func Chroot(ctx context.Context, pid int, app string, cmd []string) (int, error)
 	if _, err := os.Stat(root); err != nil {
 		return 0, fmt.Errorf("app %s (pid %d) is not running: %w", app, pid, err)
 	}
+	appProc, err := recorded(podcfg.AppPid(app), "app "+app)
+	if err != nil {
+		return 0, err
+	}
+	if appProc.Pid != pid {
+		return 0, fmt.Errorf("app %s: pid %d is not the app's process (stage1 recorded pid %d)", app, pid, appProc.Pid)
+	}
 	exe, err := podcfg.LookIn(root, cmd[0], env)
 	if err != nil {
 		return 0, err

@@ -82,7 +82,7 @@ func TestFlyRunsChrooted(t *testing.T) {
 	if c, ok := p.Status("a"); !ok || c != 9 {
 		t.Errorf("status %d %v", c, ok)
 	}
-	if pid, err := strconv.Atoi(p.ReadFile("pid")); err != nil || pid <= 1 {
+	if pid, err := strconv.Atoi(strings.TrimSpace(p.ReadFile("pid"))); err != nil || pid <= 1 {
 		t.Errorf("pid file %q", p.ReadFile("pid"))
 	}
 	if m := stage1test.MountsBelow(t, p.Dir); len(m) != 0 {
