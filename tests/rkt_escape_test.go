@@ -148,7 +148,8 @@ func TestInheritedFdsDoNotReachApps(t *testing.T) {
 
 // TestIOURingBlocked: io_uring_setup fails with EPERM under the default
 // seccomp filter (it works on this host outside the pod, else the test
-// would prove nothing), and works with --insecure-options=seccomp.
+// would prove nothing), and works with an allow list that names it or
+// with --insecure-options=seccomp.
 func TestIOURingBlocked(t *testing.T) {
 	e := newRealEnv(t)
 	var params [120]byte
@@ -164,4 +165,7 @@ func TestIOURingBlocked(t *testing.T) {
 		t.Fatalf("%s", describeResult([]string{"run", "--insecure-options=image,seccomp"}, r))
 	}
 	wantValue(t, r.Stdout, "io_uring_setup", "ok")
+	out = e.runOK(e.img, "--seccomp=mode=retain,@rkt/default-whitelist,io_uring_setup,io_uring_enter,io_uring_register",
+		"--exec=/inspect", "--", "--try-io-uring")
+	wantValue(t, out, "io_uring_setup", "ok")
 }
