@@ -334,7 +334,14 @@ func restrictBind(target string, ro, recursive bool) error {
 	if !errors.Is(err, unix.ENOSYS) {
 		return mountErr("nodev,nosuid flags", target, err)
 	}
-	// Before Linux 5.12: one remount per mount, with the flags it has.
+	// Before Linux 5.12.
+	return restrictByRemount(target, add, recursive)
+}
+
+// restrictByRemount adds the flags add to the bind mount at target (and
+// with recursive to every mount below it) by one remount per mount, with
+// the flags it has.
+func restrictByRemount(target string, add uintptr, recursive bool) error {
 	targets := []string{target}
 	if recursive {
 		mi, err := os.Open("/proc/self/mountinfo")
