@@ -97,8 +97,9 @@ func mountOptions(mountinfo, mp string) string {
 
 // TestInheritedFdsDoNotReachApps: a descriptor rkt's caller leaves open
 // without close-on-exec (here fd 9, a directory, like a shell's 9</tmp)
-// does not reach the app, in the default flavor nor in fly; the app has
-// only stdio and its own runtime's descriptors.
+// does not reach the app, in the default flavor nor in fly, nor a
+// command run by rkt enter; they have only stdio and their own runtime's
+// descriptors.
 func TestInheritedFdsDoNotReachApps(t *testing.T) {
 	e := newRealEnv(t)
 	dir := t.TempDir()
@@ -110,39 +111,57 @@ func TestInheritedFdsDoNotReachApps(t *testing.T) {
 				args = append(args, "--stage1-from-dir=stage1-fly.aci")
 			}
 			args = append(args, e.img, "--exec=/inspect", "--", "--print-fds")
-			f, err := os.Open(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), testutils.RunTimeout)
-			defer cancel()
-			cmd := e.Cmd(ctx, args...)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			// fds 3-8 closed, 9 the directory, inheritable.
-			cmd.ExtraFiles = []*os.File{nil, nil, nil, nil, nil, nil, f}
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("rkt %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, stdout.String(), stderr.String())
-			}
-			out := stdout.String()
-			if !strings.Contains(out, "fd: 0 ") {
-				t.Fatalf("no descriptor listing in the output:\n%s", out)
-			}
-			for _, line := range strings.Split(out, "\n") {
-				v, ok := strings.CutPrefix(line, "fd: ")
-				if !ok {
-					continue
-				}
-				num, target, _ := strings.Cut(v, " ")
-				if num == "0" || num == "1" || num == "2" {
-					continue
-				}
-				if num == "9" || strings.Contains(target, dir) || !strings.HasPrefix(target, "anon_inode:") {
-					t.Errorf("the app has descriptor %s (%s), not opened by itself:\n%s", num, target, out)
-				}
-			}
+			checkNoInheritedFds(t, runWithFd9(t, e, dir, args), dir)
 		})
+	}
+	t.Run("enter", func(t *testing.T) {
+		bp := e.startReady(e.img, "--exec=/inspect", "--", "--sleep=60s")
+		checkNoInheritedFds(t, runWithFd9(t, e, dir, []string{"enter", bp.UUID, "/inspect", "--print-fds"}), dir)
+	})
+}
+
+// runWithFd9 runs rkt with args and the directory dir open as fd 9,
+// inheritable, and returns its standard output.
+func runWithFd9(t *testing.T, e *realEnv, dir string, args []string) string {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testutils.RunTimeout)
+	defer cancel()
+	cmd := e.Cmd(ctx, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// fds 3-8 closed, 9 the directory (os/exec clears its close-on-exec).
+	cmd.ExtraFiles = []*os.File{nil, nil, nil, nil, nil, nil, f}
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("rkt %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// checkNoInheritedFds fails the test if inspect's --print-fds output
+// shows a descriptor above 2 that is not its Go runtime's own (an
+// anon_inode: eventpoll, eventfd), or one on dir.
+func checkNoInheritedFds(t *testing.T, out, dir string) {
+	t.Helper()
+	if !strings.Contains(out, "fd: 0 ") {
+		t.Fatalf("no descriptor listing in the output:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		v, ok := strings.CutPrefix(line, "fd: ")
+		if !ok {
+			continue
+		}
+		num, target, _ := strings.Cut(v, " ")
+		if num == "0" || num == "1" || num == "2" {
+			continue
+		}
+		if num == "9" || strings.Contains(target, dir) || !strings.HasPrefix(target, "anon_inode:") {
+			t.Errorf("the app has descriptor %s (%s), not opened by itself:\n%s", num, target, out)
+		}
 	}
 }
 
