@@ -6,9 +6,10 @@ package cgroup
 // words: access_type (the access bits << 16 | the device type), major
 // and minor; it returns 1 to allow, 0 to deny (EPERM).
 
-// bpfInsn is one eBPF instruction, laid out as struct bpf_insn (on a
+// bpfInsn is one eBPF instruction, laid out as struct bpf_insn on a
 // little-endian machine: the destination register in the low nibble of
-// regs, the source in the high one).
+// regs, the source in the high one (the loader swaps them on a
+// big-endian one).
 type bpfInsn struct {
 	code uint8
 	regs uint8

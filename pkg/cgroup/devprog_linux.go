@@ -32,6 +32,12 @@ type progAttachAttr struct {
 	attachFlags uint32
 }
 
+// bigEndian: the machine stores the high byte first.
+var bigEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 0
+}()
+
 // license: the program calls no helper, so any license does.
 var license = []byte("Apache-2.0\x00")
 
@@ -48,6 +54,12 @@ func bpf(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
 // descriptor; a refusal of the verifier says why.
 func loadDeviceProgram(allow []Device) (int, error) {
 	prog := deviceProgram(allow)
+	if bigEndian {
+		// struct bpf_insn's register bit fields: dst is the high nibble.
+		for i := range prog {
+			prog[i].regs = prog[i].regs>>4 | prog[i].regs<<4
+		}
+	}
 	attr := progLoadAttr{
 		progType: unix.BPF_PROG_TYPE_CGROUP_DEVICE,
 		insnCnt:  uint32(len(prog)),
