@@ -108,7 +108,7 @@ func (p *Pod) LimitDevices(app string, allow []Device) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("app %s: no devices cgroup: neither a v1 devices hierarchy nor a cgroup v2 hierarchy is mounted: %w", app, ErrUnavailable)
+	return fmt.Errorf("app %s: cannot limit its devices: neither a v1 devices hierarchy nor a cgroup v2 hierarchy is mounted (mount one, e.g. mount -t cgroup -o devices cgroup /sys/fs/cgroup/devices): %w", app, ErrUnavailable)
 }
 
 // limitDevicesV1 denies every device in the v1 devices cgroup dir, then

@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,5 +149,16 @@ func TestLimitDevicesV1Fake(t *testing.T) {
 	}
 	if err := p.LimitDevices("web", []Device{{Type: 'q', Access: "r"}}); err == nil {
 		t.Errorf("a bad rule was accepted")
+	}
+	// Neither a v1 devices hierarchy nor a unified one: no way to limit.
+	q := NewPod(fakeFS(t, "-", "memory"), "u10", false)
+	if err := q.Create(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.AddApp("web", Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.LimitDevices("web", DefaultDevices); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("without a devices controller: %v, want ErrUnavailable", err)
 	}
 }
