@@ -129,3 +129,61 @@ func checkLimitDevices(t *testing.T, hs []Hierarchy) {
 		}
 	}
 }
+
+// TestLimitDevicesUnderRestrictedParentV1 (root): below a devices cgroup
+// that allows only /dev/null, the default list leaves out what the
+// parent denies instead of failing, and the app gets only /dev/null.
+func TestLimitDevicesUnderRestrictedParentV1(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	all, err := Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h *Hierarchy
+	for i := range all {
+		if !all[i].Unified && all[i].Has(Devices) {
+			h = &all[i]
+		}
+	}
+	if h == nil {
+		t.Skip("no v1 devices hierarchy here")
+	}
+	parentPath := h.Path + "/devtest-parent-" + time.Now().Format("150405.000000")
+	parent := h.Dir(parentPath)
+	if err := os.Mkdir(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(parent) })
+	for _, w := range [][2]string{{"devices.deny", "a"}, {"devices.allow", "c 1:3 rwm"}} {
+		if err := os.WriteFile(filepath.Join(parent, w[0]), []byte(w[1]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hs := []Hierarchy{*h}
+	hs[0].Path = parentPath
+	p := NewPod(hs, "devtest", false)
+	t.Cleanup(func() {
+		if err := Remove(context.Background(), p.Created()); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	if err := p.Create(false); err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := p.AddApp("t", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.LimitDevices("t", DefaultDevices); err != nil {
+		t.Fatalf("below a restricted parent: %v", err)
+	}
+	list, err := os.ReadFile(filepath.Join(dirs[0], "devices.list"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(list)); got != "c 1:3 rwm" {
+		t.Errorf("devices.list = %q, want only c 1:3 rwm", got)
+	}
+}
