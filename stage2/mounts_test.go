@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 func TestMountFlags(t *testing.T) {
@@ -22,9 +24,7 @@ func TestMountFlags(t *testing.T) {
 // top mount and on the mount below it, which keeps its noexec; both with
 // mount_setattr and with the remounts of older kernels.
 func TestRestrictBind(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t)
 	for _, way := range []string{"mount_setattr", "remount"} {
 		t.Run(way, func(t *testing.T) {
 			src, dst := t.TempDir(), t.TempDir()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 // deviceHelperEnv makes the test binary the helper of
@@ -60,14 +62,12 @@ func deviceHelper(dir, scratch string) int {
 	return 0
 }
 
-// TestLimitDevicesReal applies the default device list on this host's
+// TestLimitDevicesReal (root) applies the default device list on this host's
 // cgroupfs, once through the v1 devices hierarchy and once through the
 // cgroup v2 device program (which the kernel runs on a hybrid host too),
-// and checks what a process in the app's cgroup can do (as root).
+// and checks what a process in the app's cgroup can do.
 func TestLimitDevicesReal(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t)
 	all, err := Self()
 	if err != nil {
 		t.Fatal(err)
@@ -134,9 +134,7 @@ func checkLimitDevices(t *testing.T, hs []Hierarchy) {
 // that allows only /dev/null, the default list leaves out what the
 // parent denies instead of failing, and the app gets only /dev/null.
 func TestLimitDevicesUnderRestrictedParentV1(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t)
 	all, err := Self()
 	if err != nil {
 		t.Fatal(err)
