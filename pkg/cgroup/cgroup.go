@@ -87,9 +87,9 @@ var podControllers = []string{CPU, "cpuacct", Memory, Pids, Devices}
 // the v1 hierarchies of the controllers the pod's limits, device
 // allowlist and accounting use (cpu, cpuacct, memory, pids, devices). In
 // the others (cpuset, blkio, freezer, ...), where no setting of rkt
-// applies, the pod's
-// processes stay in the caller's cgroup: each cgroup made costs mkdirs
-// and migrations on the start path and a bind mount in every app.
+// applies, the pod's processes stay in the caller's cgroup: each cgroup
+// made costs mkdirs and migrations on the start path and a bind mount in
+// every app.
 func ForPod(hs []Hierarchy) []Hierarchy {
 	var out []Hierarchy
 	for _, h := range hs {
