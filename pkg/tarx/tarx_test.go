@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/tarx"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 // entry is one tar entry to hand to Extractor.Add.
@@ -233,9 +235,7 @@ func TestExtractKeepsMetadata(t *testing.T) {
 }
 
 func TestExtractChownsAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("ownership needs root")
-	}
+	testutil.RequireRoot(t) // ownership
 	f := newFixture(t, tarx.DefaultLimits, true)
 	owned := func(e entry, uid, gid int) entry { e.hdr.Uid, e.hdr.Gid = uid, gid; return e }
 	f.mustAdd(t,
