@@ -159,3 +159,36 @@ func TestUnverifiedDependencyRefused(t *testing.T) {
 		t.Errorf("fetch once the dependency is verified: %v, %v", got, err)
 	}
 }
+
+// TestBadSignatureStoresNothing: an image whose signature does not verify
+// is refused and leaves the store as it was (no row, no blob), so that a
+// later fetch cannot pick it up. A good signature on the same file works.
+func TestBadSignatureStoresNothing(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	p := writeACI(t, t.TempDir(), "app.aci", testutils.Image{Name: "example.com/app", Exec: []string{"/bin/true"}}, false)
+	if err := os.WriteFile(p+".asc", []byte("forged\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v := &fakeVerifier{}
+	f := &stage0.Fetcher{Store: s, Verifier: v}
+	got, err := f.Fetch(ctx, p)
+	if err == nil || got != nil {
+		t.Fatalf("image with a bad signature: %v, %v; want it refused", got, err)
+	}
+	if v.calls != 1 {
+		t.Errorf("the signature was checked %d times, want once", v.calls)
+	}
+	if rows := listImages(t, s); len(rows) != 0 {
+		t.Errorf("the store holds %d images after a failed verification, want none", len(rows))
+	}
+	if blobs, _ := filepath.Glob(filepath.Join(s.Dir(), "blob", "*", "*", "*")); len(blobs) != 0 {
+		t.Errorf("blobs stored after a failed verification: %v", blobs)
+	}
+	if err := os.WriteFile(p+".asc", []byte(goodSig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.Fetch(ctx, p); err != nil || got.SignedBy != "test-fingerprint" {
+		t.Errorf("the same image with a good signature: %v, %v", got, err)
+	}
+}
