@@ -3,6 +3,7 @@ package stage0_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -46,6 +47,14 @@ func writeACI(t *testing.T, dir, file string, img testutils.Image, signed bool) 
 		}
 	}
 	return p
+}
+
+// keyOf describes a returned row for messages.
+func keyOf(i *imagestore.ImageInfo) string {
+	if i == nil {
+		return "no image"
+	}
+	return fmt.Sprintf("image %s (signed by %q)", i.Key, i.SignedBy)
 }
 
 func openStore(t *testing.T) *imagestore.Store {
@@ -95,7 +104,7 @@ func TestUnverifiedImageRefusedLater(t *testing.T) {
 			strict := &stage0.Fetcher{Store: s, PullPolicy: policy, Verifier: v}
 			got, err := strict.Fetch(ctx, ref)
 			if err == nil || got != nil {
-				t.Errorf("Fetch(%s, pull policy %v) without --insecure-options=image: got %v, %v; want the unverified image refused", ref, policy, got, err)
+				t.Errorf("Fetch(%s, pull policy %v) without --insecure-options=image: got %s, %v; want the unverified image refused", ref, policy, keyOf(got), err)
 			} else if !strings.Contains(err.Error(), "without a signature check") {
 				t.Errorf("Fetch(%s): %v, want it to say the image was stored without a signature check", ref, err)
 			}
@@ -105,7 +114,7 @@ func TestUnverifiedImageRefusedLater(t *testing.T) {
 			var warned []string
 			lax := &stage0.Fetcher{Store: s, PullPolicy: policy, SkipVerify: true, Warn: func(m string) { warned = append(warned, m) }}
 			if got, err := lax.Fetch(ctx, ref); err != nil || got.Key != info.Key {
-				t.Errorf("Fetch(%s, pull policy %v) with --insecure-options=image: %v, %v; want %s", ref, policy, got, err, info.Key)
+				t.Errorf("Fetch(%s, pull policy %v) with --insecure-options=image: %s, %v; want %s", ref, policy, keyOf(got), err, info.Key)
 			} else if len(warned) == 0 {
 				t.Errorf("Fetch(%s) of an unverified image with --insecure-options=image gave no warning", ref)
 			}
@@ -139,7 +148,7 @@ func TestUnverifiedDependencyRefused(t *testing.T) {
 	strict := &stage0.Fetcher{Store: s, Verifier: v}
 	got, err := strict.Fetch(ctx, appPath)
 	if err == nil || got != nil {
-		t.Fatalf("signed image with an unverified dependency: got %v, %v; want it refused", got, err)
+		t.Fatalf("signed image with an unverified dependency: got %s, %v; want it refused", keyOf(got), err)
 	}
 	if !strings.Contains(err.Error(), "example.com/dep") {
 		t.Errorf("error %q does not name the unverified dependency", err)
@@ -153,10 +162,10 @@ func TestUnverifiedDependencyRefused(t *testing.T) {
 	// The dependency verified now: the same fetch succeeds.
 	update := &stage0.Fetcher{Store: s, PullPolicy: stage0.PullUpdate, Verifier: v}
 	if d, err := update.Fetch(ctx, depPath); err != nil || d.SignedBy != "test-fingerprint" {
-		t.Fatalf("fetch the dependency again with its signature: %v, %v", d, err)
+		t.Fatalf("fetch the dependency again with its signature: %s, %v", keyOf(d), err)
 	}
 	if got, err := strict.Fetch(ctx, appPath); err != nil || got.SignedBy != "test-fingerprint" {
-		t.Errorf("fetch once the dependency is verified: %v, %v", got, err)
+		t.Errorf("fetch once the dependency is verified: %s, %v", keyOf(got), err)
 	}
 }
 
@@ -174,7 +183,7 @@ func TestBadSignatureStoresNothing(t *testing.T) {
 	f := &stage0.Fetcher{Store: s, Verifier: v}
 	got, err := f.Fetch(ctx, p)
 	if err == nil || got != nil {
-		t.Fatalf("image with a bad signature: %v, %v; want it refused", got, err)
+		t.Fatalf("image with a bad signature: %s, %v; want it refused", keyOf(got), err)
 	}
 	if v.calls != 1 {
 		t.Errorf("the signature was checked %d times, want once", v.calls)
@@ -189,6 +198,6 @@ func TestBadSignatureStoresNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, err := f.Fetch(ctx, p); err != nil || got.SignedBy != "test-fingerprint" {
-		t.Errorf("the same image with a good signature: %v, %v", got, err)
+		t.Errorf("the same image with a good signature: %s, %v", keyOf(got), err)
 	}
 }

@@ -301,6 +301,9 @@ func failLines(out string) string {
 	for _, l := range strings.Split(out, "\n") {
 		t := strings.TrimSpace(l)
 		if strings.HasPrefix(t, "--- FAIL") || strings.Contains(t, "_test.go:") || strings.HasPrefix(t, "panic:") || t == "(timed out)" {
+			if len(t) > 240 {
+				t = t[:240] + "..."
+			}
 			keep = append(keep, t)
 		}
 	}
