@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 STATICCHECK ?= build/tools/staticcheck
 
-.PHONY: all rkt stage1 test lint unit functional man check-man install demo clean FORCE
+.PHONY: all rkt stage1 test lint unit mutate mutate-ci functional man check-man install demo clean FORCE
 
 all: rkt stage1
 
@@ -35,7 +35,7 @@ stage1:
 
 # Unit tests need no root; functional tests (tests/) drive the built
 # binaries as root.
-test: all lint check-man unit functional
+test: all lint check-man unit mutate-ci functional
 
 lint:
 	$(GO) vet -tags mangen ./rkt
@@ -52,6 +52,16 @@ HOSTNET_PKGS := ./networking ./stage1/default
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/tests$$' -e '/networking$$' -e '/stage1/default$$')
 	$(GO) test -count=1 -p 1 $(HOSTNET_PKGS)
+
+# Mutation tests (docs/testing.md): each mutant in tests/mutants.txt
+# removes one security check in a copy of the tree; its tests must fail.
+# mutate-ci is the quick unit-level tier that make test runs; mutate runs
+# the whole list (the root tier only as root).
+mutate:
+	$(GO) run ./tests/mutate -tier all
+
+mutate-ci:
+	$(GO) run ./tests/mutate -tier ci
 
 functional: all
 	RKT_BIN=$(CURDIR)/$(BIN)/rkt $(GO) test -count=1 -timeout 20m ./tests/

@@ -58,7 +58,11 @@ func mainErr(o options) (int, error) {
 		return 0, fmt.Errorf("not in a git checkout: %w", err)
 	}
 	src := strings.TrimSpace(string(top))
-	f, err := os.Open(filepath.Join(src, o.list))
+	listPath := o.list
+	if !filepath.IsAbs(listPath) {
+		listPath = filepath.Join(src, listPath)
+	}
+	f, err := os.Open(listPath)
 	if err != nil {
 		return 0, err
 	}
