@@ -204,6 +204,7 @@ const (
 func (r *runner) runAll(ms []*Mutant) int {
 	counts := map[string]int{}
 	start := time.Now()
+	r.baselines(ms)
 	for _, m := range ms {
 		t0 := time.Now()
 		res, detail := r.runOne(m)
@@ -224,11 +225,53 @@ func (r *runner) runAll(ms []*Mutant) int {
 	return 0
 }
 
+// baselineKey names a mutant's test command.
+func baselineKey(m *Mutant) string {
+	return strings.Join(append([]string{m.Pkg, m.Run, m.Build}, m.Env...), "\x00")
+}
+
+// baselines runs, once per package (and build step and environment), all
+// the tests the mutants name there, without any mutant. When they pass,
+// every mutant's own test command is known to pass; otherwise runOne runs
+// each command alone to say which one fails.
+func (r *runner) baselines(ms []*Mutant) {
+	type group struct {
+		m    Mutant
+		runs []string
+		keys []string
+	}
+	var order []string
+	groups := map[string]*group{}
+	for _, m := range ms {
+		if m.Tier == TierRoot && os.Geteuid() != 0 {
+			continue
+		}
+		gk := strings.Join(append([]string{m.Pkg, m.Build}, m.Env...), "\x00")
+		g := groups[gk]
+		if g == nil {
+			g = &group{m: *m}
+			groups[gk] = g
+			order = append(order, gk)
+		}
+		g.runs = append(g.runs, "(?:"+m.Run+")")
+		g.keys = append(g.keys, baselineKey(m))
+	}
+	for _, gk := range order {
+		g := groups[gk]
+		g.m.Run = strings.Join(g.runs, "|")
+		if _, err := r.test(&g.m); err == nil {
+			for _, k := range g.keys {
+				r.baseline[k] = nil
+			}
+		}
+	}
+}
+
 func (r *runner) runOne(m *Mutant) (string, string) {
 	if m.Tier == TierRoot && os.Geteuid() != 0 {
 		return skipped, "needs root"
 	}
-	key := strings.Join(append([]string{m.Pkg, m.Run, m.Build}, m.Env...), "\x00")
+	key := baselineKey(m)
 	base, ok := r.baseline[key]
 	if !ok {
 		_, base = r.test(m)
@@ -254,8 +297,11 @@ func (r *runner) runOne(m *Mutant) (string, string) {
 		return broken, "the mutant does not compile (or fails vet):\n" + string(out)
 	}
 	out, err := r.test(m)
-	if err == nil {
+	switch {
+	case err == nil:
 		return survived, "the tests passed with the check removed"
+	case errors.Is(err, errNoTests):
+		return broken, err.Error()
 	}
 	return killed, failLines(out)
 }
@@ -265,6 +311,10 @@ func (r *runner) cmd(name string, args ...string) *exec.Cmd {
 	c.Dir = r.tree
 	return c
 }
+
+// errNoTests: a -run regexp that selects nothing runs nothing, which is
+// not a kill.
+var errNoTests = errors.New("matches no test")
 
 // test runs the mutant's tests (after its build step); nil means they
 // passed.
@@ -291,7 +341,7 @@ func (r *runner) test(m *Mutant) (string, error) {
 		return out.String() + "\n(timed out)", fmt.Errorf("timed out after %s", r.timeout)
 	}
 	if err == nil && strings.Contains(out.String(), "[no tests to run]") {
-		return out.String(), fmt.Errorf("-run %s matches no test in %s", m.Run, m.Pkg)
+		return out.String(), fmt.Errorf("-run %s: %w in %s", m.Run, errNoTests, m.Pkg)
 	}
 	if err != nil {
 		return out.String(), fmt.Errorf("%w\n%s", err, tail(out.String(), 20))
