@@ -25,6 +25,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 func main() {
@@ -322,6 +324,9 @@ func (r *runner) test(m *Mutant) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	env := os.Environ()
+	if m.Tier == TierRoot {
+		env = append(env, testutil.RootEnv+"=1") // the root tests' opt-in switch
+	}
 	for _, e := range m.Env {
 		env = append(env, strings.ReplaceAll(e, "{root}", r.tree))
 	}
