@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 STATICCHECK ?= build/tools/staticcheck
 
-.PHONY: all rkt stage1 test lint unit root functional man check-man install demo clean FORCE
+.PHONY: all rkt stage1 test lint unit root mutate mutate-ci functional man check-man install demo clean FORCE
 
 all: rkt stage1
 
@@ -38,7 +38,7 @@ stage1:
 # it). `make root` runs the packages that have root tests (namespaces,
 # mounts, cgroups, veths: testutil.RequireRoot) with RKT_TEST_ROOT=1, as
 # root. Functional tests (tests/) drive the built binaries as root.
-test: all lint check-man unit root functional
+test: all lint check-man unit root mutate-ci functional
 
 lint:
 	$(GO) vet -tags mangen ./rkt
@@ -61,6 +61,16 @@ unit:
 root:
 	RKT_TEST_ROOT=1 $(GO) test -count=1 $(ROOT_PKGS)
 	RKT_TEST_ROOT=1 $(GO) test -count=1 -p 1 $(HOSTNET_PKGS)
+
+# Mutation tests (docs/testing.md): each mutant in tests/mutants.txt
+# removes one security check in a copy of the tree; its tests must fail.
+# mutate-ci is the quick unit-level tier that make test runs; mutate runs
+# the whole list (the root tier only as root).
+mutate:
+	$(GO) run ./tests/mutate -tier all
+
+mutate-ci:
+	$(GO) run ./tests/mutate -tier ci
 
 functional: all
 	RKT_TEST_ROOT=1 RKT_BIN=$(CURDIR)/$(BIN)/rkt $(GO) test -count=1 -timeout 20m ./tests/

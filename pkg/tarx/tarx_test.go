@@ -429,3 +429,32 @@ func TestNewNeedsDirectory(t *testing.T) {
 		t.Error("New on a missing directory succeeded")
 	}
 }
+
+// TestSymlinkEscapeThroughLaterSymlink: when d/s -> ../l/.. is added, l
+// does not exist yet and the target stays inside the root; l -> . comes
+// later and makes d/s the root's parent. Add cannot see that, so Finish must
+// refuse the tree. The same chain without the final ".." stays inside and
+// is accepted, so the refusal is for the escape, not for the late link.
+func TestSymlinkEscapeThroughLaterSymlink(t *testing.T) {
+	f := newFixture(t, tarx.DefaultLimits, false)
+	f.mustAdd(t, dir("d", 0o755), symlink("d/s", "../l/.."), symlink("l", "."))
+	sum, err := f.ex.Finish()
+	if err == nil {
+		// On the host, d/s now resolves to the root's parent.
+		fi, serr := os.Stat(filepath.Join(f.root, "d/s/outside"))
+		t.Fatalf("Finish accepted d/s -> ../l/.. with l -> . (digest %s); d/s/outside on the host is the directory next to the root: %v",
+			sum, serr == nil && fi.IsDir())
+	}
+	if !errors.Is(err, tarx.ErrUnsafe) || !strings.Contains(err.Error(), `"d/s"`) {
+		t.Errorf("Finish: %v, want ErrUnsafe naming d/s", err)
+	}
+	if sum != "" {
+		t.Errorf("Finish refused the tree but returned digest %q", sum)
+	}
+
+	ok := newFixture(t, tarx.DefaultLimits, false)
+	ok.mustAdd(t, dir("d", 0o755), symlink("d/s", "../l/x"), symlink("l", "."))
+	if _, err := ok.ex.Finish(); err != nil {
+		t.Errorf("Finish refused d/s -> ../l/x with l -> . (inside the root): %v", err)
+	}
+}
