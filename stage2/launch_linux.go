@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/pkg/seccomp"
 )
@@ -141,6 +142,12 @@ func (p privileges) exec(ctx context.Context, wd, path string, argv, env []strin
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	if err := os.Chdir(wd); err != nil {
 		return setupErr("enter working directory %s: %w", wd, err)
+	}
+	// Nothing but stdio (and fds.Passed) reaches the app, whatever the
+	// chain from rkt's caller left open; before the seccomp filter,
+	// which may not allow close_range.
+	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+		return setupErr("keep inherited descriptors from the app: %w", err)
 	}
 	if p.noNewPrivs || p.id.UID != 0 {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/stage1/podcfg"
 )
 
@@ -33,6 +34,11 @@ func ChrootMain(ctx context.Context, args []string) int {
 // directory (for the app's environment file); without one the
 // environment is a default PATH.
 func Chroot(ctx context.Context, pid int, app string, cmd []string) (int, error) {
+	// What `rkt enter`'s caller left open without close-on-exec stays
+	// out of the app.
+	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+		return 0, fmt.Errorf("keep the caller's descriptors from the app: %w", err)
+	}
 	env := appEnv(app)
 	root := fmt.Sprintf("/proc/%d/root", pid)
 	if _, err := os.Stat(root); err != nil {

@@ -37,6 +37,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/host"
 	"github.com/rkt/rkt/stage1/podcfg"
@@ -80,8 +81,10 @@ func parse(args []string, run func(pid int, app string, cmd []string) (int, erro
 // Enter runs cmd in the app whose first process is pid (default flavor)
 // and returns its exit code. The pod directory is the working directory.
 func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) {
-	if err := closeOnExecFrom(3); err != nil {
-		return 0, err
+	// What `rkt enter`'s caller left open without close-on-exec stays
+	// out of the app.
+	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+		return 0, fmt.Errorf("keep the caller's descriptors from the app: %w", err)
 	}
 	cfg, err := readEnterConfig(app)
 	if err != nil {
@@ -242,22 +245,6 @@ func exitCode(err error) (int, error) {
 		return 0, err
 	}
 	return 0, nil
-}
-
-// closeOnExecFrom marks every descriptor from fd on close-on-exec: the
-// command gets stdio and nothing else that the caller left open (a
-// descriptor of a host directory would be a way out of the app's root).
-func closeOnExecFrom(fd int) error {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return fmt.Errorf("list this process's descriptors: %w", err)
-	}
-	for _, e := range ents {
-		if n, err := strconv.Atoi(e.Name()); err == nil && n >= fd {
-			unix.CloseOnExec(n)
-		}
-	}
-	return nil
 }
 
 // readEnterConfig reads what an entered command gets of app, which stage1

@@ -404,6 +404,12 @@ func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 			record()
 			return err
 		}
+		// Only the pod's /dev devices may be opened or created (the
+		// devices cgroup on v1, a device program on v2).
+		if err := p.LimitDevices(a.Launch.Name, cgroup.DefaultDevices); err != nil {
+			record()
+			return err
+		}
 		for i, h := range hs {
 			if h.Unified {
 				a.Launch.UnifiedCgroup = dirs[i]
