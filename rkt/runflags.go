@@ -381,26 +381,16 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 // podSpec turns the pod flags and apps into a stage0.PodSpec.
 func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 	spec := &stage0.PodSpec{Apps: apps, SetEnv: pf.setEnv, InheritEnv: pf.inheritEnv, Stage1: pf.stage1}
-	for _, kv := range pf.setEnv {
-		if !strings.Contains(kv, "=") {
-			return nil, usagef("--set-env %q: want K=V", kv)
-		}
-	}
 	for _, f := range pf.setEnvFile {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("--set-env-file: %w", err)
 		}
-		for n, line := range strings.Split(string(data), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			if !strings.Contains(line, "=") {
-				return nil, fmt.Errorf("--set-env-file %s:%d: %q is not K=V", f, n+1, line)
-			}
-			spec.SetEnvFile = append(spec.SetEnvFile, line)
+		lines, err := stage0.ParseEnvFile(f, data)
+		if err != nil {
+			return nil, usagef("--set-env-file %v", err)
 		}
+		spec.SetEnvFile = append(spec.SetEnvFile, lines...)
 	}
 	for _, v := range pf.volumes {
 		vol, err := types.VolumeFromString(v)
@@ -421,6 +411,9 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 			spec.Annotations = map[string]string{}
 		}
 		spec.Annotations[k] = v
+	}
+	if err := spec.Check(); err != nil {
+		return nil, usagef("%v", err)
 	}
 	if pf.podManifest != "" {
 		if len(apps) > 0 {

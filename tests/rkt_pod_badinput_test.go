@@ -1,8 +1,12 @@
 package tests
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rkt/rkt/tests/testutils"
 )
 
 // Bad input to rkt run and rkt prepare: each must exit 254 with a message
@@ -139,5 +143,58 @@ func TestPodBadInputStage1(t *testing.T) {
 				checkBadInput(t, e, verb, nil, nil, c.want...)
 			}
 		})
+	}
+}
+
+// TestPodBadInputAppName: names the pod manifest cannot hold (upper case,
+// path separators, a leading dash) are refused with the flag's name.
+func TestPodBadInputAppName(t *testing.T) {
+	badInputVerbs(t, func(t *testing.T, e *podEnv, verb string) {
+		for _, name := range []string{"UPPER", "a/b", "../../x", "-x", "a_b", "x\x1b]0;pwned\x07"} {
+			checkBadInput(t, e, verb, nil, []string{"--name=" + name}, "--name", "not an app name")
+		}
+	})
+}
+
+// TestPodBadInputEnvironment: variable names that are not identifiers.
+func TestPodBadInputEnvironment(t *testing.T) {
+	badInputVerbs(t, func(t *testing.T, e *podEnv, verb string) {
+		checkBadInput(t, e, verb, []string{"--set-env=A B=1"}, nil, "--set-env", `"A B"`, "not a variable name")
+		checkBadInput(t, e, verb, nil, []string{"--environment=1X=1"}, "--environment", `"1X"`, "not a variable name")
+		checkBadInput(t, e, verb, []string{"--set-env==1"}, nil, "--set-env", "not a variable name")
+		envFile := filepath.Join(t.TempDir(), "env")
+		if err := os.WriteFile(envFile, []byte("# comment\nA=1\nexport D=1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		checkBadInput(t, e, verb, []string{"--set-env-file=" + envFile}, nil, envFile+":3", `"export D"`, "drop \"export\"")
+	})
+}
+
+// TestPodImageMountPointGetsEmptyVolume: an image's mountPoints without a
+// --volume get an empty volume (docs/volumes.md), in run and prepare; the
+// pod runs.
+func TestPodImageMountPointGetsEmptyVolume(t *testing.T) {
+	e := newPodEnv(t)
+	es, err := testutils.BusyboxEntries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := testutils.ACI{
+		Image: testutils.Image{Name: "rkt.dev/mountpoint-app", Labels: map[string]string{"version": "1.0.0"},
+			Exec: []string{"/bin/true"}, MountPoints: []testutils.MountPoint{{Name: "cache", Path: "/var/cache/app"}}},
+		Entries: es, Compression: testutils.CompressionNone,
+	}
+	e.app = filepath.Join(t.TempDir(), "mountpoint.aci")
+	if err := a.WriteFile(e.app); err != nil {
+		t.Fatal(err)
+	}
+	uuid := e.prepare()
+	pm := e.MustRun("cat-manifest", uuid)
+	if !strings.Contains(pm, `"cache"`) || !strings.Contains(pm, `"empty"`) {
+		t.Errorf("pod manifest has no empty volume for the image's mount point:\n%s", pm)
+	}
+	r := e.Run(e.podArgs("run", nil)...)
+	if r.Exit != 0 || !strings.Contains(r.Stdout, stubRan) {
+		t.Errorf("rkt run of an image with a mount point: exit %d\nstdout: %s\nstderr: %s", r.Exit, r.Stdout, r.Stderr)
 	}
 }
