@@ -130,26 +130,18 @@ func (f *isolatorFlags) register(fs *pflag.FlagSet) {
 func (f *isolatorFlags) apply(a *stage0.AppSpec) error {
 	add := func(i types.Isolator) { a.Isolators = append(a.Isolators, i) }
 	if f.cpu != "" {
-		q, err := parsePositiveQuantity("--cpu", f.cpu)
+		i, err := stage0.CPUIsolator(f.cpu)
 		if err != nil {
-			return err
+			return usagef("--cpu: %v", err)
 		}
-		r, err := types.NewResourceCPUIsolator(q, q)
-		if err != nil {
-			return usagef("--cpu=%s: %v", f.cpu, err)
-		}
-		add(r.AsIsolator())
+		add(*i)
 	}
 	if f.memory != "" {
-		q, err := parsePositiveQuantity("--memory", f.memory)
+		i, err := stage0.MemoryIsolator(f.memory)
 		if err != nil {
-			return err
+			return usagef("--memory: %v", err)
 		}
-		r, err := types.NewResourceMemoryIsolator(q, q)
-		if err != nil {
-			return usagef("--memory=%s: %v", f.memory, err)
-		}
-		add(r.AsIsolator())
+		add(*i)
 	}
 	if f.cpuShares != "" {
 		n, err := strconv.Atoi(f.cpuShares)
@@ -243,13 +235,6 @@ func (f *isolatorFlags) apply(a *stage0.AppSpec) error {
 		a.Annotations[k] = v
 	}
 	return nil
-}
-
-func parsePositiveQuantity(flag, s string) (string, error) {
-	if _, err := parseQuantity(s); err != nil {
-		return "", usagef("%s: %v", flag, err)
-	}
-	return s, nil
 }
 
 func capList(s string) []string {

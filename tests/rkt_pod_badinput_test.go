@@ -78,6 +78,13 @@ func TestPodBadInputResourceFlags(t *testing.T) {
 		checkBadInput(t, e, verb, nil, []string{"--cpu=0.5x"}, "--cpu")
 		checkBadInput(t, e, verb, nil, []string{"--memory=-128M"}, "--memory")
 		checkBadInput(t, e, verb, nil, []string{"--cpu-shares=many"}, "--cpu-shares")
+		// Values beyond 2^63 used to wrap (this one to a 5 MiB limit).
+		checkBadInput(t, e, verb, nil, []string{"--memory=18446744073714794496"}, "--memory", "18446744073714794496", "out of range")
+		checkBadInput(t, e, verb, nil, []string{"--cpu=18446744073709551616"}, "--cpu", "out of range")
+		checkBadInput(t, e, verb, nil, []string{"--memory=1e400"}, "--memory", "out of range")
+		// Limits nothing can run in.
+		checkBadInput(t, e, verb, nil, []string{"--memory=1"}, "--memory", "less than 8Mi")
+		checkBadInput(t, e, verb, nil, []string{"--cpu=1m"}, "--cpu", "less than 10m")
 	})
 }
 
