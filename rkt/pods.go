@@ -13,6 +13,7 @@ import (
 
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
+	"github.com/rkt/rkt/pkg/termsafe"
 	"github.com/rkt/rkt/stage0"
 )
 
@@ -161,6 +162,9 @@ var cmdStatus = &cobra.Command{
 		for _, a := range st.Apps {
 			if a.ExitCode != nil {
 				fmt.Fprintf(w, "app-%s=%d\n", a.Name, *a.ExitCode)
+			}
+			if a.Reason != "" {
+				fmt.Fprintf(w, "app-%s-reason=%s\n", a.Name, termsafe.String(a.Reason))
 			}
 		}
 		return nil

@@ -14,17 +14,21 @@ import (
 	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/pkg/pod"
 )
 
 // AppStatus is one app of a pod as rkt list/status show it.
 type AppStatus struct {
-	Name     string    `json:"name"`
-	Image    string    `json:"image_name"`
-	ImageID  string    `json:"image_id"`
-	ExitCode *int      `json:"exit_code,omitempty"`
-	Started  time.Time `json:"started_at,omitzero"`
+	Name     string `json:"name"`
+	Image    string `json:"image_name"`
+	ImageID  string `json:"image_id"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	// Reason says why the app ended, when stage1 knows ("out of
+	// memory").
+	Reason  string    `json:"exit_reason,omitempty"`
+	Started time.Time `json:"started_at,omitzero"`
 }
 
 // PodStatus is a pod as rkt list/status show it.
@@ -78,16 +82,14 @@ func Status(p *pod.Pod) *PodStatus {
 	if pm.UnmarshalJSON(data) != nil {
 		return st
 	}
-	statusDir := filepath.Join(dir, "stage1", "rootfs", "rkt", "status")
+	statusDir := filepath.Join(dir, statusDir)
 	for _, ra := range pm.Apps {
 		as := AppStatus{Name: ra.Name.String(), ImageID: ra.Image.ID.String()}
 		if ra.Image.Name != nil {
 			as.Image = ra.Image.Name.String()
 		}
-		if data, err := os.ReadFile(filepath.Join(statusDir, as.Name)); err == nil {
-			if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
-				as.ExitCode = &n
-			}
+		if n, reason, ok := exitstatus.Read(filepath.Join(statusDir, as.Name)); ok {
+			as.ExitCode, as.Reason = &n, reason
 		}
 		if fi, err := os.Stat(filepath.Join(statusDir, as.Name+"-started")); err == nil {
 			as.Started = fi.ModTime()

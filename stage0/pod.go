@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/rkt/rkt/imagestore"
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/networking/netflag"
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
@@ -229,8 +230,28 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 			return err
 		}
 	}
+	return pr.reserveStatus()
+}
+
+// reserveStatus creates every app's exit status file, empty and with
+// its space allocated, so that stage1 can record how the apps ended even
+// when they filled the file system (docs/stage1-abi.md).
+func (pr *Prepared) reserveStatus() error {
+	dir := filepath.Join(pr.Pod.Path(), statusDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, ra := range pr.Manifest.Apps {
+		if err := exitstatus.Reserve(filepath.Join(dir, ra.Name.String())); err != nil {
+			return fmt.Errorf("reserving the exit status of app %s: %w", ra.Name, err)
+		}
+	}
 	return nil
 }
+
+// statusDir holds the apps' exit status files, relative to the pod
+// directory.
+const statusDir = "stage1/rootfs/rkt/status"
 
 // Touch records that the pod's images were used (cheap, no fsync; called
 // after stage1 started or just before exec).

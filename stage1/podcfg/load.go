@@ -88,6 +88,9 @@ type App struct {
 	// InlineVolumes are empty volumes defined in the app's own mounts
 	// (appVolume); stage1 prepares them like the pod's.
 	InlineVolumes []EmptyVolume
+	// OOMEvents are the memory cgroup event files of the app's cgroups
+	// (set with the cgroups), for the supervisor's out-of-memory report.
+	OOMEvents []string
 	// imagePorts are the ports the app's image names.
 	imagePorts []types.Port
 }
