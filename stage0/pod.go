@@ -12,8 +12,8 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/rkt/rkt/imagestore"
-	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/networking/netflag"
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
 )

@@ -15,8 +15,8 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
-	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/pkg/exitstatus"
+	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/stage1/podcfg"
 	"github.com/rkt/rkt/stage2"
 )
