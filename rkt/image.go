@@ -13,6 +13,7 @@ import (
 
 	"github.com/rkt/rkt/imagestore"
 	"github.com/rkt/rkt/pkg/pod"
+	"github.com/rkt/rkt/pkg/termsafe"
 )
 
 var cmdImage = &cobra.Command{
@@ -161,7 +162,7 @@ var cmdImageRm = &cobra.Command{
 				err = s.Remove(ctx, info.Key)
 			}
 			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: image %s: %v\n", ref, err)
+				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: image %s: %s\n", termsafe.String(ref), termsafe.String(err.Error()))
 				failed = append(failed, ref)
 				continue
 			}
@@ -307,7 +308,7 @@ var cmdImageVerify = &cobra.Command{
 				err = s.VerifyTree(info)
 			}
 			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: %v\n", err)
+				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: %s\n", termsafe.String(err.Error()))
 				bad++
 				continue
 			}

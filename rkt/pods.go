@@ -263,7 +263,7 @@ func eachPod(cmd *cobra.Command, uuids []string, okFormat string, failMsg func(u
 			err = fn(p)
 		}
 		if err != nil {
-			fmt.Fprintf(cmd.ErrOrStderr(), "rkt: %s\n", failMsg(u, err))
+			fmt.Fprintf(cmd.ErrOrStderr(), "rkt: %s\n", termsafe.String(failMsg(u, err)))
 			failed = true
 			continue
 		}
@@ -301,7 +301,7 @@ var cmdGC = &cobra.Command{
 			for u, e := range rep.Failed {
 				// Busy pods wait for the next gc; gone or moved ones another gc took.
 				if !errors.Is(e, lock.ErrLocked) && !errors.Is(e, pod.ErrNotFound) && !errors.Is(e, pod.ErrBadState) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "rkt: gc: pod %s: %v\n", u, e)
+					fmt.Fprintf(cmd.ErrOrStderr(), "rkt: gc: pod %s: %s\n", u, termsafe.String(e.Error()))
 				}
 			}
 		}
