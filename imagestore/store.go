@@ -33,6 +33,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/rkt/rkt/pkg/aci"
+	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/lock"
 )
 
@@ -78,7 +79,7 @@ func (i *ImageInfo) StoreSize() int64 {
 // ParsedManifest parses the stored manifest.
 func (i *ImageInfo) ParsedManifest() (*schema.ImageManifest, error) {
 	var m schema.ImageManifest
-	if err := m.UnmarshalJSON(i.Manifest); err != nil {
+	if err := appcjson.Unmarshal(i.Manifest, &m); err != nil {
 		return nil, fmt.Errorf("stored manifest of %s: %w", i.Key, err)
 	}
 	return &m, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rkt/rkt/networking/netflag"
+	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/caps"
 	"github.com/rkt/rkt/stage0"
 )
@@ -409,7 +410,7 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 			return nil, fmt.Errorf("--pod-manifest: %w", err)
 		}
 		var pm schema.PodManifest
-		if err := pm.UnmarshalJSON(data); err != nil {
+		if err := appcjson.Unmarshal(data, &pm); err != nil {
 			return nil, fmt.Errorf("--pod-manifest %s: %w", pf.podManifest, err)
 		}
 		if len(pm.Apps) == 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/pkg/pod"
@@ -79,7 +80,7 @@ func Status(p *pod.Pod) *PodStatus {
 		return st
 	}
 	var pm schema.PodManifest
-	if pm.UnmarshalJSON(data) != nil {
+	if appcjson.Unmarshal(data, &pm) != nil {
 		return st
 	}
 	statusDir := filepath.Join(dir, statusDir)

@@ -356,3 +356,21 @@ func TestSparseImageStaysSparse(t *testing.T) {
 		t.Errorf("image list size %d; the blob is %d bytes and the data directory uses %d", imgs[0].Size, len(data), used)
 	}
 }
+
+// TestFetchIsolatorWithoutValue: appc's decoder dereferences a missing
+// isolator value; the image is refused with 254, not a panic.
+func TestFetchIsolatorWithoutValue(t *testing.T) {
+	c := newImageCtx(t)
+	a := smallACI("example.com/novalue", "1.0", "x")
+	a.Manifest = []byte(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/novalue",` +
+		`"labels":[{"name":"os","value":"linux"},{"name":"arch","value":"amd64"}],` +
+		`"app":{"exec":["/bin/true"],"user":"0","group":"0","isolators":[{"name":"resource/memory"}]}}`)
+	p := writeACI(t, t.TempDir(), "novalue.aci", a)
+	r := c.Run(withInsecureImage([]string{"fetch", p})...)
+	if r.Exit != 254 || !strings.Contains(r.Stderr, "malformed") || strings.Contains(r.Stderr, "panic") {
+		t.Errorf("fetch of an image with an isolator without value: exit %d\nstderr: %s", r.Exit, r.Stderr)
+	}
+	if _, imgs := listImages(t, c); len(imgs) != 0 {
+		t.Errorf("the image was stored: %+v", imgs)
+	}
+}
