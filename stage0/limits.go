@@ -67,3 +67,25 @@ func limitError(s string, err error, examples, min string) error {
 	}
 	return fmt.Errorf("%q: %w", s, err)
 }
+
+// checkLimits applies the bounds of --memory and --cpu to an app's
+// resource isolators, whoever wrote them (the image, --pod-manifest).
+func checkLimits(app *types.App) error {
+	for _, iso := range app.Isolators {
+		switch v := iso.Value().(type) {
+		case *types.ResourceMemory:
+			if lim := v.Limit(); lim != nil {
+				if _, err := MemoryIsolator(lim.String()); err != nil {
+					return fmt.Errorf("isolator %s: %w", iso.Name, err)
+				}
+			}
+		case *types.ResourceCPU:
+			if lim := v.Limit(); lim != nil {
+				if _, err := CPUIsolator(lim.String()); err != nil {
+					return fmt.Errorf("isolator %s: %w", iso.Name, err)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -164,6 +164,9 @@ func runtimeApp(f *Fetcher, spec *PodSpec, as *AppSpec, info *imagestore.ImageIn
 		app.Isolators.ReplaceIsolatorsByName(iso, []types.ACIdentifier{iso.Name})
 	}
 	app.Environment = mergeEnv(spec, app.Environment, as.Environment)
+	if err := checkLimits(&app); err != nil {
+		return ra, err
+	}
 	rootfs, err := f.Store.TreeRootfs(info)
 	if err != nil {
 		return ra, err
@@ -352,6 +355,9 @@ func podManifestAsGiven(ctx context.Context, f *Fetcher, pm *schema.PodManifest)
 			}
 			app := *im.App
 			ra.App = &app
+		}
+		if err := checkLimits(ra.App); err != nil {
+			return nil, nil, fmt.Errorf("pod manifest, app %s: %w", ra.Name, err)
 		}
 		rootfs, err := f.Store.TreeRootfs(info)
 		if err != nil {

@@ -3,6 +3,10 @@ package stage0
 import (
 	"strings"
 	"testing"
+
+	"github.com/appc/spec/schema/types"
+
+	"github.com/rkt/rkt/pkg/appcjson"
 )
 
 func TestSpecCheck(t *testing.T) {
@@ -36,5 +40,27 @@ func TestParseEnvFile(t *testing.T) {
 	_, err = ParseEnvFile("f", []byte("A=1\nexport D=1\n"))
 	if err == nil || !strings.Contains(err.Error(), `f:2: "export D=1"`) || !strings.Contains(err.Error(), "export") {
 		t.Errorf("export line: %v", err)
+	}
+}
+
+func TestCheckLimits(t *testing.T) {
+	for _, tc := range []struct {
+		iso  string
+		want string
+	}{
+		{`{"name":"resource/memory","value":{"limit":"128M"}}`, ""},
+		{`{"name":"resource/memory","value":{"limit":"18446744073714794496"}}`, "out of range"},
+		{`{"name":"resource/memory","value":{"limit":"1"}}`, "less than 8Mi"},
+		{`{"name":"resource/cpu","value":{"limit":"750m"}}`, ""},
+		{`{"name":"resource/cpu","value":{"limit":"1m"}}`, "less than 10m"},
+	} {
+		var isos types.Isolators
+		if err := appcjson.Unmarshal([]byte("["+tc.iso+"]"), &isos); err != nil {
+			t.Fatal(err)
+		}
+		err := checkLimits(&types.App{Isolators: isos})
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: err = %v, want %q", tc.iso, err, tc.want)
+		}
 	}
 }
