@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 STATICCHECK ?= build/tools/staticcheck
 
-.PHONY: all rkt stage1 test lint unit functional man check-man install demo clean FORCE
+.PHONY: all rkt stage1 test lint unit functional fuzz fuzz-short man check-man install demo clean FORCE
 
 all: rkt stage1
 
@@ -51,6 +51,27 @@ HOSTNET_PKGS := ./networking ./stage1/default
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/tests$$' -e '/networking$$' -e '/stage1/default$$')
 	$(GO) test -count=1 -p 1 $(HOSTNET_PKGS)
+	$(MAKE) fuzz-short
+
+# Fuzz targets (func FuzzX in *_test.go), as package:function, found by
+# grep so that a new one runs without editing this file. Their seed
+# corpora run with every `go test`; `make fuzz` fuzzes each for FUZZTIME,
+# `make fuzz-short` (part of `make unit`) for FUZZSHORT. Minimizing is
+# capped: appc's decoders iterate over maps, so coverage is not exactly
+# reproducible and minimizing an "interesting" input could take the
+# default minute each time.
+FUZZTIME  ?= 1m
+FUZZSHORT ?= 2s
+FUZZ_TARGETS = $(shell grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' --exclude-dir=build --exclude-dir=.git . | sed -E 's|^(.*)/[^/]*:func (Fuzz.*)|\1:\2|' | sort)
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x $$pkg || exit 1; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZSHORT)
 
 functional: all
 	RKT_BIN=$(CURDIR)/$(BIN)/rkt $(GO) test -count=1 -timeout 20m ./tests/
