@@ -178,7 +178,7 @@ func (pr *Prepared) lockTrees(ctx context.Context, s1 *imagestore.ImageInfo, inf
 		seen[info.TreeID] = true
 		l, err := pr.store.UseTree(ctx, info.TreeID)
 		if err != nil {
-			return err
+			return fmt.Errorf("waiting for image %s (its tree is locked by an image removal or gc): %w", imagestore.ShortKey(info.Key), err)
 		}
 		pr.TreeLocks = append(pr.TreeLocks, l)
 		// The image may have been removed between the fetch and the lock.

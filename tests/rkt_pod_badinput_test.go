@@ -1,10 +1,14 @@
 package tests
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/tests/testutils"
 )
@@ -203,5 +207,58 @@ func TestPodImageMountPointGetsEmptyVolume(t *testing.T) {
 	r := e.Run(e.podArgs("run", nil)...)
 	if r.Exit != 0 || !strings.Contains(r.Stdout, stubRan) {
 		t.Errorf("rkt run of an image with a mount point: exit %d\nstdout: %s\nstderr: %s", r.Exit, r.Stdout, r.Stderr)
+	}
+}
+
+// TestPodInterruptedWhileWaitingForTreeLock: rkt prepare and rkt run
+// that wait for an image tree someone holds exclusively (an image
+// removal) and get SIGINT exit 254 and leave no pod behind.
+func TestPodInterruptedWhileWaitingForTreeLock(t *testing.T) {
+	e := newPodEnv(t)
+	e.MustRun("rm", e.prepare()) // fetch both images
+	locks, err := filepath.Glob(filepath.Join(e.Dir, "cas", "locks", "tree-*"))
+	if err != nil || len(locks) == 0 {
+		t.Fatalf("no tree locks in the store: %v", err)
+	}
+	for _, l := range locks {
+		f, err := os.OpenFile(l, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			t.Fatalf("lock %s: %v", l, err)
+		}
+	}
+	for _, verb := range []string{"prepare", "run"} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := e.Cmd(ctx, e.podArgs(verb, nil)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		// The pod directory exists while rkt waits for the tree lock.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if ents, _ := os.ReadDir(e.podsPhaseDir("prepare")); len(ents) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				cmd.Wait()
+				t.Fatalf("rkt %s made no pod directory while waiting: %s", verb, stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond)
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		cancel()
+		if code := cmd.ProcessState.ExitCode(); code != 254 || strings.Contains(stderr.String(), "panic") || !strings.Contains(stderr.String(), "locked by an image removal") {
+			t.Errorf("rkt %s interrupted while waiting for a tree lock: exit %d\nstderr: %s", verb, code, stderr.String())
+		}
+		e.requireNoPods()
 	}
 }
