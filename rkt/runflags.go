@@ -91,7 +91,7 @@ func appFlags(a *stage0.AppSpec, iso *isolatorFlags, pf *podFlags, forRun bool) 
 	fs := pflag.NewFlagSet("app", pflag.ContinueOnError)
 	fs.SetInterspersed(false)
 	fs.Usage = func() {}
-	fs.StringVar(&a.Name, "name", "", "app name")
+	fs.StringVar(&a.Name, "name", "", "app name (lower-case letters, digits and dashes)")
 	fs.StringVar(&a.Exec, "exec", "", "executable to run instead of the image's")
 	fs.StringVar(&a.User, "user", "", "user (number, or name in the image's /etc/passwd)")
 	fs.StringVar(&a.Group, "group", "", "group (number, or name in the image's /etc/group)")
@@ -116,8 +116,8 @@ type isolatorFlags struct {
 }
 
 func (f *isolatorFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.cpu, "cpu", "", "CPU limit (Kubernetes quantity: 750m = 0.75 CPU)")
-	fs.StringVar(&f.memory, "memory", "", "memory limit (128M, 1Gi, ...)")
+	fs.StringVar(&f.cpu, "cpu", "", "CPU limit (Kubernetes quantity: 750m = 0.75 CPU; at least 10m)")
+	fs.StringVar(&f.memory, "memory", "", "memory limit (128M, 1Gi, ...; at least 8Mi)")
 	fs.StringVar(&f.cpuShares, "cpu-shares", "", "relative CPU weight")
 	fs.StringVar(&f.oomScoreAdj, "oom-score-adj", "", "OOM score adjustment (-1000..1000)")
 	fs.StringVar(&f.pidsLimit, "pids-limit", "", "maximum number of processes")
