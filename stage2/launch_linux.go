@@ -18,6 +18,8 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/fds"
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/pkg/seccomp"
 )
 
@@ -76,11 +78,15 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 		// /proc is still the host's procfs: /proc/self is the host PID,
 		// which the app keeps across exec. (Its directory is made while
 		// the launcher prepares the app.)
-		pid, err := os.Readlink("/proc/self")
+		link, err := os.Readlink("/proc/self")
 		if err != nil {
 			return setupErr("find the app's host PID: %w", err)
 		}
-		if err := os.WriteFile(a.AppPidFile, []byte(pid), 0o644); err != nil {
+		pid, err := strconv.Atoi(link)
+		if err != nil {
+			return setupErr("find the app's host PID: /proc/self is %q", link)
+		}
+		if err := proc.Record(a.AppPidFile, pid); err != nil {
 			return setupErr("write %s: %w", a.AppPidFile, err)
 		}
 	}
@@ -124,6 +130,12 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 	}
 	if err := os.Chdir(wd); err != nil {
 		return setupErr("enter working directory %s: %w", wd, err)
+	}
+	// Nothing but stdio (and fds.Passed) reaches the app, whatever the
+	// chain from rkt's caller left open; before the seccomp filter,
+	// which may not allow close_range.
+	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+		return setupErr("keep inherited descriptors from the app: %w", err)
 	}
 	if a.NoNewPrivs || id.UID != 0 {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {

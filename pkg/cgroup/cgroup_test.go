@@ -331,13 +331,14 @@ func TestForPod(t *testing.T) {
 		{Mount: "/sys/fs/cgroup/blkio", Controllers: []string{"blkio"}},
 		{Mount: "/sys/fs/cgroup/pids", Controllers: []string{"pids"}},
 		{Mount: "/sys/fs/cgroup/net_cls,net_prio", Controllers: []string{"net_cls", "net_prio"}},
+		{Mount: "/sys/fs/cgroup/devices", Controllers: []string{"devices"}},
 		{Mount: "/sys/fs/cgroup/unified", Unified: true},
 	}
 	var got []string
 	for _, h := range ForPod(hs) {
 		got = append(got, h.Mount)
 	}
-	want := []string{"/sys/fs/cgroup/systemd", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified"}
+	want := []string{"/sys/fs/cgroup/systemd", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/devices", "/sys/fs/cgroup/unified"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("ForPod: %v, want %v", got, want)
 	}

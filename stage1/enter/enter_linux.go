@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/stage1/podcfg"
 )
 
@@ -59,6 +60,11 @@ func Main(ctx context.Context, args []string) int {
 // exit code. The pod directory is the working directory (for the app's
 // environment file); without one the environment is a default PATH.
 func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) {
+	// What `rkt enter`'s caller left open without close-on-exec stays
+	// out of the app.
+	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+		return 0, fmt.Errorf("keep the caller's descriptors from the app: %w", err)
+	}
 	env := appEnv(app)
 	root := fmt.Sprintf("/proc/%d/root", pid)
 	if _, err := os.Stat(root); err != nil {

@@ -31,6 +31,7 @@ import (
 	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
 	"github.com/rkt/rkt/pkg/exitstatus"
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/stage1/host"
 	"github.com/rkt/rkt/stage1/podcfg"
@@ -239,8 +240,8 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	}
 	// First, so that rkt stop and status find the pod's process 1 as soon
 	// as it exists.
-	if err := writeFile(filepath.Join(r.pod.Dir, podcfg.PidFile), strconv.Itoa(r.supPid)); err != nil {
-		return err
+	if err := proc.Record(filepath.Join(r.pod.Dir, podcfg.PidFile), r.supPid); err != nil {
+		return fmt.Errorf("record the pod's pid: %w", err)
 	}
 	// The networks are set up in the supervisor's network namespace from
 	// now on, while the cgroups, the files and the supervisor's
@@ -401,6 +402,12 @@ func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 	for _, a := range r.pod.Apps {
 		dirs, err := p.AddApp(a.Launch.Name, a.Limits)
 		if err != nil {
+			record()
+			return err
+		}
+		// Only the pod's /dev devices may be opened or created (the
+		// devices cgroup on v1, a device program on v2).
+		if err := p.LimitDevices(a.Launch.Name, cgroup.DefaultDevices); err != nil {
 			record()
 			return err
 		}
