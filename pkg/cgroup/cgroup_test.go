@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 const hybridMountinfo = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -270,9 +272,7 @@ func TestPodOnFakeV1InUnit(t *testing.T) {
 
 // TestRealHost creates a pod cgroup on the machine's cgroupfs (as root).
 func TestRealHost(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t)
 	hs, err := Self()
 	if err != nil {
 		t.Fatal(err)
