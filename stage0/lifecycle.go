@@ -85,7 +85,7 @@ func Status(p *pod.Pod) *PodStatus {
 	if appcjson.Unmarshal(data, &pm) != nil {
 		return st
 	}
-	statusDir := filepath.Join(dir, statusDir)
+	statusDir := filepath.Join(dir, exitstatus.Dir)
 	for _, ra := range pm.Apps {
 		as := AppStatus{Name: ra.Name.String(), ImageID: ra.Image.ID.String()}
 		if ra.Image.Name != nil {

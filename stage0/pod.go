@@ -248,7 +248,7 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 // its space allocated, so that stage1 can record how the apps ended even
 // when they filled the file system (docs/stage1-abi.md).
 func (pr *Prepared) reserveStatus() error {
-	dir := filepath.Join(pr.Pod.Path(), statusDir)
+	dir := filepath.Join(pr.Pod.Path(), exitstatus.Dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -260,9 +260,6 @@ func (pr *Prepared) reserveStatus() error {
 	return nil
 }
 
-// statusDir holds the apps' exit status files, relative to the pod
-// directory.
-const statusDir = "stage1/rootfs/rkt/status"
 
 // Touch records that the pod's images were used (cheap, no fsync; called
 // after stage1 started or just before exec).

@@ -20,6 +20,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Dir holds the apps' status files, relative to the pod directory (the
+// one definition of it: stage1/podcfg and stage0 use this).
+const Dir = "stage1/rootfs/rkt/status"
+
 // ReasonOOM is the reason of an app the kernel's OOM killer killed.
 const ReasonOOM = "out of memory"
 
