@@ -260,7 +260,6 @@ func (pr *Prepared) reserveStatus() error {
 	return nil
 }
 
-
 // Touch records that the pod's images were used (cheap, no fsync; called
 // after stage1 started or just before exec).
 func (pr *Prepared) Touch() {
