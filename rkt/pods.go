@@ -153,7 +153,7 @@ var cmdStatus = &cobra.Command{
 		if !st.Started.IsZero() {
 			fmt.Fprintf(w, "started=%s\n", st.Started.Format(time.RFC3339Nano))
 		}
-		fmt.Fprintf(w, "networks=%s\n", strings.Join(st.Networks, ","))
+		fmt.Fprintf(w, "networks=%s\n", termsafe.String(strings.Join(st.Networks, ",")))
 		if st.PID > 0 && st.State == pod.StateRunning {
 			fmt.Fprintf(w, "pid=%d\n", st.PID)
 		}
