@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 STATICCHECK ?= build/tools/staticcheck
 
-.PHONY: all rkt stage1 test lint unit root mutate mutate-ci functional man check-man install demo clean FORCE
+.PHONY: all rkt stage1 test lint unit root mutate mutate-ci fuzz fuzz-short functional man check-man install demo clean FORCE
 
 all: rkt stage1
 
@@ -57,6 +57,27 @@ ROOT_PKGS = $(filter-out $(HOSTNET_PKGS) ./tests ./tests/testutils ./pkg/testuti
 
 unit:
 	env -u RKT_TEST_ROOT $(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/tests$$')
+	$(MAKE) fuzz-short
+
+# Fuzz targets (func FuzzX in *_test.go), as package:function, found by
+# grep so that a new one runs without editing this file. Their seed
+# corpora run with every `go test`; `make fuzz` fuzzes each for FUZZTIME,
+# `make fuzz-short` (part of `make unit`) for FUZZSHORT. Minimizing is
+# capped: appc's decoders iterate over maps, so coverage is not exactly
+# reproducible and minimizing an "interesting" input could take the
+# default minute each time.
+FUZZTIME  ?= 1m
+FUZZSHORT ?= 2s
+FUZZ_TARGETS = $(shell grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' --exclude-dir=build --exclude-dir=.git . | sed -E 's|^(.*)/[^/]*:func (Fuzz.*)|\1:\2|' | sort)
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+		env -u RKT_TEST_ROOT $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x $$pkg || exit 1; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZSHORT)
 
 root:
 	RKT_TEST_ROOT=1 $(GO) test -count=1 $(ROOT_PKGS)

@@ -49,6 +49,15 @@ func octal(dst []byte, v int64) {
 // sparseBomb is a plain-tar ACI with one old-GNU sparse file of realSize
 // bytes that are all a hole: a few KiB of archive that unpack to realSize
 // bytes on disk, since extraction writes the zeros.
+// tinyFiles are n one-byte files.
+func tinyFiles(n int) []testutils.Entry {
+	es := []testutils.Entry{testutils.Dir("d", 0o755)}
+	for i := 0; i < n; i++ {
+		es = append(es, testutils.File(fmt.Sprintf("d/f%05d", i), 0o644, "x"))
+	}
+	return es
+}
+
 func sparseBomb(t *testing.T, realSize int64) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -159,6 +168,9 @@ func TestStageRefusesHostileImages(t *testing.T) {
 		{"trusted xattr", aciBytes(t, withEntries(xattr)), aci.ErrInvalid, "trusted.overlay"},
 		{"decompression bomb", aciBytes(t, bombZeros), imagestore.ErrTooLarge, "more than"},
 		{"sparse-file bomb", sparseBomb(t, 24<<20), imagestore.ErrTooLarge, "more than"},
+		// 3000 one-byte files: 3 MB of stream, 3000 bytes declared, but a
+		// block each on disk.
+		{"block per tiny file", aciBytes(t, testutils.ACI{Entries: tinyFiles(3000), Compression: testutils.CompressionGzip}), imagestore.ErrTooLarge, "of disk"},
 	}
 	before := snapshot(t, s)
 	for _, c := range cases {

@@ -62,6 +62,7 @@ type Staged struct {
 	workLock *lock.Lock
 	size     int64
 	unpacked int64
+	disk     int64 // the tree's allocated bytes
 	digest   string
 	source   string
 	remote   *Remote
@@ -202,6 +203,11 @@ func (st *Staged) unpack(ctx context.Context, r io.Reader, maxSize int64) error 
 				}
 				return readErr(hr, err)
 			}
+			// What the tree really occupies: a block per small file or
+			// directory, however little the stream holds.
+			if used := ex.DiskUsage(); used > maxSize {
+				return fmt.Errorf("%w: its files take more than %d bytes of disk (at %q; raise rkt fetch --max-size)", ErrTooLarge, maxSize, hdr.Name)
+			}
 		default:
 			return aci.Invalidf("entry %q is outside rootfs/ (an ACI holds only \"manifest\" and \"rootfs/\")", hdr.Name)
 		}
@@ -224,6 +230,7 @@ func (st *Staged) unpack(ctx context.Context, r io.Reader, maxSize int64) error 
 	sum := hr.Sum()
 	st.Key = "sha512-" + hex.EncodeToString(sum[:32])
 	st.unpacked = hr.n
+	st.disk = ex.DiskUsage()
 	if err := os.WriteFile(filepath.Join(tree, "manifest"), st.RawManifest, 0o640); err != nil {
 		return err
 	}
@@ -295,7 +302,8 @@ func (st *Staged) Commit(ctx context.Context) error {
 	now := time.Now()
 	info := &ImageInfo{Key: st.Key, Name: st.Manifest.Name.String(), Labels: labelMap(st.Manifest),
 		Manifest: st.RawManifest, Compression: st.Compression, Size: st.size, UnpackedSize: st.unpacked,
-		TreeID: st.Key, ImportTime: now, Source: st.source, SignedBy: st.SignedBy}
+		DiskUsage: st.size + st.disk,
+		TreeID:    st.Key, ImportTime: now, Source: st.source, SignedBy: st.SignedBy}
 	if existing != nil {
 		info.ImportTime, info.LastUsed = existing.ImportTime, existing.LastUsed
 	}

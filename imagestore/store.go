@@ -33,6 +33,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/rkt/rkt/pkg/aci"
+	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/lock"
 )
 
@@ -51,20 +52,34 @@ type ImageInfo struct {
 	Compression  aci.Compression   `json:"compression"`
 	Size         int64             `json:"size"`          // blob bytes, as fetched
 	UnpackedSize int64             `json:"unpacked_size"` // uncompressed image bytes
-	TreeID       string            `json:"tree_id"`       // rendered tree used by pods
-	Deps         []string          `json:"deps,omitempty"`
-	ImportTime   time.Time         `json:"import_time"`
-	LastUsed     time.Time         `json:"last_used"`
-	Source       string            `json:"source,omitempty"` // where it was fetched from
+	// DiskUsage is what the image occupies in the store: its blob and
+	// the allocated blocks of its tree (0 for images stored before it
+	// was recorded).
+	DiskUsage  int64     `json:"disk_usage,omitempty"`
+	TreeID     string    `json:"tree_id"` // rendered tree used by pods
+	Deps       []string  `json:"deps,omitempty"`
+	ImportTime time.Time `json:"import_time"`
+	LastUsed   time.Time `json:"last_used"`
+	Source     string    `json:"source,omitempty"` // where it was fetched from
 	// SignedBy is the fingerprint of the key that signed the image, or
 	// "" if it was stored without a signature check.
 	SignedBy string `json:"signed_by,omitempty"`
 }
 
+// StoreSize is what image list shows: the disk the image occupies
+// (DiskUsage), or for images stored before that was recorded, the size
+// of the uncompressed image.
+func (i *ImageInfo) StoreSize() int64 {
+	if i.DiskUsage > 0 {
+		return i.DiskUsage
+	}
+	return i.UnpackedSize
+}
+
 // ParsedManifest parses the stored manifest.
 func (i *ImageInfo) ParsedManifest() (*schema.ImageManifest, error) {
 	var m schema.ImageManifest
-	if err := m.UnmarshalJSON(i.Manifest); err != nil {
+	if err := appcjson.Unmarshal(i.Manifest, &m); err != nil {
 		return nil, fmt.Errorf("stored manifest of %s: %w", i.Key, err)
 	}
 	return &m, nil

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rkt/rkt/imagestore"
+	"github.com/rkt/rkt/pkg/termsafe"
 	"github.com/rkt/rkt/stage0"
 )
 
@@ -79,7 +80,7 @@ func newFetcher(cmd *cobra.Command, s *imagestore.Store) (*stage0.Fetcher, error
 	f := &stage0.Fetcher{
 		Store: s, PullPolicy: policy, InsecureHTTP: io.AllowHTTP(), InsecureTLS: io.SkipTLSCheck(),
 		SkipVerify: io.SkipImageCheck(), Signature: fetchFlags.signature, MaxSize: maxSize,
-		Warn: func(msg string) { fmt.Fprintf(cmd.ErrOrStderr(), "rkt: warning: %s\n", msg) },
+		Warn: func(msg string) { fmt.Fprintf(cmd.ErrOrStderr(), "rkt: warning: %s\n", termsafe.String(msg)) },
 	}
 	if fh, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(fh.Fd())) {
 		f.Progress = fh

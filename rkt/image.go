@@ -13,6 +13,7 @@ import (
 
 	"github.com/rkt/rkt/imagestore"
 	"github.com/rkt/rkt/pkg/pod"
+	"github.com/rkt/rkt/pkg/termsafe"
 )
 
 var cmdImage = &cobra.Command{
@@ -47,10 +48,10 @@ var imageListFields = map[string]struct {
 		func(a, b *imagestore.ImageInfo) bool { return nameWithVersion(a) < nameWithVersion(b) }},
 	"size": {"SIZE", func(i *imagestore.ImageInfo, full, _ bool) string {
 		if full {
-			return fmt.Sprint(i.UnpackedSize)
+			return fmt.Sprint(i.StoreSize())
 		}
-		return humanSize(i.UnpackedSize)
-	}, func(a, b *imagestore.ImageInfo) bool { return a.UnpackedSize < b.UnpackedSize }},
+		return humanSize(i.StoreSize())
+	}, func(a, b *imagestore.ImageInfo) bool { return a.StoreSize() < b.StoreSize() }},
 	"importtime": {"IMPORT TIME", func(i *imagestore.ImageInfo, _, _ bool) string { return humanTime(i.ImportTime) },
 		func(a, b *imagestore.ImageInfo) bool { return a.ImportTime.Before(b.ImportTime) }},
 	"lastused": {"LAST USED", func(i *imagestore.ImageInfo, _, _ bool) string { return humanTime(i.LastUsed) },
@@ -110,7 +111,8 @@ var cmdImageList = &cobra.Command{
 			ID         string            `json:"id"`
 			Name       string            `json:"name"`
 			Labels     map[string]string `json:"labels,omitempty"`
-			Size       int64             `json:"size"`
+			Size       int64             `json:"size"` // on disk, blob and tree
+			Unpacked   int64             `json:"unpacked_size"`
 			BlobSize   int64             `json:"blob_size"`
 			ImportTime time.Time         `json:"import_time"`
 			LastUsed   time.Time         `json:"last_used"`
@@ -125,7 +127,7 @@ var cmdImageList = &cobra.Command{
 				row = append(row, imageListFields[fl].show(i, f.full, latest))
 			}
 			rows = append(rows, row)
-			js = append(js, jsonImage{i.Key, i.Name, i.Labels, i.UnpackedSize, i.Size, i.ImportTime, i.LastUsed, latest, i.Source})
+			js = append(js, jsonImage{i.Key, i.Name, i.Labels, i.StoreSize(), i.UnpackedSize, i.Size, i.ImportTime, i.LastUsed, latest, i.Source})
 		}
 		return printTable(cmd.OutOrStdout(), f.format, f.noLegend, header, rows, js)
 	},
@@ -161,7 +163,7 @@ var cmdImageRm = &cobra.Command{
 				err = s.Remove(ctx, info.Key)
 			}
 			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: image %s: %v\n", ref, err)
+				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: image %s: %s\n", termsafe.String(ref), termsafe.String(err.Error()))
 				failed = append(failed, ref)
 				continue
 			}
@@ -307,7 +309,7 @@ var cmdImageVerify = &cobra.Command{
 				err = s.VerifyTree(info)
 			}
 			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: %v\n", err)
+				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: %s\n", termsafe.String(err.Error()))
 				bad++
 				continue
 			}

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rkt/rkt/pkg/termsafe"
 )
 
 // Exit codes. rkt's own failures exit 254 so that they do not clash with an
@@ -91,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "rkt: %v\n", err)
+	fmt.Fprintf(stderr, "rkt: %s\n", termsafe.String(err.Error()))
 	var ue *usageError
 	switch {
 	case isCobraUsageError(err):

@@ -8,29 +8,39 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/rkt/rkt/pkg/termsafe"
 )
 
 // printTable writes rows as an aligned table (format ""), or jsonValue as
-// JSON ("json", "json-pretty").
+// JSON ("json", "json-pretty"). Every cell goes through termsafe.String
+// and the JSON through termsafe.JSON: what an image or a key chose to
+// call itself cannot forge rows or send the terminal escape sequences.
+// All output of rkt/ that holds such text goes through termsafe.
 func printTable(w io.Writer, format string, noLegend bool, header []string, rows [][]string, jsonValue any) error {
 	switch format {
 	case "json", "json-pretty":
-		enc := json.NewEncoder(w)
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
 		if format == "json-pretty" {
 			enc.SetIndent("", "\t")
 		}
-		return enc.Encode(jsonValue)
+		if err := enc.Encode(jsonValue); err != nil {
+			return err
+		}
+		_, err := w.Write(termsafe.JSON(buf.Bytes()))
+		return err
 	case "", "table":
 	default:
 		return usagef("--format: unknown format %q (want json or json-pretty)", format)
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	if !noLegend {
-		fmt.Fprintln(tw, strings.Join(header, "\t"))
+		fmt.Fprintln(tw, strings.Join(termsafe.Strings(append([]string(nil), header...)), "\t"))
 	}
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		fmt.Fprintln(tw, strings.Join(termsafe.Strings(append([]string(nil), r...)), "\t"))
 	}
 	return tw.Flush()
 }
@@ -67,6 +77,6 @@ func printJSON(w io.Writer, data []byte, pretty bool) error {
 			data = buf.Bytes()
 		}
 	}
-	_, err := fmt.Fprintf(w, "%s\n", data)
+	_, err := fmt.Fprintf(w, "%s\n", termsafe.JSON(data))
 	return err
 }

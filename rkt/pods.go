@@ -13,6 +13,7 @@ import (
 
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
+	"github.com/rkt/rkt/pkg/termsafe"
 	"github.com/rkt/rkt/stage0"
 )
 
@@ -152,7 +153,7 @@ var cmdStatus = &cobra.Command{
 		if !st.Started.IsZero() {
 			fmt.Fprintf(w, "started=%s\n", st.Started.Format(time.RFC3339Nano))
 		}
-		fmt.Fprintf(w, "networks=%s\n", strings.Join(st.Networks, ","))
+		fmt.Fprintf(w, "networks=%s\n", termsafe.String(strings.Join(st.Networks, ",")))
 		if st.PID > 0 && st.State == pod.StateRunning {
 			fmt.Fprintf(w, "pid=%d\n", st.PID)
 		}
@@ -161,6 +162,9 @@ var cmdStatus = &cobra.Command{
 		for _, a := range st.Apps {
 			if a.ExitCode != nil {
 				fmt.Fprintf(w, "app-%s=%d\n", a.Name, *a.ExitCode)
+			}
+			if a.Reason != "" {
+				fmt.Fprintf(w, "app-%s-reason=%s\n", a.Name, termsafe.String(a.Reason))
 			}
 		}
 		return nil
@@ -259,7 +263,7 @@ func eachPod(cmd *cobra.Command, uuids []string, okFormat string, failMsg func(u
 			err = fn(p)
 		}
 		if err != nil {
-			fmt.Fprintf(cmd.ErrOrStderr(), "rkt: %s\n", failMsg(u, err))
+			fmt.Fprintf(cmd.ErrOrStderr(), "rkt: %s\n", termsafe.String(failMsg(u, err)))
 			failed = true
 			continue
 		}
@@ -297,7 +301,7 @@ var cmdGC = &cobra.Command{
 			for u, e := range rep.Failed {
 				// Busy pods wait for the next gc; gone or moved ones another gc took.
 				if !errors.Is(e, lock.ErrLocked) && !errors.Is(e, pod.ErrNotFound) && !errors.Is(e, pod.ErrBadState) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "rkt: gc: pod %s: %v\n", u, e)
+					fmt.Fprintf(cmd.ErrOrStderr(), "rkt: gc: pod %s: %s\n", u, termsafe.String(e.Error()))
 				}
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rkt/rkt/networking/netflag"
+	"github.com/rkt/rkt/pkg/termsafe"
 	"github.com/rkt/rkt/stage0"
 )
 
@@ -56,7 +57,7 @@ func init() {
 // debugf prints a debugging line when --debug is on.
 func debugf(cmd *cobra.Command, format string, args ...any) {
 	if globalFlags.Debug {
-		fmt.Fprintf(cmd.ErrOrStderr(), "rkt: debug: "+format+"\n", args...)
+		fmt.Fprintf(cmd.ErrOrStderr(), "rkt: debug: %s\n", termsafe.String(fmt.Sprintf(format, args...)))
 	}
 }
 

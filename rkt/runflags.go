@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rkt/rkt/networking/netflag"
+	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/caps"
 	"github.com/rkt/rkt/stage0"
 )
@@ -90,7 +91,7 @@ func appFlags(a *stage0.AppSpec, iso *isolatorFlags, pf *podFlags, forRun bool) 
 	fs := pflag.NewFlagSet("app", pflag.ContinueOnError)
 	fs.SetInterspersed(false)
 	fs.Usage = func() {}
-	fs.StringVar(&a.Name, "name", "", "app name")
+	fs.StringVar(&a.Name, "name", "", "app name (lower-case letters, digits and dashes)")
 	fs.StringVar(&a.Exec, "exec", "", "executable to run instead of the image's")
 	fs.StringVar(&a.User, "user", "", "user (number, or name in the image's /etc/passwd)")
 	fs.StringVar(&a.Group, "group", "", "group (number, or name in the image's /etc/group)")
@@ -115,8 +116,8 @@ type isolatorFlags struct {
 }
 
 func (f *isolatorFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.cpu, "cpu", "", "CPU limit (Kubernetes quantity: 750m = 0.75 CPU)")
-	fs.StringVar(&f.memory, "memory", "", "memory limit (128M, 1Gi, ...)")
+	fs.StringVar(&f.cpu, "cpu", "", "CPU limit (Kubernetes quantity: 750m = 0.75 CPU; at least 10m)")
+	fs.StringVar(&f.memory, "memory", "", "memory limit (128M, 1Gi, ...; at least 8Mi)")
 	fs.StringVar(&f.cpuShares, "cpu-shares", "", "relative CPU weight")
 	fs.StringVar(&f.oomScoreAdj, "oom-score-adj", "", "OOM score adjustment (-1000..1000)")
 	fs.StringVar(&f.pidsLimit, "pids-limit", "", "maximum number of processes")
@@ -130,26 +131,18 @@ func (f *isolatorFlags) register(fs *pflag.FlagSet) {
 func (f *isolatorFlags) apply(a *stage0.AppSpec) error {
 	add := func(i types.Isolator) { a.Isolators = append(a.Isolators, i) }
 	if f.cpu != "" {
-		q, err := parsePositiveQuantity("--cpu", f.cpu)
+		i, err := stage0.CPUIsolator(f.cpu)
 		if err != nil {
-			return err
+			return usagef("--cpu: %v", err)
 		}
-		r, err := types.NewResourceCPUIsolator(q, q)
-		if err != nil {
-			return usagef("--cpu=%s: %v", f.cpu, err)
-		}
-		add(r.AsIsolator())
+		add(*i)
 	}
 	if f.memory != "" {
-		q, err := parsePositiveQuantity("--memory", f.memory)
+		i, err := stage0.MemoryIsolator(f.memory)
 		if err != nil {
-			return err
+			return usagef("--memory: %v", err)
 		}
-		r, err := types.NewResourceMemoryIsolator(q, q)
-		if err != nil {
-			return usagef("--memory=%s: %v", f.memory, err)
-		}
-		add(r.AsIsolator())
+		add(*i)
 	}
 	if f.cpuShares != "" {
 		n, err := strconv.Atoi(f.cpuShares)
@@ -243,13 +236,6 @@ func (f *isolatorFlags) apply(a *stage0.AppSpec) error {
 		a.Annotations[k] = v
 	}
 	return nil
-}
-
-func parsePositiveQuantity(flag, s string) (string, error) {
-	if _, err := parseQuantity(s); err != nil {
-		return "", usagef("%s: %v", flag, err)
-	}
-	return s, nil
 }
 
 func capList(s string) []string {
@@ -381,26 +367,16 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 // podSpec turns the pod flags and apps into a stage0.PodSpec.
 func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 	spec := &stage0.PodSpec{Apps: apps, SetEnv: pf.setEnv, InheritEnv: pf.inheritEnv, Stage1: pf.stage1}
-	for _, kv := range pf.setEnv {
-		if !strings.Contains(kv, "=") {
-			return nil, usagef("--set-env %q: want K=V", kv)
-		}
-	}
 	for _, f := range pf.setEnvFile {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("--set-env-file: %w", err)
 		}
-		for n, line := range strings.Split(string(data), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			if !strings.Contains(line, "=") {
-				return nil, fmt.Errorf("--set-env-file %s:%d: %q is not K=V", f, n+1, line)
-			}
-			spec.SetEnvFile = append(spec.SetEnvFile, line)
+		lines, err := stage0.ParseEnvFile(f, data)
+		if err != nil {
+			return nil, usagef("--set-env-file %v", err)
 		}
+		spec.SetEnvFile = append(spec.SetEnvFile, lines...)
 	}
 	for _, v := range pf.volumes {
 		vol, err := types.VolumeFromString(v)
@@ -422,6 +398,9 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 		}
 		spec.Annotations[k] = v
 	}
+	if err := spec.Check(); err != nil {
+		return nil, usagef("%v", err)
+	}
 	if pf.podManifest != "" {
 		if len(apps) > 0 {
 			return nil, usagef("--pod-manifest cannot be combined with images on the command line")
@@ -431,7 +410,7 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 			return nil, fmt.Errorf("--pod-manifest: %w", err)
 		}
 		var pm schema.PodManifest
-		if err := pm.UnmarshalJSON(data); err != nil {
+		if err := appcjson.Unmarshal(data, &pm); err != nil {
 			return nil, fmt.Errorf("--pod-manifest %s: %w", pf.podManifest, err)
 		}
 		if len(pm.Apps) == 0 {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rkt/rkt/gpg"
+	"github.com/rkt/rkt/pkg/termsafe"
 	"github.com/rkt/rkt/stage0/discovery"
 )
 
@@ -350,7 +351,7 @@ func (t *keyTruster) review(prefix string, root bool, loc string, k *gpg.Key, au
 		if auto {
 			why = "--trust-keys-from-https"
 		}
-		fmt.Fprintf(w, "rkt: warning: trusting key %s (%s) from %s without review (%s)\n", gpg.FormatFingerprint(k.Fingerprint), strings.Join(k.UserIDs, ", "), loc, why)
+		fmt.Fprintf(w, "rkt: warning: trusting key %s (%s) from %s without review (%s)\n", gpg.FormatFingerprint(k.Fingerprint), termsafe.String(strings.Join(k.UserIDs, ", ")), termsafe.String(loc), why)
 		return true, nil
 	}
 	if !stdinIsTerminal(t.in) {
@@ -358,7 +359,7 @@ func (t *keyTruster) review(prefix string, root bool, loc string, k *gpg.Key, au
 	}
 	fmt.Fprintf(w, "%s\nKey: %q\nGPG key fingerprint is: %s\n", scope, loc, gpg.FormatFingerprint(k.Fingerprint))
 	for _, id := range k.UserIDs {
-		fmt.Fprintf(w, "\t%s\n", id)
+		fmt.Fprintf(w, "\t%s\n", termsafe.String(id))
 	}
 	if k.Expires != nil {
 		fmt.Fprintf(w, "Key expires on %s\n", k.Expires.UTC().Format("2006-01-02"))

@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/rkt/rkt/pkg/aci"
+	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/pod"
 )
 
@@ -38,7 +39,7 @@ func Export(p *pod.Pod, app string, w io.Writer) error {
 		return fmt.Errorf("pod %s has no app %q", p.UUID, app)
 	}
 	var m schema.ImageManifest
-	if err := m.UnmarshalJSON(data); err != nil {
+	if err := appcjson.Unmarshal(data, &m); err != nil {
 		return err
 	}
 	m.Dependencies, m.PathWhitelist = nil, nil

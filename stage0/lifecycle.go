@@ -15,6 +15,8 @@ import (
 	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/appcjson"
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/pkg/pod"
 	"github.com/rkt/rkt/pkg/proc"
@@ -22,11 +24,14 @@ import (
 
 // AppStatus is one app of a pod as rkt list/status show it.
 type AppStatus struct {
-	Name     string    `json:"name"`
-	Image    string    `json:"image_name"`
-	ImageID  string    `json:"image_id"`
-	ExitCode *int      `json:"exit_code,omitempty"`
-	Started  time.Time `json:"started_at,omitzero"`
+	Name     string `json:"name"`
+	Image    string `json:"image_name"`
+	ImageID  string `json:"image_id"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	// Reason says why the app ended, when stage1 knows ("out of
+	// memory").
+	Reason  string    `json:"exit_reason,omitempty"`
+	Started time.Time `json:"started_at,omitzero"`
 }
 
 // PodStatus is a pod as rkt list/status show it.
@@ -77,19 +82,17 @@ func Status(p *pod.Pod) *PodStatus {
 		return st
 	}
 	var pm schema.PodManifest
-	if pm.UnmarshalJSON(data) != nil {
+	if appcjson.Unmarshal(data, &pm) != nil {
 		return st
 	}
-	statusDir := filepath.Join(dir, "stage1", "rootfs", "rkt", "status")
+	statusDir := filepath.Join(dir, exitstatus.Dir)
 	for _, ra := range pm.Apps {
 		as := AppStatus{Name: ra.Name.String(), ImageID: ra.Image.ID.String()}
 		if ra.Image.Name != nil {
 			as.Image = ra.Image.Name.String()
 		}
-		if data, err := os.ReadFile(filepath.Join(statusDir, as.Name)); err == nil {
-			if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
-				as.ExitCode = &n
-			}
+		if n, reason, ok := exitstatus.Read(filepath.Join(statusDir, as.Name)); ok {
+			as.ExitCode, as.Reason = &n, reason
 		}
 		if fi, err := os.Stat(filepath.Join(statusDir, as.Name+"-started")); err == nil {
 			as.Started = fi.ModTime()

@@ -28,6 +28,9 @@ func buildPodManifest(ctx context.Context, f *Fetcher, spec *PodSpec) (*schema.P
 	if len(spec.Apps) == 0 {
 		return nil, nil, errNoApps
 	}
+	if err := spec.Check(); err != nil {
+		return nil, nil, err
+	}
 	pm := schema.BlankPodManifest()
 	pm.Volumes = spec.Volumes
 	for k, v := range spec.Annotations {
@@ -48,6 +51,9 @@ func buildPodManifest(ctx context.Context, f *Fetcher, spec *PodSpec) (*schema.P
 		}
 		ra, err := runtimeApp(f, spec, &as, info, im, names)
 		if err != nil {
+			if ra == nil {
+				return nil, nil, fmt.Errorf("image %s: %w", as.Image, err)
+			}
 			return nil, nil, fmt.Errorf("app %s (%s): %w", ra.Name, as.Image, err)
 		}
 		pm.Apps = append(pm.Apps, *ra)
@@ -162,6 +168,9 @@ func runtimeApp(f *Fetcher, spec *PodSpec, as *AppSpec, info *imagestore.ImageIn
 	}
 	app.Isolators = append(app.Isolators, as.Isolators...)
 	app.Environment = mergeEnv(spec, app.Environment, as.Environment)
+	if err := checkLimits(&app); err != nil {
+		return ra, err
+	}
 	rootfs, err := f.Store.TreeRootfs(info)
 	if err != nil {
 		return ra, err
@@ -208,7 +217,9 @@ func mergeEnv(spec *PodSpec, image types.Environment, app []string) types.Enviro
 	var env types.Environment
 	if spec.InheritEnv {
 		for _, kv := range os.Environ() {
-			if k, v, ok := strings.Cut(kv, "="); ok {
+			// Names the pod manifest cannot hold (bash's exported
+			// functions, BASH_FUNC_f%%) are not inherited.
+			if k, v, ok := strings.Cut(kv, "="); ok && envName.MatchString(k) {
 				env.Set(k, v)
 			}
 		}
@@ -243,7 +254,7 @@ func checkVolumes(pm *schema.PodManifest) error {
 			}
 			if isImageMountPoint(pm.Apps[i].App, m) {
 				vols[m.Volume.String()] = true
-				pm.Volumes = append(pm.Volumes, types.Volume{Name: m.Volume, Kind: "empty"})
+				pm.Volumes = append(pm.Volumes, emptyVolume(m.Volume))
 				continue
 			}
 			return fmt.Errorf("app %s: --mount names volume %q, but no --volume %s,... is given", pm.Apps[i].Name, m.Volume, m.Volume)
@@ -255,6 +266,14 @@ func checkVolumes(pm *schema.PodManifest) error {
 		}
 	}
 	return nil
+}
+
+// emptyVolume is the volume an image's mount point gets when no --volume
+// names it: empty, mode 0755, owned by root (the defaults of
+// --volume NAME,kind=empty).
+func emptyVolume(name types.ACName) types.Volume {
+	mode, uid, gid := "0755", 0, 0
+	return types.Volume{Name: name, Kind: "empty", Mode: &mode, UID: &uid, GID: &gid}
 }
 
 func isImageMountPoint(app *types.App, m schema.Mount) bool {
@@ -346,6 +365,9 @@ func podManifestAsGiven(ctx context.Context, f *Fetcher, pm *schema.PodManifest,
 			}
 			app := *im.App
 			ra.App = &app
+		}
+		if err := checkLimits(ra.App); err != nil {
+			return nil, nil, fmt.Errorf("pod manifest, app %s: %w", ra.Name, err)
 		}
 		rootfs, err := f.Store.TreeRootfs(info)
 		if err != nil {

@@ -103,6 +103,9 @@ func TestCheckVolumes(t *testing.T) {
 	if len(pm.Volumes) != 1 || pm.Volumes[0].Kind != "empty" {
 		t.Errorf("an image mount point without a volume should get an empty one: %+v", pm.Volumes)
 	}
+	if _, err := pm.Volumes[0].MarshalJSON(); err != nil {
+		t.Errorf("the empty volume of an image mount point cannot be written: %v", err)
+	}
 	pm.Volumes = append(pm.Volumes, types.Volume{Name: name("unused"), Kind: "empty"})
 	if err := checkVolumes(pm); err == nil || !strings.Contains(err.Error(), `volume "unused" is not mounted`) {
 		t.Errorf("unused volume: %v", err)

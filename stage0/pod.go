@@ -13,6 +13,7 @@ import (
 
 	"github.com/rkt/rkt/imagestore"
 	"github.com/rkt/rkt/networking/netflag"
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
 )
@@ -92,27 +93,38 @@ type Prepared struct {
 }
 
 // Abort removes a pod that will not run: it is moved to garbage and
-// deleted, and all locks are released.
-func (pr *Prepared) Abort() {
+// deleted, and all locks are released. It tries every step even when one
+// fails (a full disk does not stop a rename or a removal), so that no
+// "aborted prepare" pod stays behind, and returns the first error.
+func (pr *Prepared) Abort() error {
 	pr.Close()
-	pr.Pod.ToGarbage()
-	pr.Pod.Remove()
+	if pr.Pod == nil {
+		return nil
+	}
+	var first error
+	if pr.Pod.Phase == pod.PhasePrepare || pr.Pod.Phase == pod.PhasePrepared {
+		first = pr.Pod.ToGarbage()
+	}
+	if err := pr.Pod.Remove(); err != nil && first == nil {
+		first = err
+	}
 	pr.Pod.Unlock()
+	return first
 }
 
 // Close releases the tree locks (after a failure; on success stage1
 // inherits them).
-func (p *Prepared) Close() {
-	for _, l := range p.TreeLocks {
+func (pr *Prepared) Close() {
+	for _, l := range pr.TreeLocks {
 		l.Close()
 	}
-	p.TreeLocks = nil
+	pr.TreeLocks = nil
 }
 
 // Prepare fetches what the pod needs, creates its directory (in prepare/,
-// locked) and writes everything stage1 reads. On failure the pod directory
-// is removed.
-func Prepare(ctx context.Context, f *Fetcher, podsDir string, spec *PodSpec, phase func(string)) (pr *Prepared, err error) {
+// locked) and writes everything stage1 reads. On failure, including a
+// cancelled ctx, the pod directory is removed.
+func Prepare(ctx context.Context, f *Fetcher, podsDir string, spec *PodSpec, phase func(string)) (*Prepared, error) {
 	if phase == nil {
 		phase = func(string) {}
 	}
@@ -126,27 +138,38 @@ func Prepare(ctx context.Context, f *Fetcher, podsDir string, spec *PodSpec, pha
 		return nil, err
 	}
 	phase("app images and pod manifest")
-	p, err := pod.Create(podsDir)
-	if err != nil {
-		return nil, fmt.Errorf("creating pod directory: %w", err)
-	}
-	pr = &Prepared{Pod: p, Stage1: s1, Manifest: pm, store: f.Store}
-	defer func() {
-		if err != nil {
-			pr.Abort()
+	pr := &Prepared{Stage1: s1, Manifest: pm, store: f.Store}
+	err = pr.create(podsDir, func() error {
+		if err := pr.lockTrees(ctx, s1.Info, infos); err != nil {
+			return err
 		}
-	}()
-	if err := pr.lockTrees(ctx, s1.Info, infos); err != nil {
-		return nil, err
-	}
-	if err := pr.writePodDir(s1, infos); err != nil {
-		return nil, err
-	}
-	if err := pr.writeNetFiles(spec); err != nil {
+		if err := pr.writePodDir(s1, infos); err != nil {
+			return err
+		}
+		return pr.writeNetFiles(spec)
+	})
+	if err != nil {
 		return nil, err
 	}
 	phase("pod directory")
 	return pr, nil
+}
+
+// create makes the pod directory and runs fill to fill it in. When fill
+// fails the pod is aborted: nothing is left in any phase directory.
+func (pr *Prepared) create(podsDir string, fill func() error) error {
+	p, err := pod.Create(podsDir)
+	if err != nil {
+		return fmt.Errorf("creating pod directory: %w", err)
+	}
+	pr.Pod = p
+	if err := fill(); err != nil {
+		if aerr := pr.Abort(); aerr != nil {
+			return fmt.Errorf("%w (and removing the unfinished pod %s failed: %v; rkt gc removes it)", err, p.UUID, aerr)
+		}
+		return err
+	}
+	return nil
 }
 
 func (pr *Prepared) lockTrees(ctx context.Context, s1 *imagestore.ImageInfo, infos []*imagestore.ImageInfo) error {
@@ -158,7 +181,7 @@ func (pr *Prepared) lockTrees(ctx context.Context, s1 *imagestore.ImageInfo, inf
 		seen[info.TreeID] = true
 		l, err := pr.store.UseTree(ctx, info.TreeID)
 		if err != nil {
-			return err
+			return fmt.Errorf("waiting for image %s (its tree is locked by an image removal or gc): %w", imagestore.ShortKey(info.Key), err)
 		}
 		pr.TreeLocks = append(pr.TreeLocks, l)
 		// The image may have been removed between the fetch and the lock.
@@ -216,6 +239,22 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 		// garbage anyway, and fsyncs are the start path's biggest cost.
 		if err := os.WriteFile(p, content, 0o640); err != nil {
 			return err
+		}
+	}
+	return pr.reserveStatus()
+}
+
+// reserveStatus creates every app's exit status file, empty and with
+// its space allocated, so that stage1 can record how the apps ended even
+// when they filled the file system (docs/stage1-abi.md).
+func (pr *Prepared) reserveStatus() error {
+	dir := filepath.Join(pr.Pod.Path(), exitstatus.Dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, ra := range pr.Manifest.Apps {
+		if err := exitstatus.Reserve(filepath.Join(dir, ra.Name.String())); err != nil {
+			return fmt.Errorf("reserving the exit status of app %s: %w", ra.Name, err)
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/appc/spec/schema"
 
 	"github.com/rkt/rkt/imagestore"
+	"github.com/rkt/rkt/pkg/appcjson"
 )
 
 // The stage1 annotations (docs/stage1-abi.md).
@@ -139,7 +140,7 @@ func ReadStage1(podDir string) (*schema.ImageManifest, string, error) {
 		return nil, "", fmt.Errorf("pod has no stage1 manifest: %w", err)
 	}
 	var m schema.ImageManifest
-	if err := m.UnmarshalJSON(data); err != nil {
+	if err := appcjson.Unmarshal(data, &m); err != nil {
 		return nil, "", err
 	}
 	data, err = os.ReadFile(filepath.Join(podDir, "stage1", "rootfs-path"))

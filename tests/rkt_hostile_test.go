@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rkt/rkt/tests/testutils"
@@ -299,5 +300,77 @@ func TestFetchHostileIntoFreshStore(t *testing.T) {
 	}
 	if _, imgs := listImages(t, c); len(imgs) != 0 {
 		t.Errorf("images listed: %v", imgs)
+	}
+}
+
+// diskUsage is the space the files below dir occupy (allocated blocks).
+func diskUsage(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// TestSparseImageStaysSparse: a tiny image holding a 4 GiB GNU sparse
+// file (all hole) is stored without writing 4 GiB of zeros, the file
+// keeps its length, and image list's size is the space really used.
+func TestSparseImageStaysSparse(t *testing.T) {
+	c := newImageCtx(t)
+	data := gnuSparseBomb(4 << 30)(t)
+	p := filepath.Join(t.TempDir(), "sparse.aci")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ids := fetchOK(t, c, p)
+	if len(ids) != 1 {
+		t.Fatalf("fetch printed %q", ids)
+	}
+	used := diskUsage(t, c.Dir)
+	if used > 16<<20 {
+		t.Errorf("a %d-byte image with a sparse file took %d bytes of the store", len(data), used)
+	}
+	var hole string
+	filepath.Walk(filepath.Join(c.Dir, "cas"), func(path string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Name() == "hole" && fi.Mode().IsRegular() {
+			hole = path
+		}
+		return nil
+	})
+	if fi, err := os.Stat(hole); err != nil || fi.Size() != 4<<30 {
+		t.Fatalf("the sparse file in the tree: %v, %v; want 4 GiB long", fi, err)
+	}
+	_, imgs := listImages(t, c)
+	if len(imgs) != 1 {
+		t.Fatalf("%d images listed", len(imgs))
+	}
+	// The listed size is the blob and the tree's allocated blocks: at
+	// least the blob, at most what the whole data directory uses.
+	if imgs[0].Size < int64(len(data)) || imgs[0].Size > used {
+		t.Errorf("image list size %d; the blob is %d bytes and the data directory uses %d", imgs[0].Size, len(data), used)
+	}
+}
+
+// TestFetchIsolatorWithoutValue: appc's decoder dereferences a missing
+// isolator value; the image is refused with 254, not a panic.
+func TestFetchIsolatorWithoutValue(t *testing.T) {
+	c := newImageCtx(t)
+	a := smallACI("example.com/novalue", "1.0", "x")
+	a.Manifest = []byte(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/novalue",` +
+		`"labels":[{"name":"os","value":"linux"},{"name":"arch","value":"amd64"}],` +
+		`"app":{"exec":["/bin/true"],"user":"0","group":"0","isolators":[{"name":"resource/memory"}]}}`)
+	p := writeACI(t, t.TempDir(), "novalue.aci", a)
+	r := c.Run(withInsecureImage([]string{"fetch", p})...)
+	if r.Exit != 254 || !strings.Contains(r.Stderr, "malformed") || strings.Contains(r.Stderr, "panic") {
+		t.Errorf("fetch of an image with an isolator without value: exit %d\nstderr: %s", r.Exit, r.Stderr)
+	}
+	if _, imgs := listImages(t, c); len(imgs) != 0 {
+		t.Errorf("the image was stored: %+v", imgs)
 	}
 }

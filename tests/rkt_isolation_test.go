@@ -247,3 +247,33 @@ func valueAfter(out, prefix string) string {
 	}
 	return ""
 }
+
+// TestIsolationOOMKillIsReported: an app killed by the OOM killer exits
+// 137, and rkt run's last line and rkt status say it ran out of memory;
+// --memory below what anything can run in is refused.
+func TestIsolationOOMKillIsReported(t *testing.T) {
+	e := newRealEnv(t)
+	// The shell keeps the command substitution's output in memory.
+	uuid, r := e.runUUID(append([]string{e.img, "--name=hog", "--memory=16Mi"},
+		shExec(`x=$(head -c 200000000 /dev/zero | tr '\0' a); echo survived ${#x}`)...)...)
+	if r.Exit != 137 {
+		t.Fatalf("want exit 137 (OOM-killed), got %s", describeResult([]string{"run", "hog"}, r))
+	}
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "app hog") || !strings.Contains(last, "out of memory") {
+		t.Errorf("rkt run's last line %q does not name app hog and \"out of memory\"\nstderr:\n%s", last, r.Stderr)
+	}
+	st := e.podStatus(uuid)
+	if st["app-hog"] != "137" || st["app-hog-reason"] != "out of memory" {
+		t.Errorf("rkt status: app-hog=%q app-hog-reason=%q, want 137 and \"out of memory\"", st["app-hog"], st["app-hog-reason"])
+	}
+	// An app killed by SIGKILL for another reason is not said to be out
+	// of memory.
+	uuid, r = e.runUUID(append([]string{e.img, "--name=killed", "--memory=64Mi"}, shExec(`kill -9 $$`)...)...)
+	if r.Exit != 137 || strings.Contains(r.Stderr, "out of memory") {
+		t.Errorf("kill -9: %s", describeResult([]string{"run", "killed"}, r))
+	}
+	if st := e.podStatus(uuid); st["app-killed-reason"] != "" {
+		t.Errorf("kill -9: rkt status says %q", st["app-killed-reason"])
+	}
+}

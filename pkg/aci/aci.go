@@ -19,6 +19,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/rkt/rkt/pkg/appcjson"
 )
 
 // Compression is a detected compression format.
@@ -136,7 +138,7 @@ func ParseManifest(data []byte) (*schema.ImageManifest, error) {
 		return nil, Invalidf("manifest acVersion %s is not supported: this rkt reads appc 0.5.0 to %s", v, schema.AppContainerVersion)
 	}
 	var m schema.ImageManifest
-	if err := m.UnmarshalJSON(data); err != nil {
+	if err := appcjson.Unmarshal(data, &m); err != nil {
 		return nil, Invalidf("manifest is not valid: %v", err)
 	}
 	return &m, nil

@@ -33,6 +33,7 @@ package tarx
 
 import (
 	"archive/tar"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -79,6 +80,7 @@ type Extractor struct {
 	parentF int
 	buf     []byte
 	sum     hash.Hash
+	disk    int64 // allocated bytes of what was extracted (DiskUsage)
 }
 
 // record is what the tree digest covers for one path.
@@ -224,6 +226,7 @@ func (e *Extractor) Add(name string, hdr *tar.Header, r io.Reader) error {
 		if err = unix.Mkdirat(dirfd, base, 0o700); err != nil {
 			return &os.PathError{Op: "mkdir", Path: name, Err: err}
 		}
+		e.countDiskAt(dirfd, base)
 		e.dirs = append(e.dirs, p)
 	case tar.TypeSymlink:
 		if err = e.checkSymlink(name, p, hdr.Linkname); err != nil {
@@ -233,6 +236,7 @@ func (e *Extractor) Add(name string, hdr *tar.Header, r io.Reader) error {
 		if err = unix.Symlinkat(hdr.Linkname, dirfd, base); err != nil {
 			return &os.PathError{Op: "symlink", Path: name, Err: err}
 		}
+		e.countDiskAt(dirfd, base)
 		err = e.finishNode(dirfd, name, base, rec)
 	case tar.TypeLink:
 		rec, err = e.hardlink(dirfd, name, base, hdr.Linkname)
@@ -391,6 +395,7 @@ func (e *Extractor) mkdirAll(name, dir string) error {
 		if err := unix.Mkdirat(e.root, cur, 0o700); err != nil {
 			return &os.PathError{Op: "mkdir", Path: cur, Err: err}
 		}
+		e.countDiskAt(e.root, cur)
 		e.seen[cur] = &record{typ: tar.TypeDir, mode: 0o755, uid: e.owner(0), gid: e.group(0), mtime: time.Unix(0, 0), implicit: true}
 		e.dirs = append(e.dirs, cur)
 	}
@@ -405,7 +410,7 @@ func (e *Extractor) writeFile(dirfd int, name, base string, rec *record, r io.Re
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	e.sum.Reset()
-	n, err := io.CopyBuffer(io.MultiWriter(f, e.sum), r, e.buf)
+	n, err := e.copySparse(f, r)
 	if err != nil {
 		return fmt.Errorf("extracting %q: %w", name, err)
 	}
@@ -414,8 +419,99 @@ func (e *Extractor) writeFile(dirfd int, name, base string, rec *record, r io.Re
 	if err := e.applyFd(fd, name, rec); err != nil {
 		return err
 	}
+	e.countDisk(fd)
 	return setTimes(dirfd, base, name, rec.mtime)
 }
+
+// holeBlock is the granularity of hole detection: a block of zeros this
+// size, aligned in the file, is skipped rather than written.
+const holeBlock = 4096
+
+var zeroBlock [holeBlock]byte
+
+// copySparse copies r into f, hashing everything, and seeks over every
+// aligned block of zeros instead of writing it, so that a sparse entry
+// (GNU or PAX sparse, which archive/tar reads back as zeros) or a file of
+// zeros takes no disk space for its holes. It returns the file's length.
+func (e *Extractor) copySparse(f *os.File, r io.Reader) (int64, error) {
+	var off int64
+	for {
+		n, rerr := fill(r, e.buf)
+		chunk := e.buf[:n]
+		e.sum.Write(chunk)
+		for len(chunk) > 0 {
+			// Write runs of data; skip runs of zero blocks.
+			end := 0
+			for end < len(chunk) {
+				b := min(holeBlock, len(chunk)-end)
+				if b == holeBlock && bytes.Equal(chunk[end:end+b], zeroBlock[:]) {
+					break
+				}
+				end += b
+			}
+			if end > 0 {
+				if _, err := f.WriteAt(chunk[:end], off); err != nil {
+					return off, err
+				}
+				off += int64(end)
+				chunk = chunk[end:]
+			}
+			for len(chunk) >= holeBlock && bytes.Equal(chunk[:holeBlock], zeroBlock[:]) {
+				off += holeBlock
+				chunk = chunk[holeBlock:]
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return off, rerr
+		}
+	}
+	// A trailing hole: set the length without writing.
+	if err := f.Truncate(off); err != nil {
+		return off, err
+	}
+	return off, nil
+}
+
+// fill reads into buf until it is full or r fails; unlike io.ReadFull
+// it returns r's own error (io.EOF at the end, io.ErrUnexpectedEOF only
+// when r says so: a truncated archive).
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// countDisk adds the space fd's file occupies (its allocated blocks, not
+// its length) to the extractor's disk usage.
+func (e *Extractor) countDisk(fd int) {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil {
+		e.disk += st.Blocks * 512
+	}
+}
+
+// countDiskAt is countDisk for a directory entry (a directory: its
+// first block; a symlink: its target when not inline).
+func (e *Extractor) countDiskAt(dirfd int, base string) {
+	var st unix.Stat_t
+	if unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		e.disk += st.Blocks * 512
+	}
+}
+
+// DiskUsage returns the disk space the files and directories extracted
+// so far occupy (allocated blocks: holes are free, a 1-byte file takes a
+// block). Callers bound it as they bound the stream's size.
+func (e *Extractor) DiskUsage() int64 { return e.disk }
 
 // applyFd sets ownership, mode and xattrs on an open file or directory.
 func (e *Extractor) applyFd(fd int, name string, rec *record) error {

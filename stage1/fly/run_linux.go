@@ -8,13 +8,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/gc"
@@ -249,7 +249,7 @@ func reportExit(pod *podcfg.Pod, a *stage2.App, code int, cause error) error {
 	if cause != nil {
 		fmt.Fprintf(os.Stderr, "rkt: %v\n", cause)
 	}
-	return os.WriteFile(filepath.Join(pod.Dir, podcfg.AppStatus(a.Name)), []byte(strconv.Itoa(code)), 0o644)
+	return exitstatus.Write(filepath.Join(pod.Dir, podcfg.AppStatus(a.Name)), code, "")
 }
 
 // sdNotify sends state to $NOTIFY_SOCKET, if set.

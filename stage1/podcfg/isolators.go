@@ -2,12 +2,14 @@ package podcfg
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
 	"github.com/appc/spec/schema/types"
 
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/quantity"
 	"github.com/rkt/rkt/pkg/seccomp"
 	"github.com/rkt/rkt/stage2"
 )
@@ -45,11 +47,20 @@ func applyIsolators(isos types.Isolators, ann types.Annotations, opts *Options) 
 		switch v := iso.Value().(type) {
 		case *types.ResourceCPU:
 			if lim := v.Limit(); lim != nil {
-				l.CPUMilli = lim.MilliValue()
+				// Exactly, as appc's MilliValue wraps around above 2^63.
+				n, err := quantity.Milli(lim.String(), 1, math.MaxInt64/cgroup.CFSPeriod)
+				if err != nil {
+					return l, sec, fmt.Errorf("isolator %s: limit %s: %w", iso.Name, lim.String(), err)
+				}
+				l.CPUMilli = n
 			}
 		case *types.ResourceMemory:
 			if lim := v.Limit(); lim != nil {
-				l.MemoryBytes = lim.Value()
+				n, err := quantity.Int(lim.String(), 1, math.MaxInt64)
+				if err != nil {
+					return l, sec, fmt.Errorf("isolator %s: limit %s: %w", iso.Name, lim.String(), err)
+				}
+				l.MemoryBytes = n
 			}
 		case *types.LinuxCPUShares:
 			l.CPUShares = int64(*v)

@@ -16,6 +16,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/rkt/rkt/networking"
+	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/cgroup"
 	"github.com/rkt/rkt/stage2"
 )
@@ -88,6 +89,9 @@ type App struct {
 	// InlineVolumes are empty volumes defined in the app's own mounts
 	// (appVolume); stage1 prepares them like the pod's.
 	InlineVolumes []EmptyVolume
+	// OOMEvents are the memory cgroup event files of the app's cgroups
+	// (set with the cgroups), for the supervisor's out-of-memory report.
+	OOMEvents []string
 	// imagePorts are the ports the app's image names.
 	imagePorts []types.Port
 }
@@ -115,7 +119,7 @@ func Load(ctx context.Context, dir string, opts *Options) (*Pod, error) {
 		return nil, fmt.Errorf("read the pod manifest: %w", err)
 	}
 	var pm schema.PodManifest
-	if err := pm.UnmarshalJSON(data); err != nil {
+	if err := appcjson.Unmarshal(data, &pm); err != nil {
 		return nil, fmt.Errorf("pod manifest %s: %w", filepath.Join(dir, PodManifestFile), err)
 	}
 	if len(pm.Apps) == 0 {
@@ -284,7 +288,7 @@ func loadApp(dir string, ra *schema.RuntimeApp, vols map[string]types.Volume, op
 	if err != nil {
 		return nil, fmt.Errorf("read the image manifest stage0 wrote: %w", err)
 	}
-	if err := im.UnmarshalJSON(data); err != nil {
+	if err := appcjson.Unmarshal(data, &im); err != nil {
 		return nil, fmt.Errorf("image manifest %s: %w", AppManifest(name), err)
 	}
 	lowers, err := readLines(filepath.Join(dir, AppLowerDirs(name)))

@@ -4,7 +4,11 @@
 // the supervisor and the stage2 launcher execute.
 package podcfg
 
-import "path/filepath"
+import (
+	"path/filepath"
+
+	"github.com/rkt/rkt/pkg/exitstatus"
+)
 
 // Files and directories of a pod directory, relative to it.
 const (
@@ -17,7 +21,7 @@ const (
 	OverlayDir       = "overlay"
 	// RktDir is stage1's state inside the stage1 rootfs.
 	RktDir           = Stage1RootfsDir + "/rkt"
-	StatusDir        = RktDir + "/status"
+	StatusDir        = exitstatus.Dir
 	AppPidDir        = RktDir + "/app-pid"
 	EnvDir           = RktDir + "/env"
 	SupervisorStatus = RktDir + "/supervisor-status"

@@ -30,6 +30,7 @@ import (
 
 	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/stage1/host"
@@ -411,6 +412,9 @@ func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 			return err
 		}
 		for i, h := range hs {
+			if h.Unified || h.Has(cgroup.Memory) {
+				a.OOMEvents = append(a.OOMEvents, exitstatus.OOMEventFile(dirs[i], h.Unified))
+			}
 			if h.Unified {
 				a.Launch.UnifiedCgroup = dirs[i]
 			} else {
@@ -541,6 +545,7 @@ func (r *runner) supervisorConfig() *supervisor.Config {
 			UnifiedCgroup: unified, SupportsNotify: a.SupportsNotify,
 			StatusFile:  filepath.Join(r.pod.Dir, podcfg.AppStatus(l.Name)),
 			StartedFile: filepath.Join(r.pod.Dir, podcfg.AppStarted(l.Name)),
+			OOMEvents:   a.OOMEvents,
 		})
 	}
 	return cfg

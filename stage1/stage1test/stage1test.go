@@ -27,6 +27,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/pkg/pod"
 	"github.com/rkt/rkt/stage1/gc"
@@ -404,12 +405,8 @@ func (p *Pod) RunPod(args ...string) Result {
 
 // Status returns an app's recorded exit status.
 func (p *Pod) Status(app string) (int, bool) {
-	data, err := os.ReadFile(filepath.Join(p.Dir, "stage1/rootfs/rkt/status", app))
-	if err != nil {
-		return 0, false
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	return n, err == nil
+	n, _, ok := exitstatus.Read(filepath.Join(p.Dir, exitstatus.Dir, app))
+	return n, ok
 }
 
 // ReadFile reads a file of the pod directory.

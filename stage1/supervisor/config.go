@@ -98,6 +98,10 @@ type App struct {
 	// file and start marker.
 	StatusFile  string
 	StartedFile string
+	// OOMEvents are the app's memory cgroup event files (memory.events,
+	// memory.oom_control): an app killed by SIGKILL while their oom_kill
+	// counter is above zero ran out of memory.
+	OOMEvents []string
 }
 
 // NotifySocket is the abstract socket an app that supports systemd's
@@ -146,6 +150,9 @@ func (cfg *Config) Encode() ([]byte, error) {
 		flag("notify", a.SupportsNotify)
 		put("status", a.StatusFile)
 		put("started", a.StartedFile)
+		for _, f := range a.OOMEvents {
+			put("oomEvents", f)
+		}
 		put("launch", string(a.Launch))
 	}
 	b.WriteString(configEnd + "\n")
@@ -229,6 +236,8 @@ func (cfg *Config) set(app **App, k, v string) error {
 			a.StatusFile = v
 		case "started":
 			a.StartedFile = v
+		case "oomEvents":
+			a.OOMEvents = append(a.OOMEvents, v)
 		case "launch":
 			a.Launch = []byte(v)
 		default:

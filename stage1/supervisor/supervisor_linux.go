@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/pkg/exitstatus"
 )
 
 // appState is the supervisor's view of one app.
@@ -61,6 +63,9 @@ type supervisor struct {
 	launcher    string
 	interactive bool
 	sigs        chan os.Signal
+	// oomApps are the apps the kernel killed for want of memory, named
+	// in the pod's last words.
+	oomApps []string
 }
 
 // launcherProc is a started launcher and its pipes.
@@ -261,6 +266,9 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 			s.grace = nil
 		}
 	}
+	for _, app := range s.oomApps {
+		warn("rkt: app " + app + " was killed: out of memory (exit status 137): raise its --memory limit")
+	}
 	// Every app is gone: the host-side process may get the network
 	// teardown going while this process and the pod's namespaces end.
 	s.events.WriteString("exiting\n")
@@ -451,14 +459,25 @@ func (s *supervisor) reap() {
 	}
 }
 
-// recordExit writes the app's status and applies the exit policy.
+// recordExit writes the app's status and applies the exit policy. An app
+// killed by SIGKILL whose memory cgroup saw an OOM kill is recorded as
+// out of memory.
 func (s *supervisor) recordExit(st *appState, code int) {
-	err := os.WriteFile(st.cfg.StatusFile, []byte(strconv.Itoa(code)), 0o644)
+	reason := ""
+	if code == 128+int(unix.SIGKILL) {
+		for _, f := range st.cfg.OOMEvents {
+			if exitstatus.OOMKills(f) > 0 {
+				reason = exitstatus.ReasonOOM
+				s.oomApps = append(s.oomApps, st.cfg.Name)
+			}
+		}
+	}
+	err := exitstatus.Write(st.cfg.StatusFile, code, reason)
 	if errors.Is(err, os.ErrNotExist) {
 		// An app that failed before the setup helper made the status
 		// directory (it does while the launchers prepare the apps).
 		if err = os.MkdirAll(filepath.Dir(st.cfg.StatusFile), 0o755); err == nil {
-			err = os.WriteFile(st.cfg.StatusFile, []byte(strconv.Itoa(code)), 0o644)
+			err = exitstatus.Write(st.cfg.StatusFile, code, reason)
 		}
 	}
 	if err != nil {
