@@ -13,6 +13,7 @@ import (
 
 	"github.com/rkt/rkt/imagestore"
 	"github.com/rkt/rkt/pkg/pod"
+	"github.com/rkt/rkt/pkg/stage1abi"
 	"github.com/rkt/rkt/pkg/termsafe"
 )
 
@@ -363,7 +364,7 @@ func treeUsers() map[string]string {
 	out := map[string]string{}
 	pods, _ := pod.List(podsDir())
 	for _, p := range pods {
-		data, err := os.ReadFile(filepath.Join(p.Path(), "tree-ids"))
+		data, err := os.ReadFile(filepath.Join(p.Path(), stage1abi.TreeIDsFile))
 		if err != nil {
 			continue
 		}

@@ -14,13 +14,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rkt/rkt/pkg/stage1abi"
 	"github.com/rkt/rkt/pkg/termsafe"
 )
 
 // Exit codes. rkt's own failures exit 254 so that they do not clash with an
 // app's exit code, which `rkt run` passes through.
 const (
-	exitFailure = 254
+	exitFailure = stage1abi.ExitFailure
 )
 
 // usageError marks errors in the command line: they print the usage.

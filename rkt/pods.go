@@ -13,6 +13,7 @@ import (
 
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
+	"github.com/rkt/rkt/pkg/stage1abi"
 	"github.com/rkt/rkt/pkg/termsafe"
 	"github.com/rkt/rkt/stage0"
 )
@@ -194,7 +195,7 @@ func waitReady(p *pod.Pod, d time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if _, err := os.Readlink(filepath.Join(q.Path(), "stage1", "rootfs", "rkt", "supervisor-status")); err == nil {
+		if _, err := os.Readlink(filepath.Join(q.Path(), stage1abi.SupervisorStatus)); err == nil {
 			return nil
 		}
 		if q.Phase != pod.PhaseRun && q.Phase != pod.PhasePrepare && q.Phase != pod.PhasePrepared {

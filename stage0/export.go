@@ -14,6 +14,7 @@ import (
 	"github.com/rkt/rkt/pkg/aci"
 	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/pod"
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 // Export writes an app of an exited pod as a gzipped ACI: the app's image
@@ -33,7 +34,7 @@ func Export(p *pod.Pod, app string, w io.Writer) error {
 		}
 		app = st.Apps[0].Name
 	}
-	info := filepath.Join(p.Path(), "appsinfo", app)
+	info := filepath.Join(p.Path(), stage1abi.AppInfoDir(app))
 	data, err := os.ReadFile(filepath.Join(info, "manifest"))
 	if err != nil {
 		return fmt.Errorf("pod %s has no app %q", p.UUID, app)
@@ -58,7 +59,7 @@ func Export(p *pod.Pod, app string, w io.Writer) error {
 		}
 		layers = append(layers, aci.Layer{Dir: lowers[i]})
 	}
-	upper := filepath.Join(p.Path(), "overlay", app, "upper")
+	upper := filepath.Join(p.Path(), stage1abi.AppUpper(app))
 	if _, err := os.Stat(upper); err == nil {
 		layers = append(layers, aci.Layer{Dir: upper, Overlay: true})
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/pkg/pod"
 	"github.com/rkt/rkt/pkg/proc"
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 // AppStatus is one app of a pod as rkt list/status show it.
@@ -73,7 +74,7 @@ func networksOf(dir string) []string {
 func Status(p *pod.Pod) *PodStatus {
 	st := &PodStatus{UUID: p.UUID, State: p.State(), Created: p.Created(), Started: p.Started()}
 	dir := p.Path()
-	if data, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
+	if data, err := os.ReadFile(filepath.Join(dir, stage1abi.PidFile)); err == nil {
 		st.PID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
 	}
 	st.Networks = networksOf(dir)
@@ -297,7 +298,7 @@ func Enter(p *pod.Pod, app string, command []string) error {
 		}
 		app = st.Apps[0].Name
 	}
-	appProc, err := proc.Load(filepath.Join(p.Path(), "stage1", "rootfs", "rkt", "app-pid", app))
+	appProc, err := proc.Load(filepath.Join(p.Path(), stage1abi.AppPid(app)))
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("pod %s has no running app %q", p.UUID, app)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 // AppSpec is one app of a pod as given on the command line.
@@ -214,10 +215,10 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 		return err
 	}
 	files := map[string][]byte{
-		"pod":                data,
-		"stage1/manifest":    s1.Info.Manifest,
-		"stage1/rootfs-path": []byte(s1Rootfs + "\n"),
-		"tree-ids":           []byte(strings.Join(pr.treeIDs, "\n") + "\n"),
+		"pod":                          data,
+		stage1abi.Stage1ManifestFile:   s1.Info.Manifest,
+		stage1abi.Stage1RootfsPathFile: []byte(s1Rootfs + "\n"),
+		stage1abi.TreeIDsFile:          []byte(strings.Join(pr.treeIDs, "\n") + "\n"),
 	}
 	for i, ra := range pr.Manifest.Apps {
 		rootfs, err := pr.store.TreeRootfs(infos[i])
@@ -227,8 +228,8 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 		if strings.ContainsAny(rootfs, ":,\n") {
 			return fmt.Errorf("image tree path %s contains ':', ',' or a newline, which overlayfs cannot take: use a --dir without them", rootfs)
 		}
-		files["appsinfo/"+ra.Name.String()+"/manifest"] = infos[i].Manifest
-		files["appsinfo/"+ra.Name.String()+"/lowerdirs"] = []byte(rootfs + "\n")
+		files[stage1abi.AppManifest(ra.Name.String())] = infos[i].Manifest
+		files[stage1abi.AppLowerDirs(ra.Name.String())] = []byte(rootfs + "\n")
 	}
 	for name, content := range files {
 		p := filepath.Join(dir, name)
@@ -272,7 +273,7 @@ var errNoApps = errors.New("no image given: rkt run IMAGE [flags] [--- IMAGE2 ..
 // writeNetFiles writes the resolv.conf and hosts file stage1 uses when
 // --dns-conf-mode says stage0.
 func (pr *Prepared) writeNetFiles(spec *PodSpec) error {
-	etc := filepath.Join(pr.Pod.Path(), "stage1", "rootfs", "etc")
+	etc := filepath.Join(pr.Pod.Path(), stage1abi.Stage1RootfsDir, "etc")
 	if mode, _ := spec.DNS.Mode(); mode == netflag.ResolvStage0 {
 		if err := os.MkdirAll(etc, 0o755); err != nil {
 			return err

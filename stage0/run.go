@@ -17,6 +17,7 @@ import (
 	"github.com/rkt/rkt/imagestore"
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 // RunOptions are the pod-level flags stage1's run entrypoint takes.
@@ -125,7 +126,7 @@ func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string,
 	if v, ok := m.Annotations.Get(AnnoInterface); ok {
 		version, _ = strconv.Atoi(v)
 	}
-	ids, err := os.ReadFile(filepath.Join(p.Path(), "tree-ids"))
+	ids, err := os.ReadFile(filepath.Join(p.Path(), stage1abi.TreeIDsFile))
 	if err != nil {
 		return err
 	}
@@ -166,8 +167,8 @@ func execStage1(p *pod.Pod, trees []*lock.Lock, ep string, args []string) error 
 		treeFds = append(treeFds, strconv.Itoa(int(l.Fd())))
 	}
 	env := append(os.Environ(),
-		"RKT_LOCK_FD="+strconv.Itoa(int(lf.Fd())),
-		"RKT_TREE_LOCK_FDS="+strings.Join(treeFds, ","))
+		stage1abi.LockFdEnv+"="+strconv.Itoa(int(lf.Fd())),
+		stage1abi.TreeLockFdsEnv+"="+strings.Join(treeFds, ","))
 	if err := os.Chdir(p.Path()); err != nil {
 		return err
 	}

@@ -12,19 +12,17 @@ import (
 
 	"github.com/rkt/rkt/imagestore"
 	"github.com/rkt/rkt/pkg/appcjson"
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 // The stage1 annotations (docs/stage1-abi.md).
 const (
-	AnnoRun       = "coreos.com/rkt/stage1/run"
-	AnnoEnter     = "coreos.com/rkt/stage1/enter"
-	AnnoGC        = "coreos.com/rkt/stage1/gc"
-	AnnoStop      = "coreos.com/rkt/stage1/stop"
-	AnnoInterface = "coreos.com/rkt/stage1/interface-version"
-	// AnnoDefaultNet is the --net a stage1 gets when the user gives none
-	// (the fly flavor: host); absent, --net is left out and the stage1
-	// picks its own default.
-	AnnoDefaultNet = "rkt.dev/stage1/default-net"
+	AnnoRun        = stage1abi.AnnoRun
+	AnnoEnter      = stage1abi.AnnoEnter
+	AnnoGC         = stage1abi.AnnoGC
+	AnnoStop       = stage1abi.AnnoStop
+	AnnoInterface  = stage1abi.AnnoInterface
+	AnnoDefaultNet = stage1abi.AnnoDefaultNet
 )
 
 // DefaultStage1 is the file name of the default stage1 image, looked for
@@ -135,7 +133,7 @@ func (f *Fetcher) FetchStage1(ctx context.Context, ref Stage1Ref) (*Stage1, erro
 
 // ReadStage1 loads the stage1 of an existing pod from its directory.
 func ReadStage1(podDir string) (*schema.ImageManifest, string, error) {
-	data, err := os.ReadFile(filepath.Join(podDir, "stage1", "manifest"))
+	data, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1ManifestFile))
 	if err != nil {
 		return nil, "", fmt.Errorf("pod has no stage1 manifest: %w", err)
 	}
@@ -143,7 +141,7 @@ func ReadStage1(podDir string) (*schema.ImageManifest, string, error) {
 	if err := appcjson.Unmarshal(data, &m); err != nil {
 		return nil, "", err
 	}
-	data, err = os.ReadFile(filepath.Join(podDir, "stage1", "rootfs-path"))
+	data, err = os.ReadFile(filepath.Join(podDir, stage1abi.Stage1RootfsPathFile))
 	if err != nil {
 		return nil, "", err
 	}

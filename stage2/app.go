@@ -12,7 +12,11 @@
 // runs a command in a running app with the app's privileges (EnterMain).
 package stage2
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/rkt/rkt/pkg/stage1abi"
+)
 
 // Exit codes of a launcher that could not start its app.
 const (
@@ -22,7 +26,7 @@ const (
 	ExitNotExecutable = 126
 	// ExitSetupFailed: the app's environment could not be set up (mounts,
 	// user not found, cgroups...).
-	ExitSetupFailed = 254
+	ExitSetupFailed = stage1abi.ExitFailure
 )
 
 // App is everything the launcher needs to start one app. stage1 fills it

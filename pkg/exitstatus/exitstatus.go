@@ -18,11 +18,13 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 // Dir holds the apps' status files, relative to the pod directory (the
-// one definition of it: stage1/podcfg and stage0 use this).
-const Dir = "stage1/rootfs/rkt/status"
+// contract's, pkg/stage1abi).
+const Dir = stage1abi.StatusDir
 
 // ReasonOOM is the reason of an app the kernel's OOM killer killed.
 const ReasonOOM = "out of memory"

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/lock"
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 // Phase is a pod directory's parent directory name.
@@ -375,7 +376,7 @@ func (p *Pod) Created() time.Time {
 
 // Started returns when stage1 wrote the pid file (zero if it has not).
 func (p *Pod) Started() time.Time {
-	fi, err := os.Stat(filepath.Join(p.Path(), "pid"))
+	fi, err := os.Stat(filepath.Join(p.Path(), stage1abi.PidFile))
 	if err != nil {
 		return time.Time{}
 	}

@@ -26,16 +26,19 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 // InterfaceVersion is the stage0↔stage1 interface version the binaries
 // implement.
-const InterfaceVersion = "6"
+var InterfaceVersion = strconv.Itoa(stage1abi.InterfaceVersion)
 
 // pluginsDir is where the image holds its CNI plugins (no leading /).
 const pluginsDir = "usr/lib/rkt/plugins/net"
@@ -48,10 +51,10 @@ var mtime = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // entrypoints maps the annotations to the rootfs paths.
 var entrypoints = []struct{ anno, path string }{
-	{"coreos.com/rkt/stage1/run", "/init"},
-	{"coreos.com/rkt/stage1/enter", "/enter"},
-	{"coreos.com/rkt/stage1/gc", "/gc"},
-	{"coreos.com/rkt/stage1/stop", "/stop"},
+	{stage1abi.AnnoRun, "/init"},
+	{stage1abi.AnnoEnter, "/enter"},
+	{stage1abi.AnnoGC, "/gc"},
+	{stage1abi.AnnoStop, "/stop"},
 }
 
 func main() {
@@ -87,7 +90,7 @@ func manifest(flavor, version string) ([]byte, error) {
 	for _, ep := range entrypoints {
 		im.Annotations.Set(types.ACIdentifier(ep.anno), ep.path)
 	}
-	im.Annotations.Set("coreos.com/rkt/stage1/interface-version", InterfaceVersion)
+	im.Annotations.Set(stage1abi.AnnoInterface, InterfaceVersion)
 	if flavor == "fly" {
 		// fly has the host's network only: stage0 passes --net=host when
 		// the user names no network (docs/stage1-abi.md).

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rkt/rkt/networking"
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 // Files of the pod directory about the stage1 image and networking,
@@ -16,7 +17,7 @@ const (
 	// Stage1RootfsPathFile holds the path of the stage1 image's rootfs,
 	// relative to the pod directory (written by stage0; absolute in pods
 	// of earlier versions).
-	Stage1RootfsPathFile = "stage1/rootfs-path"
+	Stage1RootfsPathFile = stage1abi.Stage1RootfsPathFile
 	// ResolvConfGenerated is the /etc/resolv.conf stage1 writes from the
 	// DNS settings the pod's CNI networks returned
 	// (--dns-conf-mode=resolv=default).

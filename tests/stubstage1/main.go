@@ -5,7 +5,10 @@
 //	rkt.dev/stub-exit=N    exit with N (and write it as every app's status)
 //	rkt.dev/stub-sleep=D   sleep for D (a Go duration) before exiting
 //
-// Dispatch is on the basename of argv[0]: init (run), stop, gc, enter.
+// Dispatch is on the basename of argv[0]: init (run), stop, gc, enter. The
+// names of the contract (files, environment, exit code) are pkg/stage1abi's,
+// and the pid file is recorded and checked with pkg/proc, as the real
+// stage1s do.
 package main
 
 import (
@@ -18,6 +21,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rkt/rkt/pkg/exitstatus"
+	"github.com/rkt/rkt/pkg/proc"
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 func main() {
@@ -37,7 +44,7 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stubstage1:", err)
-		os.Exit(254)
+		os.Exit(stage1abi.ExitFailure)
 	}
 	os.Exit(code)
 }
@@ -53,16 +60,16 @@ type podManifest struct {
 }
 
 func run() (int, error) {
-	fd, err := strconv.Atoi(os.Getenv("RKT_LOCK_FD"))
+	fd, err := strconv.Atoi(os.Getenv(stage1abi.LockFdEnv))
 	if err != nil {
-		return 0, fmt.Errorf("RKT_LOCK_FD not set: %v", err)
+		return 0, fmt.Errorf("%s not set: %v", stage1abi.LockFdEnv, err)
 	}
 	// The lock must be held by us through the inherited descriptor.
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
-		return 0, fmt.Errorf("RKT_LOCK_FD %d is not open: %v", fd, err)
+		return 0, fmt.Errorf("%s %d is not open: %v", stage1abi.LockFdEnv, fd, err)
 	}
-	data, err := os.ReadFile("pod")
+	data, err := os.ReadFile(stage1abi.PodManifestFile)
 	if err != nil {
 		return 0, err
 	}
@@ -79,7 +86,7 @@ func run() (int, error) {
 			sleep, _ = time.ParseDuration(a.Value)
 		}
 	}
-	if err := os.WriteFile("pid", []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := proc.Record(stage1abi.PidFile, os.Getpid()); err != nil {
 		return 0, err
 	}
 	fmt.Printf("stub-stage1: args=%s\n", strings.Join(os.Args[1:], " "))
@@ -90,12 +97,11 @@ func run() (int, error) {
 	case s := <-term:
 		exit = 128 + int(s.(syscall.Signal))
 	}
-	dir := filepath.Join("stage1", "rootfs", "rkt", "status")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(stage1abi.StatusDir, 0o755); err != nil {
 		return 0, err
 	}
 	for _, a := range pm.Apps {
-		if err := os.WriteFile(filepath.Join(dir, a.Name), []byte(strconv.Itoa(exit)), 0o644); err != nil {
+		if err := exitstatus.Write(stage1abi.AppStatus(a.Name), exit, ""); err != nil {
 			return 0, err
 		}
 	}
@@ -104,17 +110,18 @@ func run() (int, error) {
 
 func stop() error {
 	force := len(os.Args) > 1 && os.Args[1] == "--force"
-	data, err := os.ReadFile("pid")
+	p, err := proc.Load(stage1abi.PidFile)
 	if err != nil {
 		return err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	h, err := p.Open()
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	sig := syscall.SIGTERM
 	if force {
 		sig = syscall.SIGKILL
 	}
-	return syscall.Kill(pid, sig)
+	return h.Signal(sig)
 }
