@@ -207,10 +207,18 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 			warn("stage1 [" + supervisor.Millis(time.Since(h.epoch)) + "ms] " + msg)
 		}
 	}
+	var term *terminal
 	if clone.Interactive {
-		signal.Ignore(unix.SIGINT) // the app gets ^C from the terminal
+		if term, err = newTerminal(); err != nil {
+			pidW.WriteString("0\n")
+			pidW.Close()
+			<-helper.done
+			return fail("set up the interactive app's terminal: " + err.Error())
+		}
+		// Every way out of here restores the operator's terminal.
+		defer term.restore()
 	}
-	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary))
+	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary), term)
 	if err != nil {
 		pidW.WriteString("0\n")
 		pidW.Close()
@@ -219,6 +227,9 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	}
 	pidW.WriteString(strconv.Itoa(sup.pid) + "\n")
 	pidW.Close()
+	if term != nil {
+		term.started()
+	}
 	h.logf("supervisor started, pid " + strconv.Itoa(sup.pid))
 	// "netdown" from the helper: there are networks to tear down when
 	// the pod exits.
@@ -280,6 +291,9 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 			}
 			h.logf("pod exited with " + strconv.Itoa(c))
 			netdown.start()
+			if term != nil {
+				term.finish()
+			}
 		case <-ctx.Done():
 			unix.Kill(sup.pid, unix.SIGKILL)
 		}
@@ -306,8 +320,11 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 // startSupervisor starts the supervisor from this binary as process 1 of
 // new PID, mount, UTS (and IPC and network, unless shared) namespaces,
 // as `rkt-supervisor LAUNCHER [interactive]`, with its configuration to
-// come on cfg, and forwards its readiness.
-func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string) (*proc, error) {
+// come on cfg, and forwards its readiness. It is the leader of a session
+// of its own. The supervisor of an interactive pod (term) gets none of
+// this process's stdio, which may be the operator's terminal: /dev/null
+// as stdin, term's pipe as stdout and stderr, and term's socket.
+func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string, term *terminal) (*proc, error) {
 	defer cfg.Close()
 	evR, evW, err := os.Pipe()
 	if err != nil {
@@ -325,12 +342,22 @@ func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher strin
 	if clone.Interactive {
 		argv = append(argv, "interactive")
 	}
+	files := []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfg.Fd(), evW.Fd()}
+	if term != nil {
+		devNull, err := os.Open(os.DevNull)
+		if err != nil {
+			evR.Close()
+			return nil, err
+		}
+		defer devNull.Close()
+		files = []uintptr{devNull.Fd(), term.errW.Fd(), term.errW.Fd(), cfg.Fd(), evW.Fd(), term.podSock.Fd()}
+	}
 	p, err := start("/proc/self/exe", argv, &syscall.ProcAttr{
 		Env:   []string{},
-		Files: []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfg.Fd(), evW.Fd()},
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			Cloneflags: flags,
-			Setsid:     !clone.Interactive,
+			Setsid:     true,
 			Pdeathsig:  syscall.SIGKILL,
 		},
 	})

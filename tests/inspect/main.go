@@ -32,6 +32,11 @@
 //	--stat-file=PATH         "file type: regular", "file mode: 0644", "file uid: N",
 //	                         "file gid: N", "file size: N" (lstat: symlinks are not followed)
 //	--check-tty              "stdin tty: true|false", same for stdout and stderr
+//	--print-tty              "tty: PATH" (of stdin), "tty dev: N" (its st_dev), and
+//	                         "char fd N: dev D rdev R" per open character device
+//	--tiocsti=S              push S into stdin's terminal input (TIOCSTI), "tiocsti: ok|ERROR"
+//	--print-winsize          "winsize: ROWS COLS" of stdin
+//	--wait-winch             print "waiting for SIGWINCH", wait for it (10 s), then as --print-winsize
 //	--read-stdin             read one line from stdin, "stdin: LINE"
 //	--print-iface-count      "interfaces: N" (loopback included)
 //	--print-ipv4             "ipv4: IFACE ADDR/PREFIX" per address of non-loopback interfaces
@@ -90,6 +95,10 @@ type options struct {
 	content       string
 	statFile      string
 	checkTTY      bool
+	printTTY      bool
+	tiocsti       string
+	printWinsize  bool
+	waitWinch     bool
 	readStdin     bool
 	ifaceCount    bool
 	printIPv4     bool
@@ -163,6 +172,10 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.StringVar(&o.content, "content", "", "content for --write-file")
 	fs.StringVar(&o.statFile, "stat-file", "", "print type, mode, owner and size of this file")
 	fs.BoolVar(&o.checkTTY, "check-tty", false, "print whether stdin/stdout/stderr are terminals")
+	fs.BoolVar(&o.printTTY, "print-tty", false, "print stdin's terminal and the open character devices")
+	fs.StringVar(&o.tiocsti, "tiocsti", "", "push this into stdin's terminal input (TIOCSTI)")
+	fs.BoolVar(&o.printWinsize, "print-winsize", false, "print stdin's window size")
+	fs.BoolVar(&o.waitWinch, "wait-winch", false, "wait for SIGWINCH, then print the window size")
 	fs.BoolVar(&o.readStdin, "read-stdin", false, "read one line from stdin and print it")
 	fs.BoolVar(&o.ifaceCount, "print-iface-count", false, "print the number of network interfaces")
 	fs.BoolVar(&o.printIPv4, "print-ipv4", false, "print IPv4 addresses of non-loopback interfaces")
@@ -260,6 +273,10 @@ func run(ctx context.Context, o *options, stdin io.Reader, out io.Writer) (int, 
 		{o.readFile != "", func() error { return p.readFile(o.readFile) }},
 		{o.statFile != "", func() error { return p.statFile(o.statFile) }},
 		{o.checkTTY, p.checkTTY},
+		{o.printTTY, p.printTTY},
+		{o.tiocsti != "", func() error { return p.tiocsti(o.tiocsti) }},
+		{o.printWinsize, p.printWinsize},
+		{o.waitWinch, p.waitWinch},
 		{o.readStdin, func() error { return p.readStdin(stdin) }},
 		{o.ifaceCount, p.ifaceCount},
 		{o.printIPv4, p.ipv4},
