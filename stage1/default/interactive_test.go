@@ -70,11 +70,18 @@ func newOperatorTerm(t *testing.T, rows, cols uint16) *operatorTerm {
 	return o
 }
 
-// start runs cmd on the terminal, as the leader of a session whose
-// controlling terminal it is.
+// start runs cmd on the terminal (its stdin, and stdout and stderr
+// unless set), as the leader of a session whose controlling terminal it
+// is.
 func (o *operatorTerm) start(t *testing.T, c *exec.Cmd) {
 	t.Helper()
-	c.Stdin, c.Stdout, c.Stderr = o.slave, o.slave, o.slave
+	c.Stdin = o.slave
+	if c.Stdout == nil {
+		c.Stdout = o.slave
+	}
+	if c.Stderr == nil {
+		c.Stderr = o.slave
+	}
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
@@ -274,5 +281,56 @@ func TestInteractivePipe(t *testing.T) {
 	// once the end of stdin became an end of file.
 	if n := strings.Count(got, "rest without newline"); n != 2 {
 		t.Errorf("%q %d times, want 2 (echo, cat) in %q", "rest without newline", n, got)
+	}
+}
+
+// TestInteractiveExecFails: stage1's messages still reach the operator
+// (the supervisor no longer has the operator's terminal: they are
+// relayed), with the launcher's exit code, and the terminal is restored.
+func TestInteractiveExecFails(t *testing.T) {
+	p := newPod(t, stage1testApp("a", "/no/such/binary"))
+	o := newOperatorTerm(t, 24, 80)
+	before := o.termios(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := p.Command(ctx, "init", "--net=host", "--interactive", p.UUID)
+	o.start(t, c)
+	err := c.Wait()
+	if code := exitCode(err); code != 127 {
+		t.Errorf("exit code %d (%v), want 127", code, err)
+	}
+	time.Sleep(100 * time.Millisecond) // the last output through the terminal
+	if out := o.output(); !strings.Contains(out, "rkt: app a: exec /no/such/binary") {
+		t.Errorf("no error message on the terminal: %q", out)
+	}
+	if after := o.termios(t); *after != *before {
+		t.Errorf("terminal modes not restored:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// TestInteractiveClosedStdout: a stdout closed under rkt (`rkt run
+// --interactive ... | head -1`) ends neither the relay nor the app, and
+// the terminal is restored.
+func TestInteractiveClosedStdout(t *testing.T) {
+	p := newPod(t, app("a", "--print-msg=one", "--sleep=0.3", "--print-hostname", "--exit-code=5"))
+	o := newOperatorTerm(t, 24, 80)
+	before := o.termios(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := p.Command(ctx, "init", "--net=host", "--interactive", p.UUID)
+	c.Stdout = w
+	o.start(t, c)
+	err = c.Wait()
+	if code := exitCode(err); code != 5 {
+		t.Errorf("exit code %d (%v), want the app's 5\n%s", code, err, o.output())
+	}
+	if after := o.termios(t); *after != *before {
+		t.Errorf("terminal modes not restored:\nbefore %+v\nafter  %+v", before, after)
 	}
 }

@@ -217,6 +217,11 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 		}
 		// Every way out of here restores the operator's terminal.
 		defer term.restore()
+		// A closed stdout (`rkt run --interactive ... | head`) must not
+		// kill the relay, which would leave the terminal raw: writes fail
+		// with EPIPE instead. (Notify, not Ignore: an ignored signal would
+		// stay ignored in the pod.)
+		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	}
 	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary), term)
 	if err != nil {
