@@ -14,7 +14,8 @@
 // The host-side process itself starts the supervisor (process 1 of the
 // pod's new namespaces, from this same binary), forwards SIGTERM, SIGINT
 // and SIGHUP to it, tells systemd (NOTIFY_SOCKET) when the pod is ready,
-// and exits with the pod's exit code.
+// relays an interactive app's terminal (terminal_linux.go), and exits
+// with the pod's exit code.
 package host
 
 import (
