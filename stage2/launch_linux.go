@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/pkg/seccomp"
 )
 
@@ -91,11 +92,15 @@ func launch(ctx context.Context, a *App, term *os.File, start func() (bool, erro
 		// /proc is still the host's procfs: /proc/self is the host PID,
 		// which the app keeps across exec. (Its directory is made while
 		// the launcher prepares the app.)
-		pid, err := os.Readlink("/proc/self")
+		link, err := os.Readlink("/proc/self")
 		if err != nil {
 			return setupErr("find the app's host PID: %w", err)
 		}
-		if err := os.WriteFile(a.AppPidFile, []byte(pid), 0o644); err != nil {
+		pid, err := strconv.Atoi(link)
+		if err != nil {
+			return setupErr("find the app's host PID: /proc/self is %q", link)
+		}
+		if err := proc.Record(a.AppPidFile, pid); err != nil {
 			return setupErr("write %s: %w", a.AppPidFile, err)
 		}
 	}

@@ -3,7 +3,6 @@ package tests
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/tests/testutils"
 )
 
@@ -321,22 +321,22 @@ func (e *realEnv) collect() {
 }
 
 // killLeftovers SIGKILLs the process 1 of every pod of the context that
-// still has one (its pid file names a live process working in the pod's
-// directory, as stage1 stop checks), which ends the pod's other processes.
+// still has one (its pid file names a live process with the start time
+// recorded beside it, as stage1 stop checks), which ends the pod's other
+// processes.
 func (e *realEnv) killLeftovers() {
 	ents, _ := os.ReadDir(e.podsPhaseDir("run"))
 	procs := map[int]string{}
 	for _, ent := range ents {
-		dir := filepath.Join(e.podsPhaseDir("run"), ent.Name())
-		data, err := os.ReadFile(filepath.Join(dir, "pid"))
-		pid, perr := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || perr != nil || pid <= 1 {
+		p, err := proc.Load(filepath.Join(e.podsPhaseDir("run"), ent.Name(), "pid"))
+		if err != nil {
 			continue
 		}
-		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == dir {
-			e.t.Logf("cleanup: killing pod %s (pid %d)", ent.Name(), pid)
-			procs[pid] = procStart(pid)
-			syscall.Kill(pid, syscall.SIGKILL)
+		if h, err := p.Open(); err == nil {
+			e.t.Logf("cleanup: killing pod %s (pid %d)", ent.Name(), p.Pid)
+			procs[p.Pid] = procStart(p.Pid)
+			h.Signal(syscall.SIGKILL)
+			h.Close()
 		}
 	}
 	waitProcsGone(e.t, procs, 5*time.Second)
@@ -398,19 +398,11 @@ func removeCgroupTrees(t testing.TB, dirs []string) {
 // procStart identifies a live process: field 22 (start time) of
 // /proc/PID/stat, or "" when there is no such process or it is a zombie.
 func procStart(pid int) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	start, err := proc.StartTime(pid)
 	if err != nil {
 		return ""
 	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		return ""
-	}
-	return f[19]
+	return strconv.FormatUint(start, 10)
 }
 
 // waitProcsGone waits up to d for the processes (pid → procStart value

@@ -15,6 +15,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/stage1/podcfg"
 	"github.com/rkt/rkt/stage2"
@@ -80,8 +81,8 @@ func flyRun(ctx context.Context, opts *podcfg.Options) (int, error) {
 	if err := os.WriteFile(filepath.Join(pod.Dir, podcfg.AppEnv(a.Name)), []byte(env), 0o644); err != nil {
 		return 0, err
 	}
-	if err := os.WriteFile(filepath.Join(pod.Dir, podcfg.PidFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return 0, err
+	if err := proc.Record(filepath.Join(pod.Dir, podcfg.PidFile), os.Getpid()); err != nil {
+		return 0, fmt.Errorf("record the pod's pid: %w", err)
 	}
 	// Whatever happens, take the app's mounts down when we are done.
 	defer gc.Unmount(filepath.Join(pod.Dir, podcfg.Stage1RootfsDir), func(string, ...any) {})
@@ -218,7 +219,7 @@ func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive boo
 		}
 		return code, reportExit(pod, a, code, fmt.Errorf("app %s: start %s: %w", a.Name, exe, err))
 	}
-	os.WriteFile(filepath.Join(pod.Dir, podcfg.AppPid(a.Name)), []byte(strconv.Itoa(c.Process.Pid)), 0o644)
+	proc.Record(filepath.Join(pod.Dir, podcfg.AppPid(a.Name)), c.Process.Pid)
 	if f, err := os.Create(filepath.Join(pod.Dir, podcfg.AppStarted(a.Name))); err == nil {
 		f.Close()
 	}

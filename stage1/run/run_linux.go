@@ -30,6 +30,7 @@ import (
 
 	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/stage1/host"
 	"github.com/rkt/rkt/stage1/podcfg"
@@ -238,8 +239,8 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	}
 	// First, so that rkt stop and status find the pod's process 1 as soon
 	// as it exists.
-	if err := writeFile(filepath.Join(r.pod.Dir, podcfg.PidFile), strconv.Itoa(r.supPid)); err != nil {
-		return err
+	if err := proc.Record(filepath.Join(r.pod.Dir, podcfg.PidFile), r.supPid); err != nil {
+		return fmt.Errorf("record the pod's pid: %w", err)
 	}
 	// The networks are set up in the supervisor's network namespace from
 	// now on, while the cgroups, the files and the supervisor's
