@@ -334,3 +334,28 @@ func TestInteractiveClosedStdout(t *testing.T) {
 		t.Errorf("terminal modes not restored:\nbefore %+v\nafter  %+v", before, after)
 	}
 }
+
+// TestInteractiveUser: a non-root app owns its terminal and uses it.
+func TestInteractiveUser(t *testing.T) {
+	a := stage1testApp("a", "/bin/sh", "-c", `stat -c "owner %u" "$(tty)"; exec /inspect --print-user --check-tty --read-stdin`)
+	a.User, a.Group = "1000", "1000"
+	p := newPod(t, a)
+	o := newOperatorTerm(t, 24, 80)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := p.Command(ctx, "init", "--net=host", "--interactive", p.UUID)
+	o.start(t, c)
+	o.waitFor(t, "stderr tty: ")
+	if _, err := o.master.WriteString("from the operator\r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(); err != nil {
+		t.Fatalf("pod: %v\n%s", err, o.output())
+	}
+	out := o.output()
+	for _, s := range []string{"owner 1000\n", "uid: 1000", "stdin tty: true", "stdin: from the operator"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("no %q in %q", s, out)
+		}
+	}
+}
