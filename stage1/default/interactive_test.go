@@ -359,3 +359,23 @@ func TestInteractiveUser(t *testing.T) {
 		}
 	}
 }
+
+// TestInteractiveCtrlC: ^C typed on the operator's (raw) terminal is the
+// pod terminal's interrupt character: the app gets SIGINT.
+func TestInteractiveCtrlC(t *testing.T) {
+	p := newPod(t, app("a", "--print-msg=running", "--sleep=30"))
+	o := newOperatorTerm(t, 24, 80)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := p.Command(ctx, "init", "--net=host", "--interactive", p.UUID)
+	o.start(t, c)
+	o.waitFor(t, "running")
+	if _, err := o.master.Write([]byte{3}); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Wait()
+	if code := exitCode(err); code != 130 {
+		t.Errorf("exit code %d (%v), want 130 (the app's, on SIGINT)\n%s", code, err, o.output())
+	}
+	o.waitFor(t, "inspect: got SIGINT")
+}
