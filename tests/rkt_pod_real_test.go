@@ -639,6 +639,38 @@ func TestPodRealEnterJoinsAppCgroups(t *testing.T) {
 	bp.wait(t, 10*time.Second)
 }
 
+// TestPodRealEnterHostileCommand: `rkt enter UUID ps`, where the pod
+// replaced its /bin/ps with a program of its own, runs that program with
+// the app's privileges in the app's mount namespace: not with the host's
+// capabilities, not without seccomp, and not where joining the mount
+// namespace /proc/self/ns/mnt names reaches the host's files.
+func TestPodRealEnterHostileCommand(t *testing.T) {
+	e := newRealEnv(t)
+	bp := e.startReady(append([]string{e.img}, shExec("rm -f /bin/ps && cp /inspect /bin/ps && touch /started && exec /inspect --sleep=60s")...)...)
+	e.waitAppFile(bp, realApp, "started")
+	hostFile := filepath.Join(t.TempDir(), "escaped")
+	out := e.MustRun("enter", bp.UUID, "ps", "--print-caps-pid=0", "--print-seccomp", "--print-mntns", "--escape-mntns="+hostFile)
+	hostMnt, _ := os.Readlink("/proc/self/ns/mnt")
+	full := ""
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+				full = strings.TrimSpace(v)
+			}
+		}
+	}
+	for _, bad := range []string{"CapEff: " + full + "\n", "Seccomp: 0\n", "mntns: " + hostMnt + "\n", "escape mntns: joined\n"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("the entered command has %q\noutput:\n%s", strings.TrimSpace(bad), out)
+		}
+	}
+	if _, err := os.Stat(hostFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the entered command wrote %s on the host (stat: %v)", hostFile, err)
+	}
+	e.MustRun("stop", "--force", bp.UUID)
+	bp.wait(t, 10*time.Second)
+}
+
 // TestPodRealKilledOuterProcess kills rkt run (the pod's outer process)
 // with SIGKILL: the supervisor and the app die with it, the pod shows
 // exited, and gc leaves no pod directory, cgroup, mount or process.

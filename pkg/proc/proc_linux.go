@@ -76,16 +76,17 @@ func StartTime(pid int) (uint64, error) {
 
 // Record writes pidFile for the live process pid: first its start time
 // beside it, then the pid itself, so that a reader that finds the pid
-// file finds the start time too.
+// file finds the start time too. Neither ends in a newline, as rkt's pid
+// files never have.
 func Record(pidFile string, pid int) error {
 	start, err := StartTime(pid)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(pidFile+StartSuffix, []byte(strconv.FormatUint(start, 10)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(pidFile+StartSuffix, []byte(strconv.FormatUint(start, 10)), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+	return os.WriteFile(pidFile, []byte(strconv.Itoa(pid)), 0o644)
 }
 
 // Load reads a pid file written by Record. A pid file without its start

@@ -3,6 +3,7 @@ package seccomp
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/bpf"
@@ -314,5 +315,32 @@ func TestUnblocked(t *testing.T) {
 	f = Filter{Retain: true, Syscalls: []string{"read", "clone"}}
 	if u := f.Unblocked(); len(u) != 1 || u[0] != "clone with CLONE_NEW* flags" {
 		t.Errorf("allow list with clone, no rule: unblocked %v", u)
+	}
+}
+
+// TestDefaultFilterBlocksIOUring: io_uring's three calls fail with EPERM
+// under the default filter, in both ABIs (i386 has the same numbers).
+func TestDefaultFilterBlocksIOUring(t *testing.T) {
+	raw, err := Default().Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*arch.Info{arch.X86_64, arch.I386} {
+		for _, name := range []string{"io_uring_setup", "io_uring_enter", "io_uring_register"} {
+			if got := run(t, raw, a.ID, nr(t, a, name), 0); got != eperm {
+				t.Errorf("%s %s: got %#x, want EPERM (%#x)", a.Name, name, got, eperm)
+			}
+		}
+	}
+	// The default allow list (everything but the default deny list)
+	// leaves them out too.
+	names, err := Expand([]string{"@rkt/default-whitelist"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "io_uring") {
+			t.Errorf("@rkt/default-whitelist allows %s", n)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/stage1/podcfg"
@@ -40,11 +41,10 @@ func flyRun(ctx context.Context, opts *podcfg.Options) (int, error) {
 	if !opts.NetHost() {
 		return 0, fmt.Errorf("--net=%s: the fly flavor runs in the host's network namespace: use --net=host", opts.Net)
 	}
-	// The locks stage0 handed over stay with this process, not the app.
-	for _, s := range append([]string{os.Getenv("RKT_LOCK_FD")}, strings.Split(os.Getenv("RKT_TREE_LOCK_FDS"), ",")...) {
-		if fd, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && fd > 2 {
-			unix.CloseOnExec(fd)
-		}
+	// The locks stage0 handed over stay with this process, not the app,
+	// and so does whatever rkt's caller left open without close-on-exec.
+	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+		return 0, fmt.Errorf("keep the caller's descriptors from the app: %w", err)
 	}
 	wd, err := os.Getwd()
 	if err != nil {

@@ -29,12 +29,19 @@
 //	--write-file=PATH --content=S
 //	                         write S to PATH (0644), then "wrote: PATH"
 //	--read-file=PATH         "<<<CONTENTS>>>" (after --write-file, so both can combine)
+//	--escape-mntns=PATH      join the mount namespace /proc/self/ns/mnt names (nsenter's
+//	                         trick to leave a chroot), then write PATH: "escape mntns:
+//	                         joined|ERROR", "escape write: ok|ERROR" (after --read-file)
+//	--tiocsti=S              push S into the input of the terminal on stdin: "tiocsti: ok|ERROR"
 //	--stat-file=PATH         "file type: regular", "file mode: 0644", "file uid: N",
 //	                         "file gid: N", "file size: N" (lstat: symlinks are not followed)
+//	--mknod=PATH,b|c,MAJ,MIN mknod a device node (mode 0666), "mknod PATH: ok|ERRNO" (repeatable)
+//	--open-file=PATH,r|w|rw  open and close at once, "open PATH: ok|ERRNO" (repeatable; after --mknod)
+//	--print-fds              "fd: N TARGET" per open descriptor (readlink of /proc/self/fd/N)
+//	--try-io-uring           "io_uring_setup: ok|ERRNO" (a one-entry ring, closed at once)
 //	--check-tty              "stdin tty: true|false", same for stdout and stderr
 //	--print-tty              "tty: PATH" (of stdin), "tty dev: N" (its st_dev), and
 //	                         "char fd N: dev D rdev R" per open character device
-//	--tiocsti=S              push S into stdin's terminal input (TIOCSTI), "tiocsti: ok|ERROR"
 //	--print-winsize          "winsize: ROWS COLS" of stdin
 //	--wait-winch             print "waiting for SIGWINCH", wait for it (10 s), then as --print-winsize
 //	--read-stdin             read one line from stdin, "stdin: LINE"
@@ -94,9 +101,12 @@ type options struct {
 	writeFile     string
 	content       string
 	statFile      string
+	mknod         listFlag
+	openFile      listFlag
+	printFds      bool
+	tryIOURing    bool
 	checkTTY      bool
 	printTTY      bool
-	tiocsti       string
 	printWinsize  bool
 	waitWinch     bool
 	readStdin     bool
@@ -109,6 +119,8 @@ type options struct {
 	sleep         sleepFlag
 	silentTerm    bool
 	exitCode      int
+	escapeMntns   string
+	tiocsti       string
 }
 
 // nsNames are the namespaces with a --print-<name>ns flag, in output order.
@@ -170,10 +182,15 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.StringVar(&o.readFile, "read-file", "", "print the contents of this file")
 	fs.StringVar(&o.writeFile, "write-file", "", "write --content to this file")
 	fs.StringVar(&o.content, "content", "", "content for --write-file")
+	fs.StringVar(&o.tiocsti, "tiocsti", "", "push this into the input of the terminal on stdin (TIOCSTI)")
+	fs.StringVar(&o.escapeMntns, "escape-mntns", "", "join the mount namespace of /proc/self/ns/mnt, then write this file")
 	fs.StringVar(&o.statFile, "stat-file", "", "print type, mode, owner and size of this file")
+	fs.Var(&o.mknod, "mknod", "make this device node: PATH,b|c,MAJOR,MINOR (repeatable)")
+	fs.Var(&o.openFile, "open-file", "open this file: PATH,r|w|rw (repeatable)")
+	fs.BoolVar(&o.printFds, "print-fds", false, "print the open file descriptors")
+	fs.BoolVar(&o.tryIOURing, "try-io-uring", false, "call io_uring_setup and print the outcome")
 	fs.BoolVar(&o.checkTTY, "check-tty", false, "print whether stdin/stdout/stderr are terminals")
 	fs.BoolVar(&o.printTTY, "print-tty", false, "print stdin's terminal and the open character devices")
-	fs.StringVar(&o.tiocsti, "tiocsti", "", "push this into stdin's terminal input (TIOCSTI)")
 	fs.BoolVar(&o.printWinsize, "print-winsize", false, "print stdin's window size")
 	fs.BoolVar(&o.waitWinch, "wait-winch", false, "wait for SIGWINCH, then print the window size")
 	fs.BoolVar(&o.readStdin, "read-stdin", false, "read one line from stdin and print it")
@@ -271,10 +288,29 @@ func run(ctx context.Context, o *options, stdin io.Reader, out io.Writer) (int, 
 		{o.printPPID, func() error { return p.kv("ppid", strconv.Itoa(os.Getppid())) }},
 		{o.writeFile != "", func() error { return p.writeFile(o.writeFile, o.content) }},
 		{o.readFile != "", func() error { return p.readFile(o.readFile) }},
+		{o.escapeMntns != "", func() error { return p.escapeMntns(o.escapeMntns) }},
+		{o.tiocsti != "", func() error { return p.tiocsti(o.tiocsti) }},
 		{o.statFile != "", func() error { return p.statFile(o.statFile) }},
+		{len(o.mknod) > 0, func() error {
+			for _, m := range o.mknod {
+				if err := p.mknod(m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{len(o.openFile) > 0, func() error {
+			for _, f := range o.openFile {
+				if err := p.openFile(f); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{o.printFds, p.fds},
+		{o.tryIOURing, p.tryIOURing},
 		{o.checkTTY, p.checkTTY},
 		{o.printTTY, p.printTTY},
-		{o.tiocsti != "", func() error { return p.tiocsti(o.tiocsti) }},
 		{o.printWinsize, p.printWinsize},
 		{o.waitWinch, p.waitWinch},
 		{o.readStdin, func() error { return p.readStdin(stdin) }},

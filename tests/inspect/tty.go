@@ -69,15 +69,3 @@ func (p *printer) waitWinch() error {
 	}
 	return p.printWinsize()
 }
-
-// tiocsti pushes s into stdin's input queue with TIOCSTI, byte by byte,
-// as if typed on the terminal: "tiocsti: ok" or "tiocsti: ERROR".
-func (p *printer) tiocsti(s string) error {
-	for i := 0; i < len(s); i++ {
-		// TIOCSTI reads one char at the pointer: the int's low byte.
-		if err := unix.IoctlSetPointerInt(0, unix.TIOCSTI, int(s[i])); err != nil {
-			return p.kv("tiocsti", err.Error())
-		}
-	}
-	return p.kv("tiocsti", "ok")
-}
