@@ -200,5 +200,5 @@ func init() {
 	f.StringVar(&runPreparedFlags.net, "net", "", "networks (see rkt run --net; default: the stage1's default)")
 	f.StringVar(&runPreparedFlags.hostname, "hostname", "", "the pod's hostname")
 	f.StringVar(&runPreparedFlags.ipc, "ipc", "auto", "IPC namespace: auto, private or parent")
-	f.BoolVar(&runPreparedFlags.interactive, "interactive", false, "give the app the terminal")
+	f.BoolVar(&runPreparedFlags.interactive, "interactive", false, "give the app a terminal of its own, relayed to this one")
 }

@@ -59,7 +59,7 @@ func (pf *podFlags) register(fs *pflag.FlagSet, forRun bool) {
 	fs.StringVar(&pf.dnsDomain, "dns-domain", pf.dnsDomain, "DNS domain")
 	fs.Var((*appendValue)(&pf.hostsEntries), "hosts-entry", "an /etc/hosts entry IP=HOST[,HOST...] (repeatable), or host (the host's /etc/hosts)")
 	fs.StringVar(&pf.hostname, "hostname", pf.hostname, "the pod's hostname (default rkt-<uuid>)")
-	fs.BoolVar(&pf.interactive, "interactive", pf.interactive, "give the (single) app the terminal")
+	fs.BoolVar(&pf.interactive, "interactive", pf.interactive, "give the (single) app a terminal of its own, relayed to this one")
 	fs.Var((*appendValue)(&pf.volumes), "volume", "pod volume: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or NAME,kind=empty[,mode=0755][,uid=0][,gid=0]")
 	fs.Var((*appendValue)(&pf.setEnv), "set-env", "environment variable K=V for every app")
 	fs.Var((*appendValue)(&pf.setEnvFile), "set-env-file", "file of K=V lines for every app")

@@ -102,9 +102,14 @@ type App struct {
 	// stderr with the time since this instant (Unix nanoseconds; the run
 	// entrypoint's start).
 	DebugEpoch int64 `json:"debugEpoch,omitempty"`
-	// NewSession puts the app in a session of its own (not for an
-	// interactive app, which keeps the caller's terminal).
+	// NewSession puts the app in a session of its own (stage1 sets it for
+	// every app).
 	NewSession bool `json:"newSession,omitempty"`
+	// Terminal gives the app a pseudo-terminal of its own devpts instance
+	// as stdin, stdout, stderr and controlling terminal; its master goes
+	// to the host-side process (supervisor.LaunchTerminalFd), which
+	// relays it to the operator's terminal (--interactive).
+	Terminal bool `json:"terminal,omitempty"`
 }
 
 // Seccomp is a seccomp filter (see pkg/seccomp.Filter).

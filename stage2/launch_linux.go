@@ -29,13 +29,14 @@ import (
 // is a private copy of the supervisor's: the bounding set, no_new_privs
 // and the seccomp filter are set on the calling thread, which then execs.
 func Launch(ctx context.Context, a *App) error {
-	return launch(ctx, a, func() (bool, error) { return false, nil })
+	return launch(ctx, a, nil, func() (bool, error) { return false, nil })
 }
 
 // launch is Launch that, once the app's root is mounted, waits for start
 // to say that the app may be exec'd (the pod's networks are set up), and
-// whether to use a.NetResolvConf.
-func launch(ctx context.Context, a *App, start func() (bool, error)) error {
+// whether to use a.NetResolvConf. term is the terminal socket of an app
+// with a.Terminal.
+func launch(ctx context.Context, a *App, term *os.File, start func() (bool, error)) error {
 	trace := func(string) {}
 	if a.DebugEpoch != 0 {
 		trace = func(phase string) {
@@ -52,6 +53,20 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 		return err
 	}
 	trace("root mounted")
+	var tty *podTerminal
+	if a.Terminal {
+		if term == nil {
+			return setupErr("the app wants a terminal, and the launcher has no terminal socket")
+		}
+		pts, err := inRoot(a.Root, "/dev/pts")
+		if err != nil {
+			return err
+		}
+		if tty, err = openTerminal(term, pts); err != nil {
+			return err
+		}
+		trace("terminal sent")
+	}
 	if err := <-joined; err != nil {
 		return err
 	}
@@ -94,6 +109,11 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 	id, err := ResolveIdentity(a.User, a.Group)
 	if err != nil {
 		return setupErr("%w", err)
+	}
+	if tty != nil {
+		if err := tty.attach(id); err != nil {
+			return err
+		}
 	}
 	env := completeEnv(a.Env, id)
 	if len(a.Exec) == 0 {
@@ -321,9 +341,10 @@ var ErrNotStarted = errors.New("the pod did not start")
 // from cfg, mounts the app's root, waits on cfg for the start line
 // ("start" or "start resolv") and launches. extraCgroups are cgroups to
 // join besides the App's (the supervisor could not start the launcher
-// right in them). It returns only on failure, with the exit
-// code after reporting the error on status.
-func Main(ctx context.Context, cfg, status *os.File, extraCgroups []string) int {
+// right in them). termFd is the terminal socket, used (and only then
+// opened) when the App asks for a terminal. It returns only on failure,
+// with the exit code after reporting the error on status.
+func Main(ctx context.Context, cfg, status *os.File, termFd int, extraCgroups []string) int {
 	var a App
 	r := bufio.NewReader(cfg)
 	line, err := r.ReadBytes('\n')
@@ -349,7 +370,12 @@ func Main(ctx context.Context, cfg, status *os.File, extraCgroups []string) int 
 		}
 		return false, ErrNotStarted
 	}
-	err = launch(ctx, &a, start)
+	var term *os.File
+	if a.Terminal {
+		unix.CloseOnExec(termFd)
+		term = os.NewFile(uintptr(termFd), "terminal")
+	}
+	err = launch(ctx, &a, term, start)
 	if errors.Is(err, ErrNotStarted) {
 		return ExitSetupFailed
 	}

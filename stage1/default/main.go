@@ -29,9 +29,10 @@
 //	  │                                              (reads the pod, writes
 //	  │ clone(NEWPID|NEWNS|NEWUTS[|NEWIPC][|NEWNET])   its files; meanwhile:)
 //	  │      + exec /proc/self/exe as rkt-supervisor /stage2 [interactive],
-//	  │      Setsid unless --interactive, Pdeathsig=SIGKILL; fds 0-2
-//	  │      stdio, 3 the config stream, 4 events. The supervisor makes
-//	  │      its mounts private and binds /stage2 read-only meanwhile
+//	  │      Setsid, Pdeathsig=SIGKILL; fds 0-2 stdio (interactive:
+//	  │      /dev/null and a pipe relayed to stderr), 3 the config stream,
+//	  │      4 events, 5 (interactive) the terminal socket. The supervisor
+//	  │      makes its mounts private and binds /stage2 read-only meanwhile
 //	  ├──── fd 5: "<pid>\n" ──────────────────────────▶ setup helper:
 //	  │                                                 pid file, app cgroups
 //	  │                                                 with limits and the
@@ -40,16 +41,23 @@
 //	  │                 supervisor ◀── fd 3: Config (lines), "end" ─┤
 //	  │                  (pid 1)                                    │
 //	  │   per app: clone(NEWNS), into the app's v2 cgroup, + exec   │ CNI
-//	  │   /stage2 as rkt-stage2 [CGROUP]; fds 0 /dev/null or tty,   │ networks
-//	  │   1-2 stdio, 3 config, 4 status                             │ in /proc/
+//	  │   /stage2 as rkt-stage2 [CGROUP], Setsid; fds 0 /dev/null,  │ networks
+//	  │   1-2 stdio, 3 config, 4 status, 5 terminal (interactive)   │ in /proc/
 //	  │     ├── fd 3: stage2.App (JSON line) ──▶ launcher: moves its │ <pid>/ns/net
 //	  │     │   exec thread into the v1 cgroups, mounts the app's root│
+//	  │◀─────── fd 5 (interactive): "pty" + the master of a pty   │
+//	  │         of the app's devpts (SCM_RIGHTS); the host-side   │
+//	  │         process sets its modes and window size, makes the │
+//	  │         operator's terminal raw, relays it ─── "ok\n" ──▶ │
 //	  │     │                                                       │
 //	  │◀── fd 4: "netdown\n" (if networks were set up) ─────────────┤
 //	  │                 supervisor ◀── fd 3: "start[ resolv]\n", EOF┘ exits 0
 //	  │     ├── fd 3: "start[ resolv]\n", EOF ──▶ launcher: /etc/hosts,
-//	  │     │                      resolv.conf, pivots, drops privileges,
-//	  │     │                      marks every fd above 2 close-on-exec
+//	  │     │                      resolv.conf, pivots, (interactive: waits
+//	  │     │                      for "ok", the pty slave becomes fds 0-2
+//	  │     │                      and the controlling terminal), drops
+//	  │     │                      privileges, marks every fd above 2
+//	  │     │                      close-on-exec
 //	  │     │◀── fd 4: "<code> <message>\n" ── on failure, exit code
 //	  │     │◀── fd 4: EOF (CLOEXEC) ───────── exec of the app
 //	  │◀──── fd 4: "ready\n" ─────┤ once every app runs (and said READY=1
@@ -64,6 +72,8 @@
 //	  │ closes the teardown helper's fd 3: CNI DEL of the pod's
 //	  │      networks; waited for
 //	  ▼
+//	(interactive: the rest of the app's output relayed, the operator's
+//	terminal modes restored)
 //	exit with the supervisor's status (128+N if it was killed by signal N)
 //
 // If the setup helper fails, it prints why, SIGKILLs the supervisor (which

@@ -14,7 +14,8 @@
 // The host-side process itself starts the supervisor (process 1 of the
 // pod's new namespaces, from this same binary), forwards SIGTERM, SIGINT
 // and SIGHUP to it, tells systemd (NOTIFY_SOCKET) when the pod is ready,
-// and exits with the pod's exit code.
+// relays an interactive app's terminal (terminal_linux.go), and exits
+// with the pod's exit code.
 package host
 
 import (
@@ -210,10 +211,23 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 			warn("stage1 [" + supervisor.Millis(time.Since(h.epoch)) + "ms] " + msg)
 		}
 	}
+	var term *terminal
 	if clone.Interactive {
-		signal.Ignore(unix.SIGINT) // the app gets ^C from the terminal
+		if term, err = newTerminal(); err != nil {
+			pidW.WriteString("0\n")
+			pidW.Close()
+			<-helper.done
+			return fail("set up the interactive app's terminal: " + err.Error())
+		}
+		// Every way out of here restores the operator's terminal.
+		defer term.restore()
+		// A closed stdout (`rkt run --interactive ... | head`) must not
+		// kill the relay, which would leave the terminal raw: writes fail
+		// with EPIPE instead. (Notify, not Ignore: an ignored signal would
+		// stay ignored in the pod.)
+		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	}
-	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary))
+	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary), term)
 	if err != nil {
 		pidW.WriteString("0\n")
 		pidW.Close()
@@ -222,6 +236,9 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	}
 	pidW.WriteString(strconv.Itoa(sup.pid) + "\n")
 	pidW.Close()
+	if term != nil {
+		term.started()
+	}
 	h.logf("supervisor started, pid " + strconv.Itoa(sup.pid))
 	// "netdown" from the helper: there are networks to tear down when
 	// the pod exits.
@@ -283,6 +300,9 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 			}
 			h.logf("pod exited with " + strconv.Itoa(c))
 			netdown.start()
+			if term != nil {
+				term.finish()
+			}
 		case <-ctx.Done():
 			unix.Kill(sup.pid, unix.SIGKILL)
 		}
@@ -309,8 +329,11 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 // startSupervisor starts the supervisor from this binary as process 1 of
 // new PID, mount, UTS (and IPC and network, unless shared) namespaces,
 // as `rkt-supervisor LAUNCHER [interactive]`, with its configuration to
-// come on cfg, and forwards its readiness.
-func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string) (*proc, error) {
+// come on cfg, and forwards its readiness. It is the leader of a session
+// of its own. The supervisor of an interactive pod (term) gets none of
+// this process's stdio, which may be the operator's terminal: /dev/null
+// as stdin, term's pipe as stdout and stderr, and term's socket.
+func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string, term *terminal) (*proc, error) {
 	defer cfg.Close()
 	evR, evW, err := os.Pipe()
 	if err != nil {
@@ -328,12 +351,22 @@ func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher strin
 	if clone.Interactive {
 		argv = append(argv, "interactive")
 	}
+	files := []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfg.Fd(), evW.Fd()}
+	if term != nil {
+		devNull, err := os.Open(os.DevNull)
+		if err != nil {
+			evR.Close()
+			return nil, err
+		}
+		defer devNull.Close()
+		files = []uintptr{devNull.Fd(), term.errW.Fd(), term.errW.Fd(), cfg.Fd(), evW.Fd(), term.podSock.Fd()}
+	}
 	p, err := start("/proc/self/exe", argv, &syscall.ProcAttr{
 		Env:   []string{},
-		Files: []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfg.Fd(), evW.Fd()},
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			Cloneflags: flags,
-			Setsid:     !clone.Interactive,
+			Setsid:     true,
 			Pdeathsig:  syscall.SIGKILL,
 		},
 	})

@@ -363,7 +363,8 @@ func loadApp(dir string, ra *schema.RuntimeApp, vols map[string]types.Volume, op
 		NoNewPrivs:        sec.noNewPrivs,
 		Seccomp:           sec.seccomp,
 		MaskPaths:         !opts.DisablePaths,
-		NewSession:        !opts.Interactive,
+		NewSession:        true,
+		Terminal:          opts.Interactive,
 	}
 	return a, nil
 }

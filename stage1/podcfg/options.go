@@ -61,7 +61,7 @@ func ParseRunArgs(args []string, errOut io.Writer) (*Options, error) {
 	var dnsMode, mdsToken string
 	fs.BoolVar(&o.Debug, "debug", false, "print what stage1 does")
 	fs.StringVar(&o.Net, "net", networking.NetDefault, "networking: host, none, or a list of networks (default, default-restricted, all, NAME[:K=V;...],...)")
-	fs.BoolVar(&o.Interactive, "interactive", false, "give the (single) app the caller's terminal")
+	fs.BoolVar(&o.Interactive, "interactive", false, "give the (single) app a terminal of its own, relayed to the caller's")
 	fs.StringVar(&o.Hostname, "hostname", "", "the pod's hostname (default rkt-<uuid>)")
 	fs.StringVar(&o.IPC, "ipc", "auto", "IPC namespace: auto, private, parent")
 	fs.BoolVar(&o.DisableCaps, "disable-capabilities-restriction", false, "keep every capability")

@@ -36,6 +36,10 @@ const (
 	// EventFd: supervisor -> host-side process: "ready\n" once every app
 	// runs, "exiting\n" once every app has exited.
 	EventFd = 4
+	// TerminalFd (interactive pods only): a unix socket to the host-side
+	// process, passed on to the interactive app's launcher as its
+	// LaunchTerminalFd.
+	TerminalFd = 5
 )
 
 // Descriptors of a launcher, run as `rkt-stage2 [CGROUP]` (a cgroup v2
@@ -48,6 +52,20 @@ const (
 	// LaunchStatusFd: launcher -> supervisor: "<code> <message>\n" on
 	// failure; EOF (close on exec) once the app is exec'd.
 	LaunchStatusFd = 4
+	// LaunchTerminalFd (the interactive app only, stage2.App.Terminal):
+	// a unix stream socket to the host-side process. The launcher opens
+	// a pseudo-terminal in the app's own devpts, sends its master with
+	// SCM_RIGHTS (one message, "pty"), and before it execs the app waits
+	// for "ok\n", the host's word that the terminal is set up (window
+	// size, modes): see TerminalMaster and TerminalReady.
+	LaunchTerminalFd = 5
+)
+
+// TerminalMaster and TerminalReady are the two messages on the terminal
+// socket: launcher -> host (with the master fd), host -> launcher.
+const (
+	TerminalMaster = "pty"
+	TerminalReady  = "ok\n"
 )
 
 // The start line lets the apps be exec'd: "start" alone, or "start

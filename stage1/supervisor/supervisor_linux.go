@@ -57,11 +57,14 @@ type supervisor struct {
 	grace     *time.Timer
 	events    *os.File
 	logf      func(msg string)
-	// launcher is the stage2 launcher binary; interactive: an app gets
-	// the terminal (both from the command line: known before the
-	// configuration).
+	// launcher is the stage2 launcher binary; interactive: the (single)
+	// app gets a terminal (both from the command line: known before the
+	// configuration), whose master its launcher sends the host-side
+	// process over term (TerminalFd), which the supervisor passes on and
+	// closes.
 	launcher    string
 	interactive bool
+	term        *os.File
 	sigs        chan os.Signal
 	// oomApps are the apps the kernel killed for want of memory, named
 	// in the pod's last words.
@@ -102,11 +105,11 @@ func Main(ctx context.Context, args []string) int {
 		sigs: make(chan os.Signal, 16),
 	}
 	unix.CloseOnExec(EventFd)
-	signal.Notify(s.sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	if s.interactive {
-		// The app has the terminal and gets ^C from it directly.
-		signal.Ignore(unix.SIGINT)
+		unix.CloseOnExec(TerminalFd)
+		s.term = os.NewFile(TerminalFd, "terminal")
 	}
+	signal.Notify(s.sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	if err := s.setupMounts(); err != nil {
 		warn("stage1 supervisor: " + err.Error())
 		return 254
@@ -348,19 +351,28 @@ func (s *supervisor) fork(a *App) (*launcherProc, error) {
 		return nil, err
 	}
 	defer statusW.Close()
-	stdin := os.Stdin
-	if !s.interactive {
-		if stdin, err = os.Open(os.DevNull); err != nil {
-			cfgW.Close()
-			statusR.Close()
-			return nil, err
-		}
-		defer stdin.Close()
+	// An interactive app gets a terminal of its own from its launcher:
+	// stdin is /dev/null for every launcher.
+	stdin, err := os.Open(os.DevNull)
+	if err != nil {
+		cfgW.Close()
+		statusR.Close()
+		return nil, err
 	}
+	defer stdin.Close()
 	attr := &syscall.ProcAttr{
 		Env:   []string{},
 		Files: []uintptr{stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfgR.Fd(), statusW.Fd()},
 		Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS},
+	}
+	if s.term != nil {
+		// The one app of an interactive pod: only its launcher has the
+		// terminal socket, and only until it execs the app.
+		attr.Files = append(attr.Files, s.term.Fd())
+		defer func() {
+			s.term.Close()
+			s.term = nil
+		}()
 	}
 	attr.Dir = s.cfg.PodDir
 	attr.Sys.Setsid = a.NewSession

@@ -40,6 +40,10 @@
 //	--print-fds              "fd: N TARGET" per open descriptor (readlink of /proc/self/fd/N)
 //	--try-io-uring           "io_uring_setup: ok|ERRNO" (a one-entry ring, closed at once)
 //	--check-tty              "stdin tty: true|false", same for stdout and stderr
+//	--print-tty              "tty: PATH" (of stdin), "tty dev: N" (its st_dev), and
+//	                         "char fd N: dev D rdev R" per open character device
+//	--print-winsize          "winsize: ROWS COLS" of stdin
+//	--wait-winch             print "waiting for SIGWINCH", wait for it (10 s), then as --print-winsize
 //	--read-stdin             read one line from stdin, "stdin: LINE"
 //	--print-iface-count      "interfaces: N" (loopback included)
 //	--print-ipv4             "ipv4: IFACE ADDR/PREFIX" per address of non-loopback interfaces
@@ -102,6 +106,9 @@ type options struct {
 	printFds      bool
 	tryIOURing    bool
 	checkTTY      bool
+	printTTY      bool
+	printWinsize  bool
+	waitWinch     bool
 	readStdin     bool
 	ifaceCount    bool
 	printIPv4     bool
@@ -183,6 +190,9 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.BoolVar(&o.printFds, "print-fds", false, "print the open file descriptors")
 	fs.BoolVar(&o.tryIOURing, "try-io-uring", false, "call io_uring_setup and print the outcome")
 	fs.BoolVar(&o.checkTTY, "check-tty", false, "print whether stdin/stdout/stderr are terminals")
+	fs.BoolVar(&o.printTTY, "print-tty", false, "print stdin's terminal and the open character devices")
+	fs.BoolVar(&o.printWinsize, "print-winsize", false, "print stdin's window size")
+	fs.BoolVar(&o.waitWinch, "wait-winch", false, "wait for SIGWINCH, then print the window size")
 	fs.BoolVar(&o.readStdin, "read-stdin", false, "read one line from stdin and print it")
 	fs.BoolVar(&o.ifaceCount, "print-iface-count", false, "print the number of network interfaces")
 	fs.BoolVar(&o.printIPv4, "print-ipv4", false, "print IPv4 addresses of non-loopback interfaces")
@@ -300,6 +310,9 @@ func run(ctx context.Context, o *options, stdin io.Reader, out io.Writer) (int, 
 		{o.printFds, p.fds},
 		{o.tryIOURing, p.tryIOURing},
 		{o.checkTTY, p.checkTTY},
+		{o.printTTY, p.printTTY},
+		{o.printWinsize, p.printWinsize},
+		{o.waitWinch, p.waitWinch},
 		{o.readStdin, func() error { return p.readStdin(stdin) }},
 		{o.ifaceCount, p.ifaceCount},
 		{o.printIPv4, p.ipv4},

@@ -1,7 +1,8 @@
 // Command launcher is the default flavor's stage2 launcher, /stage2 in
 // the stage1 image. The supervisor runs it once per app, in a new mount
 // namespace, as `rkt-stage2 [CGROUP]` with the app's configuration on
-// fd 3 and a status pipe on fd 4 (see stage1/supervisor); it mounts the
+// fd 3, a status pipe on fd 4 and, for an interactive app, the terminal
+// socket on fd 5 (see stage1/supervisor); it mounts the
 // app's root, waits for the start line and execs the app (package
 // stage2). The enter entrypoint runs it as `rkt-stage2-enter` in the
 // app's namespaces, with the configuration on fd 3 and the app's mount
@@ -42,7 +43,7 @@ func main() {
 	case len(os.Args) >= 1 && os.Args[0] == supervisor.LauncherArgvName:
 		cfg := os.NewFile(supervisor.LaunchConfigFd, "config")
 		status := os.NewFile(supervisor.LaunchStatusFd, "status")
-		os.Exit(stage2.Main(context.Background(), cfg, status, os.Args[1:]))
+		os.Exit(stage2.Main(context.Background(), cfg, status, supervisor.LaunchTerminalFd, os.Args[1:]))
 	}
 	os.Stderr.WriteString("stage2: this is the pod supervisor's app launcher, not a command\n")
 	os.Exit(254)
