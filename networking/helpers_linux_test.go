@@ -207,6 +207,7 @@ func testConfig(t testing.TB, plugins string, netd map[string]string) Config {
 		LocalConfig: filepath.Join(dir, "local"),
 		PluginDirs:  []string{netDir, plugins},
 		DataDir:     filepath.Join(dir, "networks"),
+		HostDir:     filepath.Join(dir, "host"),
 	}
 }
 
