@@ -1,0 +1,115 @@
+package networking
+
+import (
+	"strings"
+	"testing"
+)
+
+// saveOf renders rules as iptables-save prints them (comments quoted,
+// as they contain spaces), with or without the jumps.
+func saveOf(rules []guardRule, jumps bool) string {
+	var b strings.Builder
+	for _, table := range []string{"raw", "filter"} {
+		b.WriteString("*" + table + "\n")
+		for _, c := range guardChains {
+			if c.table != table {
+				continue
+			}
+			b.WriteString(":" + c.chain + " - [0:0]\n")
+			if jumps {
+				b.WriteString("-A " + c.from + " -j " + c.chain + "\n")
+			}
+			for _, r := range rules {
+				if r.table == table && r.chain == c.chain {
+					b.WriteString("-A " + c.chain + " " + r.match + ` -m comment --comment "` + r.comment + `" -j ` + r.target + "\n")
+				}
+			}
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return b.String()
+}
+
+func TestGuardScript(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		rules := guardRules(v6)
+		full := guardScript(parseGuardState(""), rules)
+		for _, c := range guardChains {
+			if !strings.Contains(full, ":"+c.chain+" - [0:0]\n") || !strings.Contains(full, "-I "+c.from+" 1 -j "+c.chain+"\n") {
+				t.Errorf("v6=%v: from nothing, the script misses chain %s or its jump:\n%s", v6, c.chain, full)
+			}
+		}
+		if n := strings.Count(full, "--comment "); n != len(rules) {
+			t.Errorf("v6=%v: %d rules in the script, want %d", v6, n, len(rules))
+		}
+		if s := guardScript(parseGuardState(saveOf(rules, true)), rules); s != "" {
+			t.Errorf("v6=%v: in place, the script is not empty:\n%s", v6, s)
+		}
+		// Missing jumps only: no chain is rewritten.
+		s := guardScript(parseGuardState(saveOf(rules, false)), rules)
+		if strings.Contains(s, "-A ") || strings.Count(s, "-I ") != len(guardChains) {
+			t.Errorf("v6=%v: with the jumps missing:\n%s", v6, s)
+		}
+		// A rule changed or gone: that chain only is declared (flushed)
+		// and refilled.
+		s = guardScript(parseGuardState(saveOf(rules[1:], true)), rules)
+		if !strings.Contains(s, ":RKT-PREROUTING - [0:0]") || strings.Contains(s, ":RKT-INPUT") || strings.Contains(s, "-I ") {
+			t.Errorf("v6=%v: with the raw rule missing:\n%s", v6, s)
+		}
+	}
+	// The IPv4 rules drop the loopback from every rkt group, check the
+	// source on the built-in ones, and keep default-restricted to its
+	// gateway.
+	v4 := guardScript(parseGuardState(""), guardRules(false))
+	for _, want := range []string{
+		"-d 127.0.0.0/8 -m devgroup --src-group 0x726b7400/0xfffffffc -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT",
+		"-m devgroup --src-group 0x726b7402/0xfffffffe -m rpfilter --invert",
+		"! -d 172.31.0.1/32 -m devgroup --src-group 0x726b7403",
+		"-m devgroup --dst-group 0x726b7403",
+	} {
+		if !strings.Contains(v4, want) {
+			t.Errorf("IPv4 script lacks %q:\n%s", want, v4)
+		}
+	}
+}
+
+func TestRuleComment(t *testing.T) {
+	for rule, want := range map[string]string{
+		`-d 1.2.3.4/32 -m comment --comment "a b c" -j DROP`: "a b c",
+		`-m comment --comment x -j DROP`:                     "x",
+		`-j DROP`:                                            "",
+	} {
+		if got := ruleComment(rule); got != want {
+			t.Errorf("ruleComment(%q) = %q, want %q", rule, got, want)
+		}
+	}
+}
+
+func TestNetworkGroups(t *testing.T) {
+	cfg := Config{}
+	nets, err := cfg.plan([]Request{{Name: NetDefault}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := nets[0].group(); g != groupBuiltin {
+		t.Errorf("default: group %#x", g)
+	}
+	nets, err = cfg.plan([]Request{{Name: NetDefaultRestricted}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := nets[0].group(); g != groupRestricted {
+		t.Errorf("default-restricted: group %#x", g)
+	}
+	for _, g := range []uint32{groupNetD, groupBuiltin, groupRestricted} {
+		if !isRktGroup(g) {
+			t.Errorf("%#x is not one of rkt's groups", g)
+		}
+	}
+	if isRktGroup(0) || isRktGroup(0x726b7404) {
+		t.Error("0 or 0x726b7404 taken for rkt's")
+	}
+	if (&network{name: NetDefault, file: "/etc/rkt/net.d/default.conf"}).group() != groupNetD {
+		t.Error("a net.d network replacing default gets the built-in's group")
+	}
+}
