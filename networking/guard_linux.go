@@ -52,29 +52,46 @@ func ensureGuard(ctx context.Context, hostDir, backend string) (bool, error) {
 		}
 		return true, nil
 	}
-	changed := false
-	for _, v6 := range []bool{false, true} {
-		save, restore := "iptables-save", "iptables-restore"
-		if v6 {
-			if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
-				continue // no IPv6 on this host
-			}
-			save, restore = "ip6tables-save", "ip6tables-restore"
-		}
-		out, err := exec.CommandContext(ctx, save).Output()
-		if err != nil {
-			return changed, fmt.Errorf("set up rkt's isolation rules: %s: %w", save, err)
-		}
-		script := guardScript(parseGuardState(string(out)), guardRules(v6))
-		if script == "" {
-			continue
-		}
-		if err := run(ctx, strings.NewReader(script), restore, "-w", "--noflush"); err != nil {
-			return changed, fmt.Errorf("set up rkt's isolation rules: %w: check that the host's iptables works (matches devgroup, rpfilter, conntrack, comment)", err)
-		}
-		changed = true
+	// The two families are checked at once: each is an exec of its own.
+	type result struct {
+		changed bool
+		err     error
 	}
-	return changed, nil
+	v6done := make(chan result, 1)
+	go func() {
+		if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+			v6done <- result{} // no IPv6 on this host
+			return
+		}
+		c, err := ensureGuardFamily(ctx, true)
+		v6done <- result{c, err}
+	}()
+	changed, err := ensureGuardFamily(ctx, false)
+	r6 := <-v6done
+	if err == nil {
+		err = r6.err
+	}
+	return changed || r6.changed, err
+}
+
+// ensureGuardFamily checks and repairs the rules of one address family.
+func ensureGuardFamily(ctx context.Context, v6 bool) (bool, error) {
+	save, restore := "iptables-save", "iptables-restore"
+	if v6 {
+		save, restore = "ip6tables-save", "ip6tables-restore"
+	}
+	out, err := exec.CommandContext(ctx, save).Output()
+	if err != nil {
+		return false, fmt.Errorf("set up rkt's isolation rules: %s: %w", save, err)
+	}
+	script := guardScript(parseGuardState(string(out)), guardRules(v6))
+	if script == "" {
+		return false, nil
+	}
+	if err := run(ctx, strings.NewReader(script), restore, "-w", "--noflush"); err != nil {
+		return false, fmt.Errorf("set up rkt's isolation rules: %w: check that the host's iptables works (matches devgroup, rpfilter, conntrack, comment)", err)
+	}
+	return true, nil
 }
 
 // guardSignature is in the nftables guard's listing once it is there.
