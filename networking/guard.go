@@ -20,9 +20,10 @@ import (
 //     the interface it came in on), IPv4 and IPv6, in the raw table, so a
 //     forged packet is dropped before conntrack makes an entry for it;
 //   - the built-in default-restricted network is host-only: nothing is
-//     forwarded from or to its pods, and its pods reach the host only at
-//     their gateway address (and IPv6 link-local), except for replies to
-//     connections the host made.
+//     forwarded from or to its pods (but the connections of its --port
+//     forwards, which the host DNATs), and its pods reach the host only
+//     at their gateway address (and IPv6 link-local), except for replies
+//     to connections the host made.
 //
 // The rules stay when the last pod is gone, like the shared masquerading
 // rule; a pod's setup checks them (one iptables-save per address family,
@@ -65,9 +66,16 @@ type guardRule struct {
 	// match is the rule for iptables, without its comment and target.
 	match  string
 	target string
-	// comment identifies the rule: setup compares comments to tell
-	// whether a chain is as it should be.
+	// comment says what the rule is for.
 	comment string
+}
+
+// spec is the rule as iptables-save prints it, after "-A CHAIN ". Setup
+// compares these to tell whether a chain is as it should be (an
+// iptables that prints rules differently only costs a rewrite of the
+// chains at each pod's start).
+func (r guardRule) spec() string {
+	return fmt.Sprintf("%s -m comment --comment %q -j %s", r.match, r.comment, r.target)
 }
 
 // guardChains are rkt's chains, by table, and the built-in chain each
@@ -115,30 +123,30 @@ func guardRules(v6 bool) []guardRule {
 		},
 		guardRule{
 			table: "filter", chain: "RKT-FORWARD",
-			match:   devgroup("src", groupRestricted, 0xffffffff),
+			match:   devgroup("src", groupRestricted, 0xffffffff) + " -m conntrack ! --ctstate DNAT",
 			target:  "DROP",
 			comment: "rkt: nothing is forwarded from default-restricted",
 		},
 		guardRule{
 			table: "filter", chain: "RKT-FORWARD",
-			match:   devgroup("dst", groupRestricted, 0xffffffff),
+			match:   devgroup("dst", groupRestricted, 0xffffffff) + " -m conntrack ! --ctstate DNAT",
 			target:  "DROP",
 			comment: "rkt: nothing is forwarded to default-restricted",
 		},
 	)
 }
 
-// guardState is what iptables-save shows of rkt's chains: the comments
-// of each chain's rules, in order, and the built-in chains that jump to
+// guardState is what iptables-save shows of rkt's chains: each chain's
+// rules (their spec), in order, and the built-in chains that jump to
 // them.
 type guardState struct {
-	comments map[string][]string // "table/chain"
-	jumps    map[string]bool     // "table/from"
+	rules map[string][]string // "table/chain"
+	jumps map[string]bool     // "table/from"
 }
 
 // parseGuardState reads iptables-save output.
 func parseGuardState(save string) guardState {
-	st := guardState{comments: map[string][]string{}, jumps: map[string]bool{}}
+	st := guardState{rules: map[string][]string{}, jumps: map[string]bool{}}
 	table := ""
 	for _, l := range strings.Split(save, "\n") {
 		l = strings.TrimSpace(l)
@@ -151,12 +159,12 @@ func parseGuardState(save string) guardState {
 				continue
 			}
 			if l == ":"+c.chain || strings.HasPrefix(l, ":"+c.chain+" ") {
-				if st.comments[table+"/"+c.chain] == nil {
-					st.comments[table+"/"+c.chain] = []string{}
+				if st.rules[table+"/"+c.chain] == nil {
+					st.rules[table+"/"+c.chain] = []string{}
 				}
 			}
 			if rest, ok := strings.CutPrefix(l, "-A "+c.chain+" "); ok {
-				st.comments[table+"/"+c.chain] = append(st.comments[table+"/"+c.chain], ruleComment(rest))
+				st.rules[table+"/"+c.chain] = append(st.rules[table+"/"+c.chain], strings.Join(strings.Fields(rest), " "))
 			}
 			if l == "-A "+c.from+" -j "+c.chain {
 				st.jumps[table+"/"+c.from] = true
@@ -164,21 +172,6 @@ func parseGuardState(save string) guardState {
 		}
 	}
 	return st
-}
-
-// ruleComment returns the --comment of a rule as iptables-save prints
-// it, "" if it has none.
-func ruleComment(rule string) string {
-	_, rest, ok := strings.Cut(rule, "--comment ")
-	if !ok {
-		return ""
-	}
-	if strings.HasPrefix(rest, `"`) {
-		c, _, _ := strings.Cut(rest[1:], `"`)
-		return c
-	}
-	c, _, _ := strings.Cut(rest, " ")
-	return c
 }
 
 // guardScript returns an iptables-restore --noflush script that puts
@@ -197,11 +190,11 @@ func guardScript(st guardState, rules []guardRule) string {
 			var lines []string
 			for _, r := range rules {
 				if r.table == table && r.chain == c.chain {
-					want = append(want, r.comment)
-					lines = append(lines, fmt.Sprintf("-A %s %s -m comment --comment %q -j %s\n", c.chain, r.match, r.comment, r.target))
+					want = append(want, r.spec())
+					lines = append(lines, "-A "+c.chain+" "+r.spec()+"\n")
 				}
 			}
-			have, exists := st.comments[table+"/"+c.chain]
+			have, exists := st.rules[table+"/"+c.chain]
 			if !exists || strings.Join(have, "\x00") != strings.Join(want, "\x00") {
 				fmt.Fprintf(&body, ":%s - [0:0]\n", c.chain)
 				body.WriteString(strings.Join(lines, ""))
@@ -235,7 +228,7 @@ add rule inet %[1]s guard-prerouting %[3]s fib saddr . iif oif missing drop comm
 add rule inet %[1]s guard-input %[2]s ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop comment "rkt: pods do not reach the host loopback"
 add rule inet %[1]s guard-input meta iifgroup %[4]s ip daddr != %[5]s ct state != { established, related } drop comment "rkt: default-restricted reaches its gateway only"
 add rule inet %[1]s guard-input meta iifgroup %[4]s ip6 daddr != fe80::/10 ct state != { established, related } drop comment "rkt: default-restricted reaches its gateway only"
-add rule inet %[1]s guard-forward meta iifgroup %[4]s drop comment "rkt: nothing is forwarded from default-restricted"
-add rule inet %[1]s guard-forward meta oifgroup %[4]s drop comment "rkt: nothing is forwarded to default-restricted"
+add rule inet %[1]s guard-forward meta iifgroup %[4]s ct status != dnat drop comment "rkt: nothing is forwarded from default-restricted"
+add rule inet %[1]s guard-forward meta oifgroup %[4]s ct status != dnat drop comment "rkt: nothing is forwarded to default-restricted"
 `, masqTable, anyGroup, builtin, restricted, restrictedGateway)
 }

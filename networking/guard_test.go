@@ -56,6 +56,14 @@ func TestGuardScript(t *testing.T) {
 		if !strings.Contains(s, ":RKT-PREROUTING - [0:0]") || strings.Contains(s, ":RKT-INPUT") || strings.Contains(s, "-I ") {
 			t.Errorf("v6=%v: with the raw rule missing:\n%s", v6, s)
 		}
+		// A rule of an older rkt, with the same comment: rewritten.
+		old := append([]guardRule(nil), rules...)
+		last := &old[len(old)-1]
+		last.match = strings.TrimSuffix(last.match, " -m conntrack ! --ctstate DNAT")
+		s = guardScript(parseGuardState(saveOf(old, true)), rules)
+		if !strings.Contains(s, ":RKT-FORWARD - [0:0]") || strings.Contains(s, ":RKT-INPUT") || strings.Contains(s, ":RKT-PREROUTING") {
+			t.Errorf("v6=%v: with a rule changed:\n%s", v6, s)
+		}
 	}
 	// The IPv4 rules drop the loopback from every rkt group, check the
 	// source on the built-in ones, and keep default-restricted to its
@@ -69,18 +77,6 @@ func TestGuardScript(t *testing.T) {
 	} {
 		if !strings.Contains(v4, want) {
 			t.Errorf("IPv4 script lacks %q:\n%s", want, v4)
-		}
-	}
-}
-
-func TestRuleComment(t *testing.T) {
-	for rule, want := range map[string]string{
-		`-d 1.2.3.4/32 -m comment --comment "a b c" -j DROP`: "a b c",
-		`-m comment --comment x -j DROP`:                     "x",
-		`-j DROP`:                                            "",
-	} {
-		if got := ruleComment(rule); got != want {
-			t.Errorf("ruleComment(%q) = %q, want %q", rule, got, want)
 		}
 	}
 }
