@@ -19,6 +19,8 @@ import (
 //     strict reverse-path check (the source must be routed back through
 //     the interface it came in on), IPv4 and IPv6, in the raw table, so a
 //     forged packet is dropped before conntrack makes an entry for it;
+//     and the connections the host tracks for one such pod are bounded
+//     (PodConnLimit, connlimit by source address in the mangle table);
 //   - the built-in default-restricted network is host-only: nothing is
 //     forwarded from or to its pods (but the connections of its --port
 //     forwards, which the host DNATs), and its pods reach the host only
@@ -55,6 +57,13 @@ func (n *network) group() uint32 {
 	return groupNetD
 }
 
+// PodConnLimit bounds the connections (flows: UDP too) the host tracks
+// for one pod of the built-in networks, whose source addresses are
+// checked: a pod's new connection beyond it, to the host or through it,
+// is dropped, so that no pod fills the host-wide conntrack table
+// (net.netfilter.nf_conntrack_max) by itself.
+const PodConnLimit = 16384
+
 // restrictedGateway is the host's address on default-restricted, the
 // only one its pods reach (host-local's gateway: the subnet's first
 // address).
@@ -82,6 +91,7 @@ func (r guardRule) spec() string {
 // is jumped to from (first).
 var guardChains = []struct{ table, chain, from string }{
 	{"raw", "RKT-PREROUTING", "PREROUTING"},
+	{"mangle", "RKT-PREROUTING", "PREROUTING"},
 	{"filter", "RKT-INPUT", "INPUT"},
 	{"filter", "RKT-FORWARD", "FORWARD"},
 }
@@ -102,6 +112,17 @@ func guardRules(v6 bool) []guardRule {
 		target:  "DROP",
 		comment: "rkt: a pod sends from its own address",
 	}}
+	mask := 32
+	if v6 {
+		mask = 128
+	}
+	rules = append(rules, guardRule{
+		table: "mangle", chain: "RKT-PREROUTING",
+		match: fmt.Sprintf("%s -m conntrack --ctstate NEW -m connlimit --connlimit-above %d --connlimit-mask %d --connlimit-saddr",
+			devgroup("src", groupBuiltin, groupMaskBuiltin), PodConnLimit, mask),
+		target:  "DROP",
+		comment: "rkt: connections tracked per pod",
+	})
 	if !v6 {
 		rules = append(rules, guardRule{
 			table: "filter", chain: "RKT-INPUT",
@@ -180,7 +201,7 @@ func parseGuardState(save string) guardState {
 // chains only when missing.
 func guardScript(st guardState, rules []guardRule) string {
 	var b strings.Builder
-	for _, table := range []string{"raw", "filter"} {
+	for _, table := range []string{"raw", "mangle", "filter"} {
 		var body strings.Builder
 		for _, c := range guardChains {
 			if c.table != table {
@@ -219,16 +240,22 @@ func guardNft() string {
 	restricted := fmt.Sprintf("0x%x", groupRestricted)
 	return fmt.Sprintf(`add table inet %[1]s
 add chain inet %[1]s guard-prerouting { type filter hook prerouting priority raw; policy accept; }
+add chain inet %[1]s guard-connlimit { type filter hook prerouting priority mangle; policy accept; }
 add chain inet %[1]s guard-input { type filter hook input priority filter - 1; policy accept; }
 add chain inet %[1]s guard-forward { type filter hook forward priority filter - 1; policy accept; }
+add set inet %[1]s podconns4 { type ipv4_addr; size 65535; flags dynamic; }
+add set inet %[1]s podconns6 { type ipv6_addr; size 65535; flags dynamic; }
 flush chain inet %[1]s guard-prerouting
+flush chain inet %[1]s guard-connlimit
 flush chain inet %[1]s guard-input
 flush chain inet %[1]s guard-forward
 add rule inet %[1]s guard-prerouting %[3]s fib saddr . iif oif missing drop comment "rkt: a pod sends from its own address"
+add rule inet %[1]s guard-connlimit %[3]s ct state new add @podconns4 { ip saddr ct count over %[6]d } drop comment "rkt: connections tracked per pod"
+add rule inet %[1]s guard-connlimit %[3]s ct state new add @podconns6 { ip6 saddr ct count over %[6]d } drop comment "rkt: connections tracked per pod"
 add rule inet %[1]s guard-input %[2]s ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop comment "rkt: pods do not reach the host loopback"
 add rule inet %[1]s guard-input meta iifgroup %[4]s ip daddr != %[5]s ct state != { established, related } drop comment "rkt: default-restricted reaches its gateway only"
 add rule inet %[1]s guard-input meta iifgroup %[4]s ip6 daddr != fe80::/10 ct state != { established, related } drop comment "rkt: default-restricted reaches its gateway only"
 add rule inet %[1]s guard-forward meta iifgroup %[4]s ct status != dnat drop comment "rkt: nothing is forwarded from default-restricted"
 add rule inet %[1]s guard-forward meta oifgroup %[4]s ct status != dnat drop comment "rkt: nothing is forwarded to default-restricted"
-`, masqTable, anyGroup, builtin, restricted, restrictedGateway)
+`, masqTable, anyGroup, builtin, restricted, restrictedGateway, PodConnLimit)
 }

@@ -9,7 +9,7 @@ import (
 // as they contain spaces), with or without the jumps.
 func saveOf(rules []guardRule, jumps bool) string {
 	var b strings.Builder
-	for _, table := range []string{"raw", "filter"} {
+	for _, table := range []string{"raw", "mangle", "filter"} {
 		b.WriteString("*" + table + "\n")
 		for _, c := range guardChains {
 			if c.table != table {
@@ -53,7 +53,7 @@ func TestGuardScript(t *testing.T) {
 		// A rule changed or gone: that chain only is declared (flushed)
 		// and refilled.
 		s = guardScript(parseGuardState(saveOf(rules[1:], true)), rules)
-		if !strings.Contains(s, ":RKT-PREROUTING - [0:0]") || strings.Contains(s, ":RKT-INPUT") || strings.Contains(s, "-I ") {
+		if !strings.Contains(s, "*raw\n:RKT-PREROUTING - [0:0]") || strings.Contains(s, "*mangle") || strings.Contains(s, ":RKT-INPUT") || strings.Contains(s, "-I ") {
 			t.Errorf("v6=%v: with the raw rule missing:\n%s", v6, s)
 		}
 		// A rule of an older rkt, with the same comment: rewritten.
@@ -61,7 +61,7 @@ func TestGuardScript(t *testing.T) {
 		last := &old[len(old)-1]
 		last.match = strings.TrimSuffix(last.match, " -m conntrack ! --ctstate DNAT")
 		s = guardScript(parseGuardState(saveOf(old, true)), rules)
-		if !strings.Contains(s, ":RKT-FORWARD - [0:0]") || strings.Contains(s, ":RKT-INPUT") || strings.Contains(s, ":RKT-PREROUTING") {
+		if !strings.Contains(s, ":RKT-FORWARD - [0:0]") || strings.Contains(s, ":RKT-INPUT") || strings.Contains(s, ":RKT-PREROUTING") || strings.Count(s, "*") != 1 {
 			t.Errorf("v6=%v: with a rule changed:\n%s", v6, s)
 		}
 	}
@@ -74,6 +74,7 @@ func TestGuardScript(t *testing.T) {
 		"-m devgroup --src-group 0x726b7402/0xfffffffe -m rpfilter --invert",
 		"! -d 172.31.0.1/32 -m devgroup --src-group 0x726b7403",
 		"-m devgroup --dst-group 0x726b7403",
+		"-m devgroup --src-group 0x726b7402/0xfffffffe -m conntrack --ctstate NEW -m connlimit --connlimit-above 16384 --connlimit-mask 32 --connlimit-saddr",
 	} {
 		if !strings.Contains(v4, want) {
 			t.Errorf("IPv4 script lacks %q:\n%s", want, v4)

@@ -149,6 +149,19 @@ func (s *udpSink) has(payload string, d time.Duration) (string, bool) {
 	}
 }
 
+// count is the number of payloads received that start with prefix.
+func (s *udpSink) count(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for p := range s.got {
+		if strings.HasPrefix(p, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
 // want fails the test unless payload came; mustNot unless it did not
 // (the sends that must arrive are checked first, so a short wait
 // suffices).
@@ -273,6 +286,33 @@ func TestNetRestrictedIsHostOnly(t *testing.T) {
 	inDef.mustNot(t, "restricted-to-default", "a default-restricted pod reached a pod on default")
 	host.mustNot(t, "restricted-to-host", "a default-restricted pod reached the host at another address than its gateway")
 	inRes.mustNot(t, "default-to-restricted", "a pod on default reached a default-restricted pod")
+}
+
+// TestNetPodConnLimit: a pod opening more flows than the host tracks for
+// one pod (networking.PodConnLimit; UDP datagrams from as many source
+// ports, to the test's listener on the pod's gateway) gets no more
+// through.
+func TestNetPodConnLimit(t *testing.T) {
+	e := newNetIsoEnv(t)
+	host := listenUDP(t, "udp4", "0.0.0.0:0")
+	// Room for every datagram: the listener must not be what drops them.
+	raw, err := host.conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20) })
+	n := networking.PodConnLimit + 1000
+	e.attack("--net=default", defaultGW, fmt.Sprintf("self>%s:%d=flow*%d", defaultGW, host.port(), n))
+	got, last := 0, -1
+	for deadline := time.Now().Add(10 * time.Second); got != last && time.Now().Before(deadline); {
+		last = got
+		time.Sleep(300 * time.Millisecond)
+		got = host.count("flow-")
+	}
+	t.Logf("%d of %d flows arrived", got, n)
+	if got > networking.PodConnLimit || got < networking.PodConnLimit/2 {
+		t.Errorf("%d of %d flows from one pod arrived: want at most %d (and most of those)", got, n, networking.PodConnLimit)
+	}
 }
 
 // TestNetHostPortsExclusive: a host port forwarded to a running pod, or

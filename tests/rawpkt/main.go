@@ -10,7 +10,9 @@
 // Each SEND is SRC>DST:PORT=PAYLOAD (IPv6 addresses in brackets:
 // [fe80::1]>[ff02::1]:9=x); SRC "self" is the interface's own address of
 // DST's family (for IPv6 its link-local one). Each frame is sent three
-// times, 20 ms apart. The gateway's MAC is found by sending one ordinary
+// times, 20 ms apart. PAYLOAD*N sends N datagrams instead, once each,
+// from source ports 20000, 20001, ... (N flows), with payloads
+// PAYLOAD-0, PAYLOAD-1, ... The gateway's MAC is found by sending one ordinary
 // UDP datagram to GATEWAY port 9 (discard) and reading the neighbour
 // table. It prints "sent: SEND" per SEND, or "rawpkt: ..." on stderr
 // and exits 1.
@@ -52,13 +54,30 @@ func run(ifName, gw string, sends []string) error {
 		return fmt.Errorf("AF_PACKET socket: %w", err)
 	}
 	defer syscall.Close(fd)
+	addr := &syscall.SockaddrLinklayer{Ifindex: ifc.Index, Halen: 6}
+	copy(addr.Addr[:], gwMAC)
 	for _, s := range sends {
-		frame, err := buildFrame(ifc, gwMAC, s)
+		if base, nStr, ok := strings.Cut(s, "*"); ok {
+			var n int
+			if _, err := fmt.Sscan(nStr, &n); err != nil || n < 1 || n > 40000 {
+				return fmt.Errorf("%s: bad count", s)
+			}
+			for i := 0; i < n; i++ {
+				frame, err := buildFrame(ifc, gwMAC, fmt.Sprintf("%s-%d", base, i), uint16(20000+i))
+				if err != nil {
+					return fmt.Errorf("%s: %w", s, err)
+				}
+				if err := syscall.Sendto(fd, frame, 0, addr); err != nil {
+					return fmt.Errorf("send %s: %w", s, err)
+				}
+			}
+			fmt.Println("sent:", s)
+			continue
+		}
+		frame, err := buildFrame(ifc, gwMAC, s, 40000)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
-		addr := &syscall.SockaddrLinklayer{Ifindex: ifc.Index, Halen: 6}
-		copy(addr.Addr[:], gwMAC)
 		for i := 0; i < 3; i++ {
 			if err := syscall.Sendto(fd, frame, 0, addr); err != nil {
 				return fmt.Errorf("send %s: %w", s, err)
@@ -97,7 +116,7 @@ func gatewayMAC(gw string) (net.HardwareAddr, error) {
 }
 
 // buildFrame makes the Ethernet frame of one SEND.
-func buildFrame(ifc *net.Interface, dstMAC net.HardwareAddr, send string) ([]byte, error) {
+func buildFrame(ifc *net.Interface, dstMAC net.HardwareAddr, send string, srcPort uint16) ([]byte, error) {
 	route, payload, ok := strings.Cut(send, "=")
 	if !ok {
 		return nil, errors.New("want SRC>DST:PORT=PAYLOAD")
@@ -126,7 +145,7 @@ func buildFrame(ifc *net.Interface, dstMAC net.HardwareAddr, send string) ([]byt
 		return nil, fmt.Errorf("bad source %q", srcS)
 	}
 	udp := make([]byte, 8+len(payload))
-	binary.BigEndian.PutUint16(udp[0:], 40000)
+	binary.BigEndian.PutUint16(udp[0:], srcPort)
 	binary.BigEndian.PutUint16(udp[2:], port)
 	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
 	copy(udp[8:], payload)
