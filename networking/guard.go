@@ -17,19 +17,22 @@ import (
 //     kube-proxy does for CVE-2020-8558;
 //   - on the built-in networks a pod sends from its own address only: a
 //     strict reverse-path check (the source must be routed back through
-//     the interface it came in on), IPv4 and IPv6, in the raw table, so a
-//     forged packet is dropped before conntrack makes an entry for it;
+//     the interface it came in on) in the raw table, so a forged packet
+//     is dropped before conntrack makes an entry for it; the networks
+//     are IPv4-only, and IPv6 is off on their host-side veths (no IPv6
+//     from their pods reaches the host or is forwarded);
 //     and the connections the host tracks for one such pod are bounded
 //     (PodConnLimit, connlimit by source address in the mangle table);
 //   - the built-in default-restricted network is host-only: nothing is
 //     forwarded from or to its pods (but the connections of its --port
 //     forwards, which the host DNATs), and its pods reach the host only
-//     at their gateway address (and IPv6 link-local), except for replies
-//     to connections the host made.
+//     at their gateway address, except for replies to connections the
+//     host made.
 //
 // The rules stay when the last pod is gone, like the shared masquerading
-// rule; a pod's setup checks them (one iptables-save per address family,
-// under a lock) and puts them back if they are missing or different.
+// rule; a pod's setup checks them (one iptables-save, under a lock, which
+// also shows the shared masquerading rule) and puts them back if they
+// are missing or different.
 
 // The device groups of the pods' host-side interfaces. The upper 30 bits
 // say "rkt"; bit 1 marks the built-in networks (source check), bit 0 the
@@ -103,8 +106,10 @@ func devgroup(dir string, g, mask uint32) string {
 	return fmt.Sprintf("-m devgroup --%s-group 0x%x/0x%x", dir, g, mask)
 }
 
-// guardRules returns rkt's rules for IPv4 (v6 false) or IPv6.
-func guardRules(v6 bool) []guardRule {
+// guardRules returns rkt's rules (IPv4: the built-in networks are
+// IPv4-only, and IPv6 is off on their host-side interfaces, see
+// markHostIfaces).
+func guardRules() []guardRule {
 	notNew := "-m conntrack ! --ctstate RELATED,ESTABLISHED"
 	rules := []guardRule{{
 		table: "raw", chain: "RKT-PREROUTING",
@@ -112,33 +117,23 @@ func guardRules(v6 bool) []guardRule {
 		target:  "DROP",
 		comment: "rkt: a pod sends from its own address",
 	}}
-	mask := 32
-	if v6 {
-		mask = 128
-	}
 	rules = append(rules, guardRule{
 		table: "mangle", chain: "RKT-PREROUTING",
-		match: fmt.Sprintf("%s -m conntrack --ctstate NEW -m connlimit --connlimit-above %d --connlimit-mask %d --connlimit-saddr",
-			devgroup("src", groupBuiltin, groupMaskBuiltin), PodConnLimit, mask),
+		match: fmt.Sprintf("%s -m conntrack --ctstate NEW -m connlimit --connlimit-above %d --connlimit-mask 32 --connlimit-saddr",
+			devgroup("src", groupBuiltin, groupMaskBuiltin), PodConnLimit),
 		target:  "DROP",
 		comment: "rkt: connections tracked per pod",
 	})
-	if !v6 {
-		rules = append(rules, guardRule{
+	return append(rules,
+		guardRule{
 			table: "filter", chain: "RKT-INPUT",
 			match:   "-d 127.0.0.0/8 " + devgroup("src", groupNetD, groupMaskAny) + " " + notNew + ",DNAT",
 			target:  "DROP",
 			comment: "rkt: pods do not reach the host loopback",
-		})
-	}
-	host := "! -d " + restrictedGateway + "/32"
-	if v6 {
-		host = "! -d fe80::/10"
-	}
-	return append(rules,
+		},
 		guardRule{
 			table: "filter", chain: "RKT-INPUT",
-			match:   host + " " + devgroup("src", groupRestricted, 0xffffffff) + " " + notNew,
+			match:   "! -d " + restrictedGateway + "/32 " + devgroup("src", groupRestricted, 0xffffffff) + " " + notNew,
 			target:  "DROP",
 			comment: "rkt: default-restricted reaches its gateway only",
 		},
@@ -244,18 +239,34 @@ add chain inet %[1]s guard-connlimit { type filter hook prerouting priority mang
 add chain inet %[1]s guard-input { type filter hook input priority filter - 1; policy accept; }
 add chain inet %[1]s guard-forward { type filter hook forward priority filter - 1; policy accept; }
 add set inet %[1]s podconns4 { type ipv4_addr; size 65535; flags dynamic; }
-add set inet %[1]s podconns6 { type ipv6_addr; size 65535; flags dynamic; }
 flush chain inet %[1]s guard-prerouting
 flush chain inet %[1]s guard-connlimit
 flush chain inet %[1]s guard-input
 flush chain inet %[1]s guard-forward
 add rule inet %[1]s guard-prerouting %[3]s fib saddr . iif oif missing drop comment "rkt: a pod sends from its own address"
 add rule inet %[1]s guard-connlimit %[3]s ct state new add @podconns4 { ip saddr ct count over %[6]d } drop comment "rkt: connections tracked per pod"
-add rule inet %[1]s guard-connlimit %[3]s ct state new add @podconns6 { ip6 saddr ct count over %[6]d } drop comment "rkt: connections tracked per pod"
 add rule inet %[1]s guard-input %[2]s ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop comment "rkt: pods do not reach the host loopback"
 add rule inet %[1]s guard-input meta iifgroup %[4]s ip daddr != %[5]s ct state != { established, related } drop comment "rkt: default-restricted reaches its gateway only"
-add rule inet %[1]s guard-input meta iifgroup %[4]s ip6 daddr != fe80::/10 ct state != { established, related } drop comment "rkt: default-restricted reaches its gateway only"
 add rule inet %[1]s guard-forward meta iifgroup %[4]s ct status != dnat drop comment "rkt: nothing is forwarded from default-restricted"
 add rule inet %[1]s guard-forward meta oifgroup %[4]s ct status != dnat drop comment "rkt: nothing is forwarded to default-restricted"
 `, masqTable, anyGroup, builtin, restricted, restrictedGateway, PodConnLimit)
+}
+
+// natHasMasq reports whether iptables-save output shows the shared
+// masquerading rule r in the nat table (its subnet, comment and target
+// on one POSTROUTING line). When it does not, the rule is checked and
+// added the slow way (ensureMasq).
+func natHasMasq(save string, r masqRule) bool {
+	table := ""
+	for _, l := range strings.Split(save, "\n") {
+		if t, ok := strings.CutPrefix(l, "*"); ok {
+			table = t
+			continue
+		}
+		if table == "nat" && strings.HasPrefix(l, "-A POSTROUTING -s "+r.subnet.String()+" ") &&
+			strings.Contains(l, fmt.Sprintf("--comment %q", r.comment())) && strings.HasSuffix(l, "-j MASQUERADE") {
+			return true
+		}
+	}
+	return false
 }

@@ -19,18 +19,24 @@ import (
 // repair of rkt's isolation rules between concurrent pods.
 const guardLockFile = "guard.lock"
 
+// guardCacheFile, beside it, records the nftables generation at which
+// the last check found the rules in place, and what iptables-save
+// printed then.
+const guardCacheFile = "guard.checked"
+
 // ensureGuard makes sure rkt's isolation rules (guardRules) are in
 // place, in the firewall backend given: for iptables one iptables-save
-// per address family checks them, and one iptables-restore puts back
-// what is missing. It reports whether it changed anything.
-func ensureGuard(ctx context.Context, hostDir, backend string) (bool, error) {
+// checks them, and one iptables-restore puts back what is missing. It
+// reports whether it changed anything, and returns what iptables-save
+// printed (the shared masquerading rule is looked for in it).
+func ensureGuard(ctx context.Context, hostDir, backend string) (bool, string, error) {
 	if err := os.MkdirAll(hostDir, 0o755); err != nil {
-		return false, fmt.Errorf("set up rkt's isolation rules: %w", err)
+		return false, "", fmt.Errorf("set up rkt's isolation rules: %w", err)
 	}
 	lock := filepath.Join(hostDir, guardLockFile)
 	f, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return false, fmt.Errorf("set up rkt's isolation rules: open their lock: %w", err)
+		return false, "", fmt.Errorf("set up rkt's isolation rules: open their lock: %w", err)
 	}
 	defer f.Close()
 	for {
@@ -40,58 +46,48 @@ func ensureGuard(ctx context.Context, hostDir, backend string) (bool, error) {
 		}
 	}
 	if err != nil {
-		return false, fmt.Errorf("set up rkt's isolation rules: lock %s: %w", lock, err)
+		return false, "", fmt.Errorf("set up rkt's isolation rules: lock %s: %w", lock, err)
 	}
 	if backend == "nftables" {
 		out, err := exec.CommandContext(ctx, "nft", "list", "table", "inet", masqTable).Output()
 		if err == nil && bytes.Contains(out, []byte(guardSignature)) {
-			return false, nil
+			return false, "", nil
 		}
 		if err := run(ctx, strings.NewReader(guardNft()), "nft", "-f", "-"); err != nil {
-			return false, fmt.Errorf("set up rkt's isolation rules: %w", err)
+			return false, "", fmt.Errorf("set up rkt's isolation rules: %w", err)
 		}
-		return true, nil
+		return true, "", nil
 	}
-	// The two families are checked at once: each is an exec of its own.
-	type result struct {
-		changed bool
-		err     error
-	}
-	v6done := make(chan result, 1)
-	go func() {
-		if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
-			v6done <- result{} // no IPv6 on this host
-			return
+	// With iptables-nft, a check stays good while the ruleset's
+	// generation does not move: no exec at all then.
+	cache := filepath.Join(hostDir, guardCacheFile)
+	gen, genErr := nftGeneration()
+	if genErr == nil {
+		if data, err := os.ReadFile(cache); err == nil {
+			if head, save, ok := strings.Cut(string(data), "\n"); ok && head == fmt.Sprintf("nft-generation %d", gen) {
+				return false, save, nil
+			}
 		}
-		c, err := ensureGuardFamily(ctx, true)
-		v6done <- result{c, err}
-	}()
-	changed, err := ensureGuardFamily(ctx, false)
-	r6 := <-v6done
-	if err == nil {
-		err = r6.err
 	}
-	return changed || r6.changed, err
-}
-
-// ensureGuardFamily checks and repairs the rules of one address family.
-func ensureGuardFamily(ctx context.Context, v6 bool) (bool, error) {
-	save, restore := "iptables-save", "iptables-restore"
-	if v6 {
-		save, restore = "ip6tables-save", "ip6tables-restore"
-	}
-	out, err := exec.CommandContext(ctx, save).Output()
+	out, err := exec.CommandContext(ctx, "iptables-save").Output()
 	if err != nil {
-		return false, fmt.Errorf("set up rkt's isolation rules: %s: %w", save, err)
+		return false, "", fmt.Errorf("set up rkt's isolation rules: iptables-save: %w", err)
 	}
-	script := guardScript(parseGuardState(string(out)), guardRules(v6))
+	script := guardScript(parseGuardState(string(out)), guardRules())
 	if script == "" {
-		return false, nil
+		first, _, _ := strings.Cut(string(out), "\n")
+		if genErr == nil && strings.Contains(first, "(nf_tables)") {
+			// The generation was read before the save: any change since
+			// moves it, and the next check is a full one.
+			os.WriteFile(cache, []byte(fmt.Sprintf("nft-generation %d\n%s", gen, out)), 0o600)
+		}
+		return false, string(out), nil
 	}
-	if err := run(ctx, strings.NewReader(script), restore, "-w", "--noflush"); err != nil {
-		return false, fmt.Errorf("set up rkt's isolation rules: %w: check that the host's iptables works (matches devgroup, rpfilter, conntrack, comment)", err)
+	os.Remove(cache)
+	if err := run(ctx, strings.NewReader(script), "iptables-restore", "-w", "--noflush"); err != nil {
+		return false, "", fmt.Errorf("set up rkt's isolation rules: %w: check that the host's iptables works (matches devgroup, rpfilter, conntrack, connlimit, comment)", err)
 	}
-	return true, nil
+	return true, string(out), nil
 }
 
 // guardSignature is in the nftables guard's listing once it is there.
@@ -99,7 +95,10 @@ const guardSignature = "guard-forward"
 
 // markHostIfaces puts the host-side interfaces of a network's result
 // (those not in the pod's namespace) in the network's device group,
-// unless an administrator gave one of them a group of their own.
+// unless an administrator gave one of them a group of their own. On the
+// built-in networks (IPv4-only) it also turns IPv6 off on them: the host
+// then takes no IPv6 from their pods, forged or not, and forwards none
+// to them.
 func markHostIfaces(res *current.Result, group uint32) error {
 	for _, ifc := range res.Interfaces {
 		if ifc == nil || ifc.Sandbox != "" || ifc.Name == "" {
@@ -108,6 +107,12 @@ func markHostIfaces(res *current.Result, group uint32) error {
 		link, err := netlink.LinkByName(ifc.Name)
 		if err != nil {
 			return fmt.Errorf("find the host's interface %s of the pod: %w", ifc.Name, err)
+		}
+		if group&^1 == groupBuiltin {
+			sysctl := filepath.Join("/proc/sys/net/ipv6/conf", ifc.Name, "disable_ipv6")
+			if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("turn IPv6 off on the host's interface %s of the pod: %w", ifc.Name, err)
+			}
 		}
 		if g := link.Attrs().Group; g == group || (g != 0 && !isRktGroup(g)) {
 			continue

@@ -31,30 +31,30 @@ func saveOf(rules []guardRule, jumps bool) string {
 }
 
 func TestGuardScript(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		rules := guardRules(v6)
+	{
+		rules := guardRules()
 		full := guardScript(parseGuardState(""), rules)
 		for _, c := range guardChains {
 			if !strings.Contains(full, ":"+c.chain+" - [0:0]\n") || !strings.Contains(full, "-I "+c.from+" 1 -j "+c.chain+"\n") {
-				t.Errorf("v6=%v: from nothing, the script misses chain %s or its jump:\n%s", v6, c.chain, full)
+				t.Errorf("from nothing, the script misses chain %s or its jump:\n%s", c.chain, full)
 			}
 		}
 		if n := strings.Count(full, "--comment "); n != len(rules) {
-			t.Errorf("v6=%v: %d rules in the script, want %d", v6, n, len(rules))
+			t.Errorf("%d rules in the script, want %d", n, len(rules))
 		}
 		if s := guardScript(parseGuardState(saveOf(rules, true)), rules); s != "" {
-			t.Errorf("v6=%v: in place, the script is not empty:\n%s", v6, s)
+			t.Errorf("in place, the script is not empty:\n%s", s)
 		}
 		// Missing jumps only: no chain is rewritten.
 		s := guardScript(parseGuardState(saveOf(rules, false)), rules)
 		if strings.Contains(s, "-A ") || strings.Count(s, "-I ") != len(guardChains) {
-			t.Errorf("v6=%v: with the jumps missing:\n%s", v6, s)
+			t.Errorf("with the jumps missing:\n%s", s)
 		}
 		// A rule changed or gone: that chain only is declared (flushed)
 		// and refilled.
 		s = guardScript(parseGuardState(saveOf(rules[1:], true)), rules)
 		if !strings.Contains(s, "*raw\n:RKT-PREROUTING - [0:0]") || strings.Contains(s, "*mangle") || strings.Contains(s, ":RKT-INPUT") || strings.Contains(s, "-I ") {
-			t.Errorf("v6=%v: with the raw rule missing:\n%s", v6, s)
+			t.Errorf("with the raw rule missing:\n%s", s)
 		}
 		// A rule of an older rkt, with the same comment: rewritten.
 		old := append([]guardRule(nil), rules...)
@@ -62,13 +62,13 @@ func TestGuardScript(t *testing.T) {
 		last.match = strings.TrimSuffix(last.match, " -m conntrack ! --ctstate DNAT")
 		s = guardScript(parseGuardState(saveOf(old, true)), rules)
 		if !strings.Contains(s, ":RKT-FORWARD - [0:0]") || strings.Contains(s, ":RKT-INPUT") || strings.Contains(s, ":RKT-PREROUTING") || strings.Count(s, "*") != 1 {
-			t.Errorf("v6=%v: with a rule changed:\n%s", v6, s)
+			t.Errorf("with a rule changed:\n%s", s)
 		}
 	}
 	// The IPv4 rules drop the loopback from every rkt group, check the
 	// source on the built-in ones, and keep default-restricted to its
 	// gateway.
-	v4 := guardScript(parseGuardState(""), guardRules(false))
+	v4 := guardScript(parseGuardState(""), guardRules())
 	for _, want := range []string{
 		"-d 127.0.0.0/8 -m devgroup --src-group 0x726b7400/0xfffffffc -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT",
 		"-m devgroup --src-group 0x726b7402/0xfffffffe -m rpfilter --invert",
@@ -108,5 +108,22 @@ func TestNetworkGroups(t *testing.T) {
 	}
 	if (&network{name: NetDefault, file: "/etc/rkt/net.d/default.conf"}).group() != groupNetD {
 		t.Error("a net.d network replacing default gets the built-in's group")
+	}
+}
+
+func TestNatHasMasq(t *testing.T) {
+	cfg := Config{}
+	nets, err := cfg.plan([]Request{{Name: NetDefault}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := nets[0].masqRules("iptables")[0]
+	line := "-A POSTROUTING " + strings.Join(r.iptablesArgs("-A")[5:], " ")
+	line = strings.Replace(line, "--comment "+r.comment(), "--comment \""+r.comment()+"\"", 1)
+	if !natHasMasq("*nat\n"+line+"\nCOMMIT\n", r) {
+		t.Errorf("the rule is not seen in\n%s", line)
+	}
+	if natHasMasq("*filter\n"+line+"\nCOMMIT\n", r) || natHasMasq("*nat\nCOMMIT\n", r) {
+		t.Error("seen where it is not")
 	}
 }

@@ -23,7 +23,9 @@ func ptpInProcess(context.Context, string, []byte, []string) ([]byte, bool, erro
 	return nil, false, nil
 }
 
-func ensureGuard(context.Context, string, string) (bool, error) { return false, errNotLinux }
+func ensureGuard(context.Context, string, string) (bool, string, error) {
+	return false, "", errNotLinux
+}
 
 func markHostIfaces(*current.Result, uint32) error { return errNotLinux }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -40,8 +41,9 @@ type hooks struct {
 	// nil checks nothing.
 	checkRoutes func(nets []*network) error
 	// ensureGuard makes sure rkt's shared isolation rules exist (see
-	// guard.go), taking a lock in the host-wide directory; nil skips.
-	ensureGuard func(ctx context.Context, hostDir, backend string) (bool, error)
+	// guard.go), taking a lock in the host-wide directory, and returns
+	// the iptables-save output it read ("" if none); nil skips.
+	ensureGuard func(ctx context.Context, hostDir, backend string) (bool, string, error)
 	// markIfaces puts a network's host-side interfaces in its device
 	// group; nil skips.
 	markIfaces func(res *current.Result, group uint32) error
@@ -108,17 +110,11 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 			}
 		}()
 	}
-	// rkt's isolation rules are made sure of while the plugins run.
-	guardDone := make(chan error, 1)
+	// rkt's isolation rules are made sure of while the plugins run; the
+	// shared masquerading rule is looked for in what that check read.
+	guardDone := make(chan guardResult, 1)
 	go func() { guardDone <- ensureGuardRules(ctx, cfg, h) }()
-	guardWait := func() error {
-		if guardDone == nil {
-			return nil
-		}
-		err := <-guardDone
-		guardDone = nil
-		return err
-	}
+	guardWait := sync.OnceValue(func() guardResult { return <-guardDone })
 	defer guardWait()
 	nsID := h.netnsID(netnsPath)
 	nis = make([]NetInfo, len(nets))
@@ -148,7 +144,7 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 		// run (an iptables run costs a few ms): no app starts before both
 		// are done.
 		masqDone := make(chan error, 1)
-		go func() { masqDone <- ensureMasqRules(ctx, n.masqRules(backend), cfg, h) }()
+		go func() { masqDone <- ensureMasqRules(ctx, n.masqRules(backend), cfg, h, guardWait) }()
 		res, err := cni.AddNetworkList(ctx, lists[i], runtimeConf(podUUID, netnsPath, &nis[i]))
 		var cr *current.Result
 		if err == nil {
@@ -163,7 +159,7 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 			err = merr
 		}
 		if i == len(nets)-1 && err == nil {
-			err = guardWait()
+			err = guardWait().err
 		}
 		if err != nil {
 			if rerr := rollback(context.WithoutCancel(ctx), podUUID, podDir, nis[:i+1], cfg, h); rerr != nil {
@@ -185,10 +181,17 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 
 // ensureMasqRules makes sure a network's shared masquerading rules
 // exist (rules is empty for the networks whose plugins masquerade, if
-// they do).
-func ensureMasqRules(ctx context.Context, rules []masqRule, cfg *Config, h hooks) error {
+// they do). A rule the isolation check's iptables-save showed (guard)
+// is not checked again.
+func ensureMasqRules(ctx context.Context, rules []masqRule, cfg *Config, h hooks, guard func() guardResult) error {
 	for _, r := range rules {
 		t := time.Now()
+		if r.backend == "iptables" && len(rules) > 0 {
+			if g := guard(); g.err == nil && natHasMasq(g.save, r) {
+				cfg.logf("networking: shared %s: present, seen by the isolation check (%s)", r, ms(time.Since(t)))
+				continue
+			}
+		}
 		added, err := h.ensureMasq(ctx, cfg.DataDir, r)
 		if err != nil {
 			return fmt.Errorf("network %s: %w", r.network, err)
@@ -202,22 +205,29 @@ func ensureMasqRules(ctx context.Context, rules []masqRule, cfg *Config, h hooks
 	return nil
 }
 
+// guardResult is the outcome of the check of the isolation rules, and
+// the iptables-save output it read.
+type guardResult struct {
+	save string
+	err  error
+}
+
 // ensureGuardRules makes sure rkt's isolation rules exist.
-func ensureGuardRules(ctx context.Context, cfg *Config, h hooks) error {
+func ensureGuardRules(ctx context.Context, cfg *Config, h hooks) guardResult {
 	if h.ensureGuard == nil {
-		return nil
+		return guardResult{}
 	}
 	t := time.Now()
-	changed, err := h.ensureGuard(ctx, cfg.hostDir(), firewallBackend())
+	changed, save, err := h.ensureGuard(ctx, cfg.hostDir(), firewallBackend())
 	if err != nil {
-		return err
+		return guardResult{err: err}
 	}
 	what := "present"
 	if changed {
 		what = "put in place"
 	}
 	cfg.logf("networking: isolation rules %s (%s)", what, ms(time.Since(t)))
-	return nil
+	return guardResult{save: save}
 }
 
 // rollback deletes networks Setup added, in reverse, like Teardown (so

@@ -17,7 +17,7 @@ import (
 // and restore it afterwards, so that they leave the host as found.
 //
 // rkt's isolation rules (networking/guard.go: the chains RKT-PREROUTING
-// in raw and mangle, RKT-INPUT and RKT-FORWARD in filter, IPv4 and IPv6, and the
+// in raw and mangle, RKT-INPUT and RKT-FORWARD in filter, and the
 // jumps to them) are part of it: Restore removes them when the snapshot
 // did not have them and no interface is in one of rkt's device groups
 // any more (no pod of rkt's uses them).
@@ -34,10 +34,6 @@ var guardChains = [][4]string{
 	{"iptables", "mangle", "RKT-PREROUTING", "PREROUTING"},
 	{"iptables", "filter", "RKT-INPUT", "INPUT"},
 	{"iptables", "filter", "RKT-FORWARD", "FORWARD"},
-	{"ip6tables", "raw", "RKT-PREROUTING", "PREROUTING"},
-	{"ip6tables", "mangle", "RKT-PREROUTING", "PREROUTING"},
-	{"ip6tables", "filter", "RKT-INPUT", "INPUT"},
-	{"ip6tables", "filter", "RKT-FORWARD", "FORWARD"},
 }
 
 // rktGroupsInUse reports whether an interface is in one of rkt's device
