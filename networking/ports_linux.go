@@ -141,7 +141,7 @@ func claimPorts(hostDir, podUUID, podDir string, ports []PortForward) error {
 		}
 		file := filepath.Join(dir, claimName(p))
 		tmp := file + ".tmp-" + podUUID
-		if err := os.WriteFile(tmp, data, 0o644); err == nil {
+		if err = os.WriteFile(tmp, data, 0o644); err == nil {
 			err = os.Rename(tmp, file)
 		}
 		if err != nil {
