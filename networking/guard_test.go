@@ -127,3 +127,20 @@ func TestNatHasMasq(t *testing.T) {
 		t.Error("seen where it is not")
 	}
 }
+
+func TestHostDir(t *testing.T) {
+	t.Setenv(HostDirEnv, "")
+	if got := HostDir(); got != DefaultHostDir {
+		t.Errorf("HostDir() = %q, want %q", got, DefaultHostDir)
+	}
+	t.Setenv(HostDirEnv, "/tmp/x")
+	if got := HostDir(); got != "/tmp/x" {
+		t.Errorf("with %s set: HostDir() = %q", HostDirEnv, got)
+	}
+	if got := (&Config{}).hostDir(); got != "/tmp/x" {
+		t.Errorf("Config{}.hostDir() = %q", got)
+	}
+	if got := (&Config{HostDir: "/h"}).hostDir(); got != "/h" {
+		t.Errorf("Config{HostDir}.hostDir() = %q", got)
+	}
+}
