@@ -190,19 +190,26 @@ func (e *netIsoEnv) listenUDPInPod(bp *bgPod) *udpSink {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runtime.LockOSThread() // the thread is left in the pod's namespace: it dies with the goroutine
-		var fd int
+		// The socket belongs to the namespace it is made in; the thread
+		// goes back to the test's namespace afterwards (if it cannot, it
+		// stays locked and dies with the goroutine).
+		runtime.LockOSThread()
+		var self, fd int
+		if self, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+			return
+		}
+		defer unix.Close(self)
 		if fd, err = unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 			return
 		}
 		defer unix.Close(fd)
-		if err = unix.Unshare(unix.CLONE_FS); err != nil {
-			return
-		}
 		if err = unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
 			return
 		}
 		s = listenUDP(e.t, "udp4", "0.0.0.0:0")
+		if err = unix.Setns(self, unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		}
 	}()
 	<-done
 	if err != nil {
