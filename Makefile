@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 STATICCHECK ?= build/tools/staticcheck
 
-.PHONY: all rkt stage1 test lint unit functional man check-man install demo clean FORCE
+.PHONY: all rkt stage1 test lint unit root mutate mutate-ci functional man check-man install demo clean FORCE
 
 all: rkt stage1
 
@@ -33,27 +33,47 @@ stage1:
 	$(GOBUILD) -o build/stage1/fly/stage1 ./stage1/fly
 	$(GO) run ./stage1/mkimage --flavor fly --version $(VERSION) --bin build/stage1/fly/stage1 -o $(BIN)/stage1-fly.aci
 
-# Unit tests need no root; functional tests (tests/) drive the built
-# binaries as root.
-test: all lint check-man unit functional
+# Three tiers (docs/testing.md). Unit tests need no root: `make unit` runs
+# every package with the root tests switched off (they skip, whoever runs
+# it). `make root` runs the packages that have root tests (namespaces,
+# mounts, cgroups, veths: testutil.RequireRoot) with RKT_TEST_ROOT=1, as
+# root. Functional tests (tests/) drive the built binaries as root.
+test: all lint check-man unit root mutate-ci functional
 
 lint:
 	$(GO) vet -tags mangen ./rkt
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^vendor/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 
 # Packages that change the host's network (iptables, ip_forward) restore
 # what they found; they run one at a time so that neither snapshots the
 # other's rules.
 HOSTNET_PKGS := ./networking ./stage1/default
+# The other packages with root tests, found by their use of RequireRoot.
+ROOT_PKGS = $(filter-out $(HOSTNET_PKGS) ./tests ./tests/testutils ./pkg/testutil,\
+	$(sort $(addprefix ./,$(patsubst %/,%,$(dir $(shell git grep -l 'testutil.RequireRoot' -- '*_test.go'))))))
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/tests$$' -e '/networking$$' -e '/stage1/default$$')
-	$(GO) test -count=1 -p 1 $(HOSTNET_PKGS)
+	env -u RKT_TEST_ROOT $(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/tests$$')
+
+root:
+	RKT_TEST_ROOT=1 $(GO) test -count=1 $(ROOT_PKGS)
+	RKT_TEST_ROOT=1 $(GO) test -count=1 -p 1 $(HOSTNET_PKGS)
+
+# Mutation tests (docs/testing.md): each mutant in tests/mutants.txt
+# removes one security check in a copy of the tree; its tests must fail.
+# mutate-ci is the quick unit-level tier that make test runs; mutate runs
+# the whole list (the root tier only as root).
+mutate:
+	$(GO) run ./tests/mutate -tier all
+
+mutate-ci:
+	$(GO) run ./tests/mutate -tier ci
 
 functional: all
-	RKT_BIN=$(CURDIR)/$(BIN)/rkt $(GO) test -count=1 -timeout 20m ./tests/
+	RKT_TEST_ROOT=1 RKT_BIN=$(CURDIR)/$(BIN)/rkt $(GO) test -count=1 -timeout 20m ./tests/
 
 # Man pages come from the CLI itself, built with the generator (-tags mangen).
 build/rkt-mangen: FORCE

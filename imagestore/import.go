@@ -276,17 +276,17 @@ func (st *Staged) Commit(ctx context.Context) error {
 	defer tl.Close()
 	// One syncfs makes the blob and every extracted file durable before
 	// anything is renamed into view.
-	if err := syncFS(st.work); err != nil {
+	if err := durable.syncFS(st.work); err != nil {
 		return err
 	}
 	blobDst := s.blobPath(st.Key)
 	if err := os.MkdirAll(filepath.Dir(blobDst), 0o750); err != nil {
 		return err
 	}
-	if err := os.Rename(filepath.Join(st.work, "blob"), blobDst); err != nil {
+	if err := durable.rename(filepath.Join(st.work, "blob"), blobDst); err != nil {
 		return err
 	}
-	if err := fsyncPath(filepath.Dir(blobDst)); err != nil {
+	if err := durable.fsync(filepath.Dir(blobDst)); err != nil {
 		return err
 	}
 	if err := s.installTree(filepath.Join(st.work, "tree"), st.Key, true); err != nil {
@@ -479,6 +479,16 @@ func (hr *hashingReader) Close() {
 	<-hr.done
 	<-hr.rdone
 }
+
+// durable holds the calls that make a commit durable and then visible
+// (Commit, installTree), so that a test can record their order: data
+// synced before the renames that publish it, each rename's directory synced
+// before the index row names it.
+var durable = struct {
+	syncFS func(p string) error
+	fsync  func(p string) error
+	rename func(from, to string) error
+}{syncFS, fsyncPath, os.Rename}
 
 // fsyncPath fsyncs a file or directory by path.
 func fsyncPath(p string) error {

@@ -115,7 +115,7 @@ func (s *Store) SweepTmp(maxAge time.Duration) error {
 // treeID, replacing any incomplete leftover.
 func (s *Store) installTree(work, treeID string, synced bool) error {
 	if !synced {
-		if err := syncFS(work); err != nil {
+		if err := durable.syncFS(work); err != nil {
 			return err
 		}
 	}
@@ -131,10 +131,10 @@ func (s *Store) installTree(work, treeID string, synced bool) error {
 			return err
 		}
 	}
-	if err := os.Rename(work, dst); err != nil {
+	if err := durable.rename(work, dst); err != nil {
 		return err
 	}
-	return fsyncPath(filepath.Dir(dst))
+	return durable.fsync(filepath.Dir(dst))
 }
 
 // removeTree deletes the marker first, so that a half-deleted tree is

@@ -22,6 +22,8 @@ import (
 
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/rkt/rkt/tests/testutils"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 // The tests marked root use the real CNI plugins (built once per test
@@ -91,9 +93,7 @@ var (
 // the directory with the plugins.
 func needRoot(t testing.TB) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, veths, iptables)")
-	}
+	testutil.RequireRoot(t) // network namespaces, veths, iptables
 	for _, tool := range []string{"iptables", "iptables-save", "nsenter", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s: %v", tool, err)

@@ -325,8 +325,14 @@ var cmdRm = &cobra.Command{
 var enterFlags struct{ app string }
 
 var cmdEnter = &cobra.Command{
-	Use:     "enter [--app=NAME] UUID [CMD [ARGS...]]",
-	Short:   "Run a command in a running app's namespaces and root (default /bin/sh)",
+	Use:   "enter [--app=NAME] UUID [CMD [ARGS...]]",
+	Short: "Run a command in a running app's namespaces and root (default /bin/sh)",
+	Long: `Run a command in a running app (default /bin/sh) as a process of the app: in its
+namespaces, root and cgroups, with its environment, user, capabilities, no_new_privs
+and seccomp filter, whatever the pod put at the command's path. The command gets
+stdin, stdout and stderr only, in a session of its own (the terminal is not its
+controlling terminal: an entered shell has no job control). With the fly stage1, the
+command is only chrooted into the app's root, as root with the caller's privileges.`,
 	Args:    cobra.MinimumNArgs(1),
 	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {

@@ -31,7 +31,13 @@ apply to that app: --name --exec --user --group --supplementary-gids
 --working-dir --environment --mount --readonly-rootfs --signature --cpu
 --memory --cpu-shares --oom-score-adj --pids-limit --caps-retain --caps-remove
 --seccomp --annotation. Pod flags may appear anywhere. Arguments after "--"
-replace the image's, up to "---".`,
+replace the image's, up to "---".
+
+An image's isolators may narrow the default capabilities and seccomp filter
+but not widen them: an image that asks for more is refused unless the
+operator replaces its isolator with the flag after the image (--caps-retain,
+--caps-remove, --seccomp, --oom-score-adj) or passes
+--insecure-options=capabilities or seccomp.`,
 		PreRunE: ensureSuperuser,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runOrPrepare(cmd, args, prepare)
@@ -85,6 +91,8 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	if err != nil {
 		return err
 	}
+	io := &globalFlags.InsecureOptions
+	spec.Consent = stage0.Consent{Capabilities: io.SkipCapabilities(), Seccomp: io.SkipSeccomp()}
 	if pf.interactive && len(apps) > 1 {
 		return usagef("--interactive works with one app only")
 	}
@@ -126,7 +134,6 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	}
 	pr.Touch()
 	phase("record image use")
-	io := &globalFlags.InsecureOptions
 	dnsMode, _ := spec.DNSConfMode() // checked in podSpec
 	opts := stage0.RunOptions{
 		Debug: globalFlags.Debug, Net: pf.net, Hostname: pf.hostname, Interactive: pf.interactive, IPC: pf.ipc,

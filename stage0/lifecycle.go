@@ -3,6 +3,7 @@ package stage0
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/pkg/pod"
+	"github.com/rkt/rkt/pkg/proc"
 )
 
 // AppStatus is one app of a pod as rkt list/status show it.
@@ -292,9 +294,18 @@ func Enter(p *pod.Pod, app string, command []string) error {
 		}
 		app = st.Apps[0].Name
 	}
-	data, err := os.ReadFile(filepath.Join(p.Path(), "stage1", "rootfs", "rkt", "app-pid", app))
-	if err != nil {
+	appProc, err := proc.Load(filepath.Join(p.Path(), "stage1", "rootfs", "rkt", "app-pid", app))
+	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("pod %s has no running app %q", p.UUID, app)
+	}
+	if err == nil {
+		err = appProc.Check()
+	}
+	if errors.Is(err, proc.ErrExited) {
+		return fmt.Errorf("app %q of pod %s has exited", app, p.UUID)
+	}
+	if err != nil {
+		return fmt.Errorf("pod %s: find app %q's process: %w", p.UUID, app, err)
 	}
 	m, root, err := ReadStage1(p.Path())
 	if err != nil {
@@ -307,7 +318,7 @@ func Enter(p *pod.Pod, app string, command []string) error {
 	if err := os.Chdir(p.Path()); err != nil {
 		return err
 	}
-	args := append([]string{ep, "--pid=" + strings.TrimSpace(string(data)), "--appname=" + app, "--"}, command...)
+	args := append([]string{ep, "--pid=" + strconv.Itoa(appProc.Pid), "--appname=" + app, "--"}, command...)
 	return fmt.Errorf("executing stage1 enter: %w", unix.Exec(ep, args, os.Environ()))
 }
 

@@ -23,7 +23,7 @@ import (
 // executable exists, so that mistakes fail here, before any pod exists.
 func buildPodManifest(ctx context.Context, f *Fetcher, spec *PodSpec) (*schema.PodManifest, []*imagestore.ImageInfo, error) {
 	if spec.PodManifest != nil {
-		return podManifestAsGiven(ctx, f, spec.PodManifest)
+		return podManifestAsGiven(ctx, f, spec.PodManifest, spec.Consent)
 	}
 	if len(spec.Apps) == 0 {
 		return nil, nil, errNoApps
@@ -154,9 +154,13 @@ func runtimeApp(f *Fetcher, spec *PodSpec, as *AppSpec, info *imagestore.ImageIn
 	if as.WorkingDir != "" {
 		app.WorkingDirectory = as.WorkingDir
 	}
-	for _, iso := range as.Isolators {
-		app.Isolators.ReplaceIsolatorsByName(iso, []types.ACIdentifier{iso.Name})
+	// The operator's isolator flags replace the image's of their kind;
+	// what remains of the image's may narrow the defaults, not widen them.
+	app.Isolators = imageIsolatorsKept(app.Isolators, as.Isolators)
+	if err := checkImageIsolators(app.Isolators, spec.Consent, true); err != nil {
+		return ra, err
 	}
+	app.Isolators = append(app.Isolators, as.Isolators...)
 	app.Environment = mergeEnv(spec, app.Environment, as.Environment)
 	rootfs, err := f.Store.TreeRootfs(info)
 	if err != nil {
@@ -310,7 +314,10 @@ func checkExec(rootfs string, app *types.App) error {
 }
 
 // podManifestAsGiven fetches the images a --pod-manifest names (by ID).
-func podManifestAsGiven(ctx context.Context, f *Fetcher, pm *schema.PodManifest) (*schema.PodManifest, []*imagestore.ImageInfo, error) {
+// The operator wrote the manifest, so an app section in it is theirs; an
+// app without one runs its image's app, whose isolators are checked as
+// an image's.
+func podManifestAsGiven(ctx context.Context, f *Fetcher, pm *schema.PodManifest, c Consent) (*schema.PodManifest, []*imagestore.ImageInfo, error) {
 	var infos []*imagestore.ImageInfo
 	for i := range pm.Apps {
 		ra := &pm.Apps[i]
@@ -333,6 +340,9 @@ func podManifestAsGiven(ctx context.Context, f *Fetcher, pm *schema.PodManifest)
 			}
 			if im.App == nil {
 				return nil, nil, fmt.Errorf("pod manifest, app %s: neither the manifest nor the image has an app", ra.Name)
+			}
+			if err := checkImageIsolators(im.App.Isolators, c, false); err != nil {
+				return nil, nil, fmt.Errorf("pod manifest, app %s (image %s): %w", ra.Name, im.Name, err)
 			}
 			app := *im.App
 			ra.App = &app

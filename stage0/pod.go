@@ -55,6 +55,9 @@ type PodSpec struct {
 	// writes the pod's resolv.conf and hosts (docs/stage1-abi.md).
 	DNS          netflag.DNSFlags
 	HostsEntries []string
+	// Consent is what the operator allowed beyond the default isolation
+	// (--insecure-options): it lets images widen their apps' privileges.
+	Consent Consent
 }
 
 // DNSConfMode returns stage1's --dns-conf-mode for the spec's DNS and hosts
@@ -179,10 +182,18 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 	// without a journal, after many deletions) a new inode costs much
 	// more than its bytes. The pod's creation time is the pod manifest's
 	// mtime.
+	// The stage1 rootfs is recorded relative to the pod directory (all
+	// phases are at the same depth below the data dir), so that rkt run
+	// from another root or mount namespace, where the data dir has
+	// another path, finds it.
+	s1Rootfs, err := filepath.Rel(dir, s1.Rootfs)
+	if err != nil {
+		return err
+	}
 	files := map[string][]byte{
 		"pod":                data,
 		"stage1/manifest":    s1.Info.Manifest,
-		"stage1/rootfs-path": []byte(s1.Rootfs + "\n"),
+		"stage1/rootfs-path": []byte(s1Rootfs + "\n"),
 		"tree-ids":           []byte(strings.Join(pr.treeIDs, "\n") + "\n"),
 	}
 	for i, ra := range pr.Manifest.Apps {

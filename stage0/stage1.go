@@ -142,9 +142,14 @@ func ReadStage1(podDir string) (*schema.ImageManifest, string, error) {
 	if err := m.UnmarshalJSON(data); err != nil {
 		return nil, "", err
 	}
-	root, err := os.ReadFile(filepath.Join(podDir, "stage1", "rootfs-path"))
+	data, err = os.ReadFile(filepath.Join(podDir, "stage1", "rootfs-path"))
 	if err != nil {
 		return nil, "", err
 	}
-	return &m, strings.TrimSpace(string(root)), nil
+	// Relative to the pod directory (absolute in pods of earlier versions).
+	root := strings.TrimSpace(string(data))
+	if !filepath.IsAbs(root) {
+		root = filepath.Join(podDir, root)
+	}
+	return &m, root, nil
 }

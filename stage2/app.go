@@ -3,11 +3,13 @@
 // namespace) turns an App into the app's process. It joins the app's
 // cgroups, mounts the app's root (overlayfs over the image's tree) with
 // /proc, /sys, a minimal /dev, /etc/hosts, /etc/resolv.conf and the
-// volumes, masks sensitive /proc and /sys paths, pivots into the root,
-// resolves the user from the image's /etc/passwd and /etc/group, drops
-// capabilities, sets no_new_privs, loads the seccomp filter and execs the
+// volumes (nodev, nosuid), masks sensitive /proc and /sys paths, pivots
+// into the root, resolves the user from the image's /etc/passwd and
+// /etc/group, drops capabilities, marks every descriptor above stderr
+// close-on-exec, sets no_new_privs, loads the seccomp filter and execs the
 // app. Exec failures are explained (missing binary, missing #! or ELF
-// interpreter, not executable).
+// interpreter, not executable). Run by the enter entrypoint instead, it
+// runs a command in a running app with the app's privileges (EnterMain).
 package stage2
 
 import "fmt"

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/fds"
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/pkg/seccomp"
 )
 
@@ -43,10 +45,8 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 	}
 	trace("launcher running")
 	joined := joinCgroups(a.CgroupDirs)
-	if a.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*a.OOMScoreAdj)), 0o644); err != nil {
-			return setupErr("set oom_score_adj to %d: %w", *a.OOMScoreAdj, err)
-		}
+	if err := setOOMScoreAdj(a.OOMScoreAdj); err != nil {
+		return err
 	}
 	if err := setupRoot(a); err != nil {
 		return err
@@ -56,16 +56,9 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 		return err
 	}
 	trace("cgroups joined")
-	var filter []bpf.RawInstruction
-	if a.Seccomp != nil {
-		f := seccomp.Filter{
-			Retain: a.Seccomp.Retain, Syscalls: a.Seccomp.Syscalls,
-			Errno: syscall.Errno(a.Seccomp.Errno), BlockNamespaceClone: a.Seccomp.BlockNamespaceClone,
-		}
-		var err error
-		if filter, err = f.Assemble(); err != nil {
-			return setupErr("%w", err)
-		}
+	filter, err := a.Seccomp.assemble()
+	if err != nil {
+		return err
 	}
 	netResolv, err := start()
 	if err != nil {
@@ -76,11 +69,15 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 		// /proc is still the host's procfs: /proc/self is the host PID,
 		// which the app keeps across exec. (Its directory is made while
 		// the launcher prepares the app.)
-		pid, err := os.Readlink("/proc/self")
+		link, err := os.Readlink("/proc/self")
 		if err != nil {
 			return setupErr("find the app's host PID: %w", err)
 		}
-		if err := os.WriteFile(a.AppPidFile, []byte(pid), 0o644); err != nil {
+		pid, err := strconv.Atoi(link)
+		if err != nil {
+			return setupErr("find the app's host PID: /proc/self is %q", link)
+		}
+		if err := proc.Record(a.AppPidFile, pid); err != nil {
 			return setupErr("write %s: %w", a.AppPidFile, err)
 		}
 	}
@@ -109,29 +106,56 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 	if err := checkExecutable(path); err != nil {
 		return err
 	}
-	if err := dropBoundingSet(a.Capabilities); err != nil {
+	wd := a.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
+	p := privileges{caps: a.Capabilities, id: id, groups: a.SupplementaryGIDs, noNewPrivs: a.NoNewPrivs, filter: filter}
+	return p.exec(ctx, wd, path, a.Exec, env, trace)
+}
+
+// privileges are what an app's processes run with: the app's and, with
+// rkt enter, the commands entered into it.
+type privileges struct {
+	caps       []int // bounding set (nil: every capability)
+	id         Identity
+	groups     []int // supplementary groups
+	noNewPrivs bool  // also set for every user but root
+	filter     []bpf.RawInstruction
+}
+
+// exec drops to p on the calling thread, enters wd and execs path. It
+// returns only on failure. The caller holds the thread (LockOSThread).
+func (p privileges) exec(ctx context.Context, wd, path string, argv, env []string, trace func(string)) error {
+	if err := dropBoundingSet(p.caps); err != nil {
 		return err
 	}
 	if err := clearInheritable(); err != nil {
 		return err
 	}
-	if err := switchUser(id, a.SupplementaryGIDs); err != nil {
+	if err := switchUser(p.id, p.groups); err != nil {
 		return err
 	}
-	wd := a.WorkingDir
-	if wd == "" {
-		wd = "/"
-	}
+	// A change of user makes the process dumpable again where
+	// fs.suid_dumpable is 1: it must stay out of reach of the app's
+	// processes (ptrace, /proc/PID/exe) until the exec.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	if err := os.Chdir(wd); err != nil {
 		return setupErr("enter working directory %s: %w", wd, err)
 	}
-	if a.NoNewPrivs || id.UID != 0 {
+	// Nothing but stdio (and fds.Passed) reaches the app, whatever the
+	// chain from rkt's caller left open; before the seccomp filter,
+	// which may not allow close_range.
+	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+		return setupErr("keep inherited descriptors from the app: %w", err)
+	}
+	if p.noNewPrivs || p.id.UID != 0 {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return setupErr("set no_new_privs: %w", err)
 		}
 	}
-	if filter != nil {
-		if err := seccomp.Load(filter); err != nil {
+	if p.filter != nil {
+		if err := seccomp.Load(p.filter); err != nil {
 			return setupErr("%w", err)
 		}
 	}
@@ -139,8 +163,35 @@ func launch(ctx context.Context, a *App, start func() (bool, error)) error {
 	if err := ctx.Err(); err != nil {
 		return setupErr("%w", err)
 	}
-	err = syscall.Exec(path, a.Exec, env)
+	err := syscall.Exec(path, argv, env)
 	return explainExec(path, err)
+}
+
+// assemble compiles the filter (nil for none).
+func (s *Seccomp) assemble() ([]bpf.RawInstruction, error) {
+	if s == nil {
+		return nil, nil
+	}
+	f := seccomp.Filter{
+		Retain: s.Retain, Syscalls: s.Syscalls,
+		Errno: syscall.Errno(s.Errno), BlockNamespaceClone: s.BlockNamespaceClone,
+	}
+	filter, err := f.Assemble()
+	if err != nil {
+		return nil, setupErr("%w", err)
+	}
+	return filter, nil
+}
+
+// setOOMScoreAdj writes adj, if set, to /proc/self/oom_score_adj.
+func setOOMScoreAdj(adj *int) error {
+	if adj == nil {
+		return nil
+	}
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*adj)), 0o644); err != nil {
+		return setupErr("set oom_score_adj to %d: %w", *adj, err)
+	}
+	return nil
 }
 
 // joinCgroups moves this process into the cgroup directories dirs. It

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/ident"
+	"github.com/rkt/rkt/pkg/mounts"
 )
 
 // Paths masked in every app (unless MaskPaths is off): files get /dev/null
@@ -283,7 +284,11 @@ func maskPaths(root string) error {
 }
 
 // bindIn binds the host path src on p inside root (a directory or a file,
-// like src), read-only if ro.
+// like src), nodev and nosuid, and read-only if ro; with recursive, the
+// mounts below src too, every one of them made nodev and nosuid (and
+// read-only). So a device node in a volume, whether the host put it there
+// or the app made it, cannot be opened from the app (EACCES), and a
+// setuid or file-capability binary in it gives the app no privilege.
 func bindIn(root, src, p string, ro, recursive bool) error {
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -305,10 +310,76 @@ func bindIn(root, src, p string, ro, recursive bool) error {
 	if err := unix.Mount(src, t, "", flags, ""); err != nil {
 		return mountErr(src, p, err)
 	}
+	return restrictBind(t, ro, recursive)
+}
+
+// restrictBind adds nodev and nosuid (and read-only when ro) to the bind
+// mount at target, and with recursive to every mount below it, keeping
+// the flags each already has (a noexec source stays noexec).
+func restrictBind(target string, ro, recursive bool) error {
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOSUID}
+	add := uintptr(unix.MS_NODEV | unix.MS_NOSUID)
 	if ro {
-		return remount(t, unix.MS_RDONLY, recursive)
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+		add |= unix.MS_RDONLY
+	}
+	var at uint
+	if recursive {
+		at = unix.AT_RECURSIVE
+	}
+	err := unix.MountSetattr(-1, target, at, &attr)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.ENOSYS) {
+		return mountErr("nodev,nosuid flags", target, err)
+	}
+	// Before Linux 5.12.
+	return restrictByRemount(target, add, recursive)
+}
+
+// restrictByRemount adds the flags add to the bind mount at target (and
+// with recursive to every mount below it) by one remount per mount, with
+// the flags it has.
+func restrictByRemount(target string, add uintptr, recursive bool) error {
+	targets := []string{target}
+	if recursive {
+		mi, err := os.Open("/proc/self/mountinfo")
+		if err != nil {
+			return setupErr("list the mounts below %s: %w", target, err)
+		}
+		targets, err = mounts.Below(mi, target)
+		mi.Close()
+		if err != nil {
+			return setupErr("list the mounts below %s: %w", target, err)
+		}
+	}
+	for _, t := range targets {
+		var st unix.Statfs_t
+		if err := unix.Statfs(t, &st); err != nil {
+			return mountErr("nodev,nosuid flags", t, err)
+		}
+		if err := unix.Mount("", t, "", unix.MS_REMOUNT|unix.MS_BIND|add|mountFlags(st.Flags), ""); err != nil {
+			return mountErr("nodev,nosuid flags", t, err)
+		}
 	}
 	return nil
+}
+
+// mountFlags turns the per-mount flags of statfs(2) into mount(2) flags.
+func mountFlags(st int64) uintptr {
+	var out uintptr
+	for stf, ms := range map[int64]uintptr{
+		unix.ST_RDONLY: unix.MS_RDONLY, unix.ST_NOSUID: unix.MS_NOSUID,
+		unix.ST_NODEV: unix.MS_NODEV, unix.ST_NOEXEC: unix.MS_NOEXEC,
+		unix.ST_NOATIME: unix.MS_NOATIME, unix.ST_NODIRATIME: unix.MS_NODIRATIME,
+		unix.ST_RELATIME: unix.MS_RELATIME,
+	} {
+		if st&stf != 0 {
+			out |= ms
+		}
+	}
+	return out
 }
 
 // pivotRoot makes root the process's "/" and detaches the old root.

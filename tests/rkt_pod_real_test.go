@@ -3,7 +3,6 @@ package tests
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/tests/testutils"
 )
 
@@ -321,22 +321,22 @@ func (e *realEnv) collect() {
 }
 
 // killLeftovers SIGKILLs the process 1 of every pod of the context that
-// still has one (its pid file names a live process working in the pod's
-// directory, as stage1 stop checks), which ends the pod's other processes.
+// still has one (its pid file names a live process with the start time
+// recorded beside it, as stage1 stop checks), which ends the pod's other
+// processes.
 func (e *realEnv) killLeftovers() {
 	ents, _ := os.ReadDir(e.podsPhaseDir("run"))
 	procs := map[int]string{}
 	for _, ent := range ents {
-		dir := filepath.Join(e.podsPhaseDir("run"), ent.Name())
-		data, err := os.ReadFile(filepath.Join(dir, "pid"))
-		pid, perr := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || perr != nil || pid <= 1 {
+		p, err := proc.Load(filepath.Join(e.podsPhaseDir("run"), ent.Name(), "pid"))
+		if err != nil {
 			continue
 		}
-		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == dir {
-			e.t.Logf("cleanup: killing pod %s (pid %d)", ent.Name(), pid)
-			procs[pid] = procStart(pid)
-			syscall.Kill(pid, syscall.SIGKILL)
+		if h, err := p.Open(); err == nil {
+			e.t.Logf("cleanup: killing pod %s (pid %d)", ent.Name(), p.Pid)
+			procs[p.Pid] = procStart(p.Pid)
+			h.Signal(syscall.SIGKILL)
+			h.Close()
 		}
 	}
 	waitProcsGone(e.t, procs, 5*time.Second)
@@ -398,19 +398,11 @@ func removeCgroupTrees(t testing.TB, dirs []string) {
 // procStart identifies a live process: field 22 (start time) of
 // /proc/PID/stat, or "" when there is no such process or it is a zombie.
 func procStart(pid int) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	start, err := proc.StartTime(pid)
 	if err != nil {
 		return ""
 	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		return ""
-	}
-	return f[19]
+	return strconv.FormatUint(start, 10)
 }
 
 // waitProcsGone waits up to d for the processes (pid → procStart value
@@ -642,6 +634,38 @@ func TestPodRealEnterJoinsAppCgroups(t *testing.T) {
 		if t.Failed() {
 			break
 		}
+	}
+	e.MustRun("stop", "--force", bp.UUID)
+	bp.wait(t, 10*time.Second)
+}
+
+// TestPodRealEnterHostileCommand: `rkt enter UUID ps`, where the pod
+// replaced its /bin/ps with a program of its own, runs that program with
+// the app's privileges in the app's mount namespace: not with the host's
+// capabilities, not without seccomp, and not where joining the mount
+// namespace /proc/self/ns/mnt names reaches the host's files.
+func TestPodRealEnterHostileCommand(t *testing.T) {
+	e := newRealEnv(t)
+	bp := e.startReady(append([]string{e.img}, shExec("rm -f /bin/ps && cp /inspect /bin/ps && touch /started && exec /inspect --sleep=60s")...)...)
+	e.waitAppFile(bp, realApp, "started")
+	hostFile := filepath.Join(t.TempDir(), "escaped")
+	out := e.MustRun("enter", bp.UUID, "ps", "--print-caps-pid=0", "--print-seccomp", "--print-mntns", "--escape-mntns="+hostFile)
+	hostMnt, _ := os.Readlink("/proc/self/ns/mnt")
+	full := ""
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+				full = strings.TrimSpace(v)
+			}
+		}
+	}
+	for _, bad := range []string{"CapEff: " + full + "\n", "Seccomp: 0\n", "mntns: " + hostMnt + "\n", "escape mntns: joined\n"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("the entered command has %q\noutput:\n%s", strings.TrimSpace(bad), out)
+		}
+	}
+	if _, err := os.Stat(hostFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the entered command wrote %s on the host (stat: %v)", hostFile, err)
 	}
 	e.MustRun("stop", "--force", bp.UUID)
 	bp.wait(t, 10*time.Second)

@@ -10,12 +10,12 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 func TestWriteImageAppliesOverlayUpper(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("whiteouts and trusted.* xattrs need root")
-	}
+	testutil.RequireRoot(t) // whiteouts and trusted.* xattrs
 	lower, upper := t.TempDir(), t.TempDir()
 	for _, f := range []string{"a", "b", "d/x", "e/keep"} {
 		os.MkdirAll(filepath.Join(lower, filepath.Dir(f)), 0o755)

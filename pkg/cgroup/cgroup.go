@@ -78,17 +78,18 @@ func (h Hierarchy) Has(c string) bool {
 
 // String names the hierarchy for messages.
 // podControllers are the cgroup v1 controllers whose hierarchies get a
-// pod's cgroups: the ones its limits use, and the CPU accounting that
-// shares a hierarchy with cpu on most hosts.
-var podControllers = []string{CPU, "cpuacct", Memory, Pids}
+// pod's cgroups: the ones its limits and device allowlist use, and the
+// CPU accounting that shares a hierarchy with cpu on most hosts.
+var podControllers = []string{CPU, "cpuacct", Memory, Pids, Devices}
 
 // ForPod returns the hierarchies of hs a pod gets cgroups in: the unified
 // one, name=systemd (where systemd and rkt find the pod's processes), and
-// the v1 hierarchies of the controllers the pod's limits and accounting
-// use (cpu, cpuacct, memory, pids). In the others (cpuset, blkio,
-// freezer, devices, ...), where no setting of rkt applies, the pod's
-// processes stay in the caller's cgroup: each cgroup made costs mkdirs
-// and migrations on the start path and a bind mount in every app.
+// the v1 hierarchies of the controllers the pod's limits, device
+// allowlist and accounting use (cpu, cpuacct, memory, pids, devices). In
+// the others (cpuset, blkio, freezer, ...), where no setting of rkt
+// applies, the pod's processes stay in the caller's cgroup: each cgroup
+// made costs mkdirs and migrations on the start path and a bind mount in
+// every app.
 func ForPod(hs []Hierarchy) []Hierarchy {
 	var out []Hierarchy
 	for _, h := range hs {

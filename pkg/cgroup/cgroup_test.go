@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 const hybridMountinfo = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -270,9 +272,7 @@ func TestPodOnFakeV1InUnit(t *testing.T) {
 
 // TestRealHost creates a pod cgroup on the machine's cgroupfs (as root).
 func TestRealHost(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t)
 	hs, err := Self()
 	if err != nil {
 		t.Fatal(err)
@@ -331,13 +331,14 @@ func TestForPod(t *testing.T) {
 		{Mount: "/sys/fs/cgroup/blkio", Controllers: []string{"blkio"}},
 		{Mount: "/sys/fs/cgroup/pids", Controllers: []string{"pids"}},
 		{Mount: "/sys/fs/cgroup/net_cls,net_prio", Controllers: []string{"net_cls", "net_prio"}},
+		{Mount: "/sys/fs/cgroup/devices", Controllers: []string{"devices"}},
 		{Mount: "/sys/fs/cgroup/unified", Unified: true},
 	}
 	var got []string
 	for _, h := range ForPod(hs) {
 		got = append(got, h.Mount)
 	}
-	want := []string{"/sys/fs/cgroup/systemd", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified"}
+	want := []string{"/sys/fs/cgroup/systemd", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/devices", "/sys/fs/cgroup/unified"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("ForPod: %v, want %v", got, want)
 	}

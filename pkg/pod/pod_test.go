@@ -782,3 +782,54 @@ func TestTimes(t *testing.T) {
 		t.Errorf("Created() lost after renames")
 	}
 }
+
+// TestTryLockHeldByOtherProcess: while another process holds a pod's lock
+// (a running pod's stage1 does), TryLock fails with ErrLocked and leaves
+// the pod unlocked for us; once the holder is gone, TryLock succeeds.
+func TestTryLockHeldByOtherProcess(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, p.ToRun())
+	p.Unlock()
+	cmd := helperCmd(t, "lock", dir, p.UUID)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, cmd.Start())
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	if line, _ := bufio.NewReader(out).ReadString('\n'); strings.TrimSpace(line) != "locked" {
+		t.Fatalf("helper: %q", line)
+	}
+	q, err := Get(dir, p.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = q.TryLock()
+	if err == nil {
+		t.Fatal("TryLock succeeded while another process holds the pod's lock")
+	}
+	if !errors.Is(err, lock.ErrLocked) {
+		t.Errorf("TryLock: %v, want ErrLocked", err)
+	}
+	if q.LockFile() != nil {
+		t.Error("after a failed TryLock we hold a lock file")
+	}
+	if q.State() != StateRunning {
+		t.Errorf("pod locked by another process reads as %s, want running", q.State())
+	}
+	must(t, cmd.Process.Signal(syscall.SIGKILL))
+	cmd.Wait()
+	r, err := Get(dir, p.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.TryLock(); err != nil {
+		t.Fatalf("TryLock once the holder was killed: %v", err)
+	}
+	r.Unlock()
+}

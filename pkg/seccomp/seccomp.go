@@ -8,6 +8,10 @@
 // with any CLONE_NEW* flag fails with EPERM too (clone3, whose flags a
 // filter cannot see, fails with ENOSYS so that libcs fall back to clone).
 //
+// An isolator's set replaces the default (FromSet); Unblocked tells what
+// a filter lets through that the default blocks, which stage0 uses to
+// refuse images that widen their own filter.
+//
 // Both native (x86_64) and i386 system calls are filtered; calls made
 // with another ABI fail with ENOSYS.
 package seccomp
@@ -32,12 +36,17 @@ var ErrUnknownSyscall = errors.New("unknown system call")
 
 // DefaultBlocked is rkt's default deny list (the group
 // "@rkt/default-blacklist", also "@docker/default-blacklist"). Names that
-// do not exist on an architecture are skipped there.
+// do not exist on an architecture are skipped there. io_uring is blocked
+// as by Docker's and podman's defaults: its rings perform file and network
+// operations that no filter sees (a seccomp filter judges system calls,
+// and io_uring_enter runs many per call), and it has been a steady source
+// of kernel privilege escalations.
 var DefaultBlocked = []string{
 	"_sysctl", "acct", "add_key", "adjtimex", "bpf", "clock_adjtime",
 	"clock_settime", "create_module", "delete_module", "finit_module",
 	"fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms",
-	"init_module", "ioperm", "iopl", "kcmp", "kexec_file_load",
+	"init_module", "io_uring_enter", "io_uring_register", "io_uring_setup",
+	"ioperm", "iopl", "kcmp", "kexec_file_load",
 	"kexec_load", "keyctl", "lookup_dcookie", "mount", "mount_setattr",
 	"move_mount", "name_to_handle_at", "nfsservctl", "open_by_handle_at",
 	"open_tree", "perf_event_open", "pivot_root", "process_vm_readv",
@@ -60,8 +69,77 @@ type Filter struct {
 	// Errno is returned by blocked calls; 0 kills the process (SIGSYS).
 	Errno syscall.Errno
 	// BlockNamespaceClone also blocks clone with CLONE_NEW* flags and makes
-	// clone3 fail with ENOSYS (the default filter's extra rule).
+	// clone3 fail with ENOSYS (the default filter's extra rule), in an
+	// allow list (clone retained) as in a deny list.
 	BlockNamespaceClone bool
+}
+
+// FromSet builds the filter of a seccomp isolator: an allow list
+// (os/linux/seccomp-retain-set, retain true) or a deny list
+// (os/linux/seccomp-remove-set) of set, whose groups are expanded, with
+// the isolator's errno name ("" kills the process). Creating namespaces
+// with clone follows unshare: when the filter blocks unshare, clone with
+// CLONE_NEW* flags is blocked too and clone3 fails with ENOSYS, as in the
+// default filter; otherwise a new namespace through unshare would be
+// refused and the same through clone let through.
+func FromSet(retain bool, set []string, errno string) (Filter, error) {
+	calls, err := Expand(set)
+	if err != nil {
+		return Filter{}, err
+	}
+	e, err := ParseErrno(errno)
+	if err != nil {
+		return Filter{}, err
+	}
+	return Filter{Retain: retain, Syscalls: calls, Errno: e, BlockNamespaceClone: retain != contains(calls, "unshare")}, nil
+}
+
+// Unblocked returns, sorted, what the default filter blocks and f lets
+// through on the native architecture or its compatibility ABI: system
+// call names, and "clone with CLONE_NEW* flags". Empty means f is at
+// least as strict as the default (blocked calls may fail with another
+// errno, which grants nothing).
+func (f Filter) Unblocked() []string {
+	native, others, err := arches()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	exists := func(n string) bool {
+		if _, ok := native.SyscallNames[n]; ok {
+			return true
+		}
+		for _, o := range others {
+			if _, ok := o.SyscallNames[n]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	// allowed: whether f lets call n through. An allow list blocks every
+	// call of the compatibility ABIs (compatProgram).
+	allowed := func(n string) bool {
+		if f.Retain {
+			_, onNative := native.SyscallNames[n]
+			return onNative && contains(f.Syscalls, n)
+		}
+		return exists(n) && !contains(f.Syscalls, n)
+	}
+	var out []string
+	for _, n := range DefaultBlocked {
+		if allowed(n) {
+			out = append(out, n)
+		}
+	}
+	if !f.BlockNamespaceClone {
+		if allowed("clone3") {
+			out = append(out, "clone3")
+		}
+		if allowed("clone") {
+			out = append(out, "clone with CLONE_NEW* flags")
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Default returns rkt's default filter.
@@ -188,8 +266,29 @@ func (f Filter) program(a *arch.Info) ([]bpf.Instruction, error) {
 		if !contains(names, "execve") {
 			names = append(names, "execve")
 		}
+		allowClone := false
+		if f.BlockNamespaceClone {
+			// clone passes only without CLONE_NEW* flags (the last,
+			// conditional group) and clone3 fails with ENOSYS.
+			allowClone = contains(names, "clone")
+			names = without(names, "clone", "clone3")
+			if _, ok := a.SyscallNames["clone3"]; ok {
+				p.Syscalls = append(p.Syscalls, libseccomp.SyscallGroup{Names: []string{"clone3"}, Action: libseccomp.ActionErrno | libseccomp.Action(unix.ENOSYS)})
+			}
+		}
 		p.DefaultAction = libseccomp.ActionKillProcess // replaced below
 		p.Syscalls = append(p.Syscalls, libseccomp.SyscallGroup{Names: names, Action: libseccomp.ActionAllow})
+		if allowClone {
+			p.Syscalls = append(p.Syscalls, libseccomp.SyscallGroup{
+				NamesWithCondtions: []libseccomp.NameWithConditions{{
+					Name: "clone",
+					Conditions: libseccomp.ArgumentConditions{{
+						Argument: 0, Operation: libseccomp.BitsNotSet, Value: cloneNewFlags,
+					}},
+				}},
+				Action: libseccomp.ActionAllow,
+			})
+		}
 	} else {
 		if f.BlockNamespaceClone && !contains(names, "clone3") {
 			if _, ok := a.SyscallNames["clone3"]; ok {
@@ -332,6 +431,17 @@ func (f Filter) Assemble() ([]bpf.RawInstruction, error) {
 		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
 	}
 	return raw, nil
+}
+
+// without returns list without the names drop.
+func without(list []string, drop ...string) []string {
+	var out []string
+	for _, x := range list {
+		if !contains(drop, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

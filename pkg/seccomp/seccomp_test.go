@@ -3,6 +3,7 @@ package seccomp
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/bpf"
@@ -203,5 +204,143 @@ func TestLargeRetainSet(t *testing.T) {
 	// An allow list is not translated for i386: everything is blocked.
 	if got := run(t, raw, arch.I386.ID, nr(t, arch.I386, "read"), 0); got != enosys {
 		t.Errorf("i386 read: got %#x", got)
+	}
+}
+
+// An allow list that does not allow unshare keeps the default's rule on
+// clone: threads and forks pass, new namespaces do not, clone3 gets ENOSYS.
+func TestFromSetRetainBlocksNamespaceClone(t *testing.T) {
+	f, err := FromSet(true, []string{"read", "clone", "clone3", "exit_group"}, "EPERM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.BlockNamespaceClone {
+		t.Fatal("allow list without unshare: namespace clone not blocked")
+	}
+	raw, err := f.Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := arch.X86_64
+	clone := nr(t, x, "clone")
+	enosys := uint32(libseccomp.ActionErrno) | uint32(unix.ENOSYS)
+	for _, c := range []struct {
+		name string
+		nr   int
+		arg  uint64
+		want uint32
+	}{
+		{"read", nr(t, x, "read"), 0, allow},
+		{"execve", nr(t, x, "execve"), 0, allow},
+		{"getpid", nr(t, x, "getpid"), 0, eperm},
+		{"thread clone", clone, unix.CLONE_VM | unix.CLONE_THREAD | unix.CLONE_FS, allow},
+		{"fork clone", clone, uint64(unix.SIGCHLD), allow},
+		{"clone(CLONE_NEWUSER)", clone, unix.CLONE_NEWUSER | uint64(unix.SIGCHLD), eperm},
+		{"clone(CLONE_NEWNS)", clone, unix.CLONE_NEWNS, eperm},
+		{"clone3", nr(t, x, "clone3"), 0, enosys},
+	} {
+		if got := run(t, raw, x.ID, c.nr, c.arg); got != c.want {
+			t.Errorf("%s: got %#x, want %#x", c.name, got, c.want)
+		}
+	}
+	if u := f.Unblocked(); len(u) != 0 {
+		t.Errorf("unblocked %v, want none", u)
+	}
+	// Without clone in the list, clone stays blocked.
+	f, err = FromSet(true, []string{"read"}, "EPERM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err = f.Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, raw, x.ID, clone, uint64(unix.SIGCHLD)); got != eperm {
+		t.Errorf("clone not retained: got %#x, want EPERM", got)
+	}
+}
+
+// Namespace creation through clone follows unshare.
+func TestFromSetNamespaceRule(t *testing.T) {
+	for _, c := range []struct {
+		retain bool
+		set    []string
+		block  bool
+	}{
+		{true, []string{"read"}, true},
+		{true, []string{"read", "unshare"}, false},
+		{false, []string{"reboot"}, false},
+		{false, []string{"@rkt/default-blacklist"}, true},
+	} {
+		f, err := FromSet(c.retain, c.set, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.BlockNamespaceClone != c.block || f.Errno != 0 || f.Retain != c.retain {
+			t.Errorf("FromSet(%v, %v) = %+v, want BlockNamespaceClone %v", c.retain, c.set, f, c.block)
+		}
+	}
+	if _, err := FromSet(false, []string{"reboot"}, "EWHAT"); err == nil {
+		t.Error("bad errno accepted")
+	}
+	if _, err := FromSet(false, []string{"no_such"}, ""); !errors.Is(err, ErrUnknownSyscall) {
+		t.Errorf("unknown call: %v", err)
+	}
+}
+
+func TestUnblocked(t *testing.T) {
+	if u := Default().Unblocked(); len(u) != 0 {
+		t.Errorf("default: unblocked %v", u)
+	}
+	f, _ := FromSet(false, []string{"@rkt/default-blacklist", "chmod"}, "EPERM")
+	if u := f.Unblocked(); len(u) != 0 {
+		t.Errorf("default plus chmod: unblocked %v", u)
+	}
+	f, _ = FromSet(false, []string{"reboot"}, "EPERM")
+	u := f.Unblocked()
+	for _, want := range []string{"mount", "open_by_handle_at", "unshare", "clone3", "clone with CLONE_NEW* flags"} {
+		if !contains(u, want) {
+			t.Errorf("remove set [reboot]: %s not in unblocked %v", want, u)
+		}
+	}
+	if contains(u, "reboot") {
+		t.Errorf("reboot unblocked")
+	}
+	// i386-only calls (vm86) are blocked by an allow list everywhere.
+	f, _ = FromSet(true, []string{"read", "vm86", "mount"}, "EPERM")
+	if u := f.Unblocked(); len(u) != 1 || u[0] != "mount" {
+		t.Errorf("allow list: unblocked %v, want [mount]", u)
+	}
+	// A filter made by hand without the clone rule lets namespaces through.
+	f = Filter{Retain: true, Syscalls: []string{"read", "clone"}}
+	if u := f.Unblocked(); len(u) != 1 || u[0] != "clone with CLONE_NEW* flags" {
+		t.Errorf("allow list with clone, no rule: unblocked %v", u)
+	}
+}
+
+// TestDefaultFilterBlocksIOUring: io_uring's three calls fail with EPERM
+// under the default filter, in both ABIs (i386 has the same numbers).
+func TestDefaultFilterBlocksIOUring(t *testing.T) {
+	raw, err := Default().Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*arch.Info{arch.X86_64, arch.I386} {
+		for _, name := range []string{"io_uring_setup", "io_uring_enter", "io_uring_register"} {
+			if got := run(t, raw, a.ID, nr(t, a, name), 0); got != eperm {
+				t.Errorf("%s %s: got %#x, want EPERM (%#x)", a.Name, name, got, eperm)
+			}
+		}
+	}
+	// The default allow list (everything but the default deny list)
+	// leaves them out too.
+	names, err := Expand([]string{"@rkt/default-whitelist"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "io_uring") {
+			t.Errorf("@rkt/default-whitelist allows %s", n)
+		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/tarx"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 // entry is one tar entry to hand to Extractor.Add.
@@ -233,9 +235,7 @@ func TestExtractKeepsMetadata(t *testing.T) {
 }
 
 func TestExtractChownsAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("ownership needs root")
-	}
+	testutil.RequireRoot(t) // ownership
 	f := newFixture(t, tarx.DefaultLimits, true)
 	owned := func(e entry, uid, gid int) entry { e.hdr.Uid, e.hdr.Gid = uid, gid; return e }
 	f.mustAdd(t,
@@ -427,5 +427,34 @@ func TestReadErrorIsReported(t *testing.T) {
 func TestNewNeedsDirectory(t *testing.T) {
 	if _, err := tarx.New(filepath.Join(t.TempDir(), "missing"), tarx.DefaultLimits, false); err == nil {
 		t.Error("New on a missing directory succeeded")
+	}
+}
+
+// TestSymlinkEscapeThroughLaterSymlink: when d/s -> ../l/.. is added, l
+// does not exist yet and the target stays inside the root; l -> . comes
+// later and makes d/s the root's parent. Add cannot see that, so Finish must
+// refuse the tree. The same chain without the final ".." stays inside and
+// is accepted, so the refusal is for the escape, not for the late link.
+func TestSymlinkEscapeThroughLaterSymlink(t *testing.T) {
+	f := newFixture(t, tarx.DefaultLimits, false)
+	f.mustAdd(t, dir("d", 0o755), symlink("d/s", "../l/.."), symlink("l", "."))
+	sum, err := f.ex.Finish()
+	if err == nil {
+		// On the host, d/s now resolves to the root's parent.
+		fi, serr := os.Stat(filepath.Join(f.root, "d/s/outside"))
+		t.Fatalf("Finish accepted d/s -> ../l/.. with l -> . (digest %s); d/s/outside on the host is the directory next to the root: %v",
+			sum, serr == nil && fi.IsDir())
+	}
+	if !errors.Is(err, tarx.ErrUnsafe) || !strings.Contains(err.Error(), `"d/s"`) {
+		t.Errorf("Finish: %v, want ErrUnsafe naming d/s", err)
+	}
+	if sum != "" {
+		t.Errorf("Finish refused the tree but returned digest %q", sum)
+	}
+
+	ok := newFixture(t, tarx.DefaultLimits, false)
+	ok.mustAdd(t, dir("d", 0o755), symlink("d/s", "../l/x"), symlink("l", "."))
+	if _, err := ok.ex.Finish(); err != nil {
+		t.Errorf("Finish refused d/s -> ../l/x with l -> . (inside the root): %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/tarx"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 // TestDigestDetectsChanges: every kind of change to an extracted tree
@@ -89,9 +91,7 @@ func TestDigestDetectsChanges(t *testing.T) {
 }
 
 func TestDigestRefusesDevices(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mknod needs root")
-	}
+	testutil.RequireRoot(t) // mknod
 	d := t.TempDir()
 	if err := unix.Mknod(filepath.Join(d, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
 		t.Skip("mknod:", err)

@@ -77,7 +77,7 @@ func TestPodFiles(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
-	pid, err := strconv.Atoi(p.ReadFile("pid"))
+	pid, err := strconv.Atoi(strings.TrimSpace(p.ReadFile("pid")))
 	if err != nil || pid <= 1 {
 		t.Errorf("pid file %q", p.ReadFile("pid"))
 	}
@@ -90,7 +90,7 @@ func TestPodFiles(t *testing.T) {
 	if link, _ := os.Readlink(filepath.Join(p.Dir, "stage1/rootfs/rkt/supervisor-status")); link != "ready" {
 		t.Errorf("supervisor-status = %q, want a link to ready", link)
 	}
-	if ap, err := strconv.Atoi(p.ReadFile("stage1/rootfs/rkt/app-pid/a")); err != nil || ap <= 1 || ap == pid {
+	if ap, err := strconv.Atoi(strings.TrimSpace(p.ReadFile("stage1/rootfs/rkt/app-pid/a"))); err != nil || ap <= 1 || ap == pid {
 		t.Errorf("app-pid file %q (pod pid %d)", p.ReadFile("stage1/rootfs/rkt/app-pid/a"), pid)
 	}
 	// In the pod's PID namespace the supervisor is 1 and its threads

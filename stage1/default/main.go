@@ -20,6 +20,8 @@
 //	  │      RKT_LOCK_FD, RKT_TREE_LOCK_FDS held for the pod's lifetime)
 //	  ▼
 //	host-side process (/init: stage1/host; caller's PID and cgroup)
+//	  │ marks every descriptor above 2 close-on-exec (the locks stay
+//	  │      open here; nothing else inherited goes further)
 //	  │ fork+exec /stage1 as rkt-setup EPOCH [flags] UUID; fds 3 config
 //	  │      stream (to the supervisor), 4 control, 5 supervisor PID
 //	  │
@@ -32,8 +34,9 @@
 //	  │      its mounts private and binds /stage2 read-only meanwhile
 //	  ├──── fd 5: "<pid>\n" ──────────────────────────▶ setup helper:
 //	  │                                                 pid file, app cgroups
-//	  │                                                 with limits (and a
-//	  │                                                 stage1 leaf in a unit)
+//	  │                                                 with limits and the
+//	  │                                                 device allowlist (and
+//	  │                                                 a stage1 leaf in a unit)
 //	  │                 supervisor ◀── fd 3: Config (lines), "end" ─┤
 //	  │                  (pid 1)                                    │
 //	  │   per app: clone(NEWNS), into the app's v2 cgroup, + exec   │ CNI
@@ -45,7 +48,8 @@
 //	  │◀── fd 4: "netdown\n" (if networks were set up) ─────────────┤
 //	  │                 supervisor ◀── fd 3: "start[ resolv]\n", EOF┘ exits 0
 //	  │     ├── fd 3: "start[ resolv]\n", EOF ──▶ launcher: /etc/hosts,
-//	  │     │                      resolv.conf, pivots, drops privileges
+//	  │     │                      resolv.conf, pivots, drops privileges,
+//	  │     │                      marks every fd above 2 close-on-exec
 //	  │     │◀── fd 4: "<code> <message>\n" ── on failure, exit code
 //	  │     │◀── fd 4: EOF (CLOEXEC) ───────── exec of the app
 //	  │◀──── fd 4: "ready\n" ─────┤ once every app runs (and said READY=1

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/rkt/rkt/stage1/stage1test"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 // Shared by every test: the built stage1 binary and an app root.
@@ -16,7 +18,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
+	if !testutil.RootTests() {
 		// The functional tests skip themselves; the rest still runs.
 		os.Exit(m.Run())
 	}
@@ -51,9 +53,7 @@ func TestMain(m *testing.M) {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("functional stage1 test: needs root (namespaces, mounts, cgroups)")
-	}
+	testutil.RequireRoot(t) // namespaces, mounts, cgroups
 }
 
 // app returns an inspect app with args.

@@ -176,11 +176,15 @@ func TestPaths(t *testing.T) {
 			t.Errorf("no %q in %q", s, r.Stdout)
 		}
 	}
-	// A device node made in the app cannot be opened (nodev everywhere).
-	mk := stage1testApp("mk", "/bin/sh", "-c", "mknod /dev/mem2 c 1 1 && mknod /tmp/null2 c 1 3 && (head -c1 /tmp/null2 || echo dev-blocked)")
+	// A device outside the pod's /dev cannot even be made (the device
+	// allowlist); a device node of the allowlist made in the app cannot
+	// be opened (nodev everywhere).
+	mk := stage1testApp("mk", "/bin/sh", "-c", "mknod /dev/mem2 c 1 1 || echo mknod-blocked; mknod /tmp/null2 c 1 3 && (head -c1 /tmp/null2 || echo dev-blocked)")
 	r = runApp(t, mk)
-	if !strings.Contains(r.Stdout, "dev-blocked") {
-		t.Errorf("a device made by the app worked: %q %q", r.Stdout, r.Stderr)
+	for _, s := range []string{"mknod-blocked", "dev-blocked"} {
+		if !strings.Contains(r.Stdout, s) {
+			t.Errorf("no %q: a device made by the app worked: %q %q", s, r.Stdout, r.Stderr)
+		}
 	}
 }
 

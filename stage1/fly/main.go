@@ -12,7 +12,8 @@
 //	       exit with its code. The mounts are made in the host's mount
 //	       namespace (so that host agents see what they mount), so gc
 //	       unmounts whatever a killed pod left.
-//	enter  stage1/enter (the app shares the host's namespaces)
+//	enter  stage1/enter.ChrootMain: chroot into the app's root, in the
+//	       host's namespaces, as root with the caller's privileges
 //	gc     stage1/gc
 //	stop   stage1/stop (SIGTERM or SIGKILL to init, which forwards it)
 //
@@ -38,7 +39,7 @@ func main() {
 	case "init":
 		os.Exit(runMain(ctx, args))
 	case "enter":
-		os.Exit(enter.Main(ctx, args))
+		os.Exit(enter.ChrootMain(ctx, args))
 	case "gc":
 		os.Exit(gc.Main(ctx, args))
 	case "stop":

@@ -12,12 +12,14 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/rkt/rkt/stage1/stage1test"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 var binDir, rootfs string
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
+	if !testutil.RootTests() {
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "rkt-stage1-fly-")
@@ -43,9 +45,7 @@ func TestMain(m *testing.M) {
 
 func newPod(t *testing.T, spec stage1test.Spec) *stage1test.Pod {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("functional stage1 test: needs root")
-	}
+	testutil.RequireRoot(t)
 	for i := range spec.Apps {
 		spec.Apps[i].Rootfs = rootfs
 	}
@@ -82,7 +82,7 @@ func TestFlyRunsChrooted(t *testing.T) {
 	if c, ok := p.Status("a"); !ok || c != 9 {
 		t.Errorf("status %d %v", c, ok)
 	}
-	if pid, err := strconv.Atoi(p.ReadFile("pid")); err != nil || pid <= 1 {
+	if pid, err := strconv.Atoi(strings.TrimSpace(p.ReadFile("pid"))); err != nil || pid <= 1 {
 		t.Errorf("pid file %q", p.ReadFile("pid"))
 	}
 	if m := stage1test.MountsBelow(t, p.Dir); len(m) != 0 {

@@ -15,6 +15,8 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/fds"
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/stage1/podcfg"
 	"github.com/rkt/rkt/stage2"
@@ -39,11 +41,10 @@ func flyRun(ctx context.Context, opts *podcfg.Options) (int, error) {
 	if !opts.NetHost() {
 		return 0, fmt.Errorf("--net=%s: the fly flavor runs in the host's network namespace: use --net=host", opts.Net)
 	}
-	// The locks stage0 handed over stay with this process, not the app.
-	for _, s := range append([]string{os.Getenv("RKT_LOCK_FD")}, strings.Split(os.Getenv("RKT_TREE_LOCK_FDS"), ",")...) {
-		if fd, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && fd > 2 {
-			unix.CloseOnExec(fd)
-		}
+	// The locks stage0 handed over stay with this process, not the app,
+	// and so does whatever rkt's caller left open without close-on-exec.
+	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+		return 0, fmt.Errorf("keep the caller's descriptors from the app: %w", err)
 	}
 	wd, err := os.Getwd()
 	if err != nil {
@@ -80,8 +81,8 @@ func flyRun(ctx context.Context, opts *podcfg.Options) (int, error) {
 	if err := os.WriteFile(filepath.Join(pod.Dir, podcfg.AppEnv(a.Name)), []byte(env), 0o644); err != nil {
 		return 0, err
 	}
-	if err := os.WriteFile(filepath.Join(pod.Dir, podcfg.PidFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return 0, err
+	if err := proc.Record(filepath.Join(pod.Dir, podcfg.PidFile), os.Getpid()); err != nil {
+		return 0, fmt.Errorf("record the pod's pid: %w", err)
 	}
 	// Whatever happens, take the app's mounts down when we are done.
 	defer gc.Unmount(filepath.Join(pod.Dir, podcfg.Stage1RootfsDir), func(string, ...any) {})
@@ -218,7 +219,7 @@ func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive boo
 		}
 		return code, reportExit(pod, a, code, fmt.Errorf("app %s: start %s: %w", a.Name, exe, err))
 	}
-	os.WriteFile(filepath.Join(pod.Dir, podcfg.AppPid(a.Name)), []byte(strconv.Itoa(c.Process.Pid)), 0o644)
+	proc.Record(filepath.Join(pod.Dir, podcfg.AppPid(a.Name)), c.Process.Pid)
 	if f, err := os.Create(filepath.Join(pod.Dir, podcfg.AppStarted(a.Name))); err == nil {
 		f.Close()
 	}

@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/stage1/supervisor"
 )
 
@@ -155,7 +156,9 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	// the helper while it runs and to the supervisor once it exists.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
-	keepLocks()
+	if err := closeInherited(); err != nil {
+		return fail("keep the caller's descriptors from the pod: " + err.Error())
+	}
 	self, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return fail("find the stage1 binaries: " + err.Error())
@@ -432,17 +435,16 @@ func sdNotify(state string) error {
 	return unix.Sendto(fd, []byte(state), 0, &unix.SockaddrUnix{Name: addr})
 }
 
-// keepLocks makes the pod and tree locks stage0 handed over close on
-// exec: this process keeps them for the pod's lifetime (it outlives the
-// pod's processes), and nothing else may hold them.
-func keepLocks() {
-	fds := []string{os.Getenv("RKT_LOCK_FD")}
-	fds = append(fds, strings.Split(os.Getenv("RKT_TREE_LOCK_FDS"), ",")...)
-	for _, s := range fds {
-		if fd, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && fd > 2 {
-			unix.CloseOnExec(fd)
-		}
-	}
+// closeInherited makes every descriptor above stderr close on exec:
+// the pod and tree locks stage0 handed over (RKT_LOCK_FD,
+// RKT_TREE_LOCK_FDS), which this process keeps for the pod's lifetime
+// (it outlives the pod's processes) and nothing else may hold, and
+// whatever rkt's caller left open without close-on-exec, which must not
+// reach the helpers, the CNI plugins or the apps. Every process started
+// from here gets just the descriptors of its Files (fds.Passed are left
+// as they are, for socket activation to hand down).
+func closeInherited() error {
+	return fds.CloseOnExecFrom(3, fds.Passed...)
 }
 
 func warn(msg string) { os.Stderr.WriteString(msg + "\n") }

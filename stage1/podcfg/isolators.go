@@ -106,19 +106,10 @@ func applyIsolators(isos types.Isolators, ann types.Annotations, opts *Options) 
 	if !opts.DisableSeccomp {
 		f := seccomp.Default()
 		if sc != nil {
-			names := make([]string, len(sc.Set()))
-			for i, s := range sc.Set() {
-				names[i] = string(s)
-			}
-			expanded, err := seccomp.Expand(names)
-			if err != nil {
+			var err error
+			if f, err = seccomp.FromSet(scRetain, seccompNames(sc), string(sc.Errno())); err != nil {
 				return l, sec, err
 			}
-			errno, err := seccomp.ParseErrno(string(sc.Errno()))
-			if err != nil {
-				return l, sec, err
-			}
-			f = seccomp.Filter{Retain: scRetain, Syscalls: expanded, Errno: errno}
 		}
 		sec.seccomp = &stage2.Seccomp{Retain: f.Retain, Syscalls: f.Syscalls, Errno: int(f.Errno), BlockNamespaceClone: f.BlockNamespaceClone}
 	}
@@ -135,6 +126,16 @@ func applyIsolators(isos types.Isolators, ann types.Annotations, opts *Options) 
 		}
 	}
 	return l, sec, nil
+}
+
+// seccompNames returns the names (system calls and groups) of a seccomp
+// isolator's set.
+func seccompNames(sc types.LinuxSeccompSet) []string {
+	names := make([]string, len(sc.Set()))
+	for i, s := range sc.Set() {
+		names[i] = string(s)
+	}
+	return names
 }
 
 func normalizeCap(c string) string {

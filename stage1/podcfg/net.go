@@ -13,8 +13,9 @@ import (
 // Files of the pod directory about the stage1 image and networking,
 // relative to it.
 const (
-	// Stage1RootfsPathFile holds the absolute path of the stage1 image's
-	// rootfs (written by stage0).
+	// Stage1RootfsPathFile holds the path of the stage1 image's rootfs,
+	// relative to the pod directory (written by stage0; absolute in pods
+	// of earlier versions).
 	Stage1RootfsPathFile = "stage1/rootfs-path"
 	// ResolvConfGenerated is the /etc/resolv.conf stage1 writes from the
 	// DNS settings the pod's CNI networks returned
@@ -63,7 +64,11 @@ func Stage1Rootfs(podDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read the stage1 image's location: %w", err)
 	}
-	return strings.TrimSpace(string(data)), nil
+	root := strings.TrimSpace(string(data))
+	if root != "" && !filepath.IsAbs(root) {
+		root = filepath.Join(podDir, root)
+	}
+	return root, nil
 }
 
 // NetConfig returns the networking configuration of the pod in podDir

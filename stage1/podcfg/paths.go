@@ -25,6 +25,10 @@ const (
 	// host paths, one per line, in creation order), for gc. Private to
 	// stage1.
 	CgroupsFile = RktDir + "/cgroups"
+	// EnterDir holds, per app, what rkt enter gives a command entered
+	// into it (stage2.EnterConfig, JSON; default flavor). Private to
+	// stage1.
+	EnterDir = RktDir + "/enter"
 	// HostsFile is the /etc/hosts stage1 generates; Stage0HostsFile and
 	// Stage0ResolvConf are the ones stage0 may write (--hosts-entry,
 	// --dns), used with --dns-conf-mode=hosts=stage0 / resolv=stage0.
@@ -49,6 +53,10 @@ func AppPid(app string) string { return filepath.Join(AppPidDir, app) }
 
 // AppEnv returns the app's environment file, relative to the pod dir.
 func AppEnv(app string) string { return filepath.Join(EnvDir, app) }
+
+// AppEnter returns the app's enter configuration file, relative to the
+// pod dir.
+func AppEnter(app string) string { return filepath.Join(EnterDir, app) }
 
 // AppUpper and AppWork return the app's overlay directories.
 func AppUpper(app string) string { return filepath.Join(OverlayDir, app, "upper") }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/stage1/host"
 	"github.com/rkt/rkt/stage1/podcfg"
@@ -238,8 +239,8 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	}
 	// First, so that rkt stop and status find the pod's process 1 as soon
 	// as it exists.
-	if err := writeFile(filepath.Join(r.pod.Dir, podcfg.PidFile), strconv.Itoa(r.supPid)); err != nil {
-		return err
+	if err := proc.Record(filepath.Join(r.pod.Dir, podcfg.PidFile), r.supPid); err != nil {
+		return fmt.Errorf("record the pod's pid: %w", err)
 	}
 	// The networks are set up in the supervisor's network namespace from
 	// now on, while the cgroups, the files and the supervisor's
@@ -403,6 +404,12 @@ func (r *runner) setupCgroups(hs []cgroup.Hierarchy) error {
 			record()
 			return err
 		}
+		// Only the pod's /dev devices may be opened or created (the
+		// devices cgroup on v1, a device program on v2).
+		if err := p.LimitDevices(a.Launch.Name, cgroup.DefaultDevices); err != nil {
+			record()
+			return err
+		}
 		for i, h := range hs {
 			if h.Unified {
 				a.Launch.UnifiedCgroup = dirs[i]
@@ -452,10 +459,10 @@ func (r *runner) writeMountDirs() error {
 // writeFiles creates the rest of the pod directory that stage1 owns,
 // which is needed only once the apps start (written while the launchers
 // prepare them): state directories, the generated /etc/hosts, each app's
-// environment file.
+// environment file and enter configuration.
 func (r *runner) writeFiles() error {
 	dir := r.pod.Dir
-	for _, d := range []string{podcfg.StatusDir, podcfg.AppPidDir, podcfg.EnvDir, filepath.Dir(podcfg.HostsFile)} {
+	for _, d := range []string{podcfg.StatusDir, podcfg.AppPidDir, podcfg.EnvDir, podcfg.EnterDir, filepath.Dir(podcfg.HostsFile)} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return fmt.Errorf("create %s in the pod directory: %w", d, err)
 		}
@@ -466,6 +473,13 @@ func (r *runner) writeFiles() error {
 	for _, a := range r.pod.Apps {
 		env := strings.Join(a.Launch.Env, "\x00") + "\x00"
 		if err := writeFile(filepath.Join(dir, podcfg.AppEnv(a.Launch.Name)), env); err != nil {
+			return err
+		}
+		ec, err := json.Marshal(a.Launch.EnterConfig())
+		if err != nil {
+			return fmt.Errorf("app %s: enter configuration: %w", a.Launch.Name, err)
+		}
+		if err := writeFile(filepath.Join(dir, podcfg.AppEnter(a.Launch.Name)), string(ec)); err != nil {
 			return err
 		}
 	}

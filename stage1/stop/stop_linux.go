@@ -2,7 +2,9 @@
 // fly flavors: SIGTERM to the pod's process 1 (the supervisor, which
 // forwards it to the apps and SIGKILLs them after the grace period), or
 // SIGKILL with --force (the kernel then kills every process of the pod's
-// PID namespace).
+// PID namespace). The process is the one recorded in the pod's pid file
+// with its start time (pkg/proc), so the check does not depend on the
+// root or mount namespace rkt stop runs in.
 package stop
 
 import (
@@ -12,11 +14,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/podcfg"
 )
 
@@ -38,40 +39,34 @@ func Main(ctx context.Context, args []string) int {
 }
 
 // Stop signals the pod in podDir. A pod whose process is already gone is
-// not an error.
+// not an error; a pid file whose process cannot be identified as the
+// pod's (its pid now names another process, or no start time was
+// recorded) is, and nothing is signalled then.
 func Stop(ctx context.Context, podDir string, force bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(filepath.Join(podDir, podcfg.PidFile))
-	if err != nil {
+	p, err := proc.Load(filepath.Join(podDir, podcfg.PidFile))
+	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("the pod has no pid file (was it started?): %w", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 1 {
-		return fmt.Errorf("bad pid file content %q", data)
+	if err != nil {
+		return fmt.Errorf("find the pod's process: %w", err)
 	}
-	// The pid may have been reused since the pod exited: the pod's
-	// process runs in the pod directory.
-	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil || !samePath(cwd, podDir) {
+	h, err := p.Open()
+	if errors.Is(err, proc.ErrExited) {
 		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("not signalled: %w", err)
+	}
+	defer h.Close()
 	sig := unix.SIGTERM
 	if force {
 		sig = unix.SIGKILL
 	}
-	if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("signal pid %d: %w", pid, err)
+	if err := h.Signal(sig); err != nil && !errors.Is(err, proc.ErrExited) {
+		return err
 	}
 	return nil
-}
-
-func samePath(a, b string) bool {
-	if ra, err := filepath.EvalSymlinks(a); err == nil {
-		a = ra
-	}
-	if rb, err := filepath.EvalSymlinks(b); err == nil {
-		b = rb
-	}
-	return filepath.Clean(a) == filepath.Clean(b)
 }

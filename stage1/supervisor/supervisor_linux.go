@@ -78,8 +78,12 @@ func Main(ctx context.Context, args []string) int {
 	// Nothing in the pod may open our executable (CVE-2019-5736): a
 	// non-dumpable process's /proc/PID/exe is out of reach without
 	// CAP_SYS_PTRACE; and while we run, the kernel refuses to open our
-	// executable for writing (ETXTBSY).
-	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	// executable for writing (ETXTBSY). This comes first, before anything
+	// that can fail (TestMainIsNotDumpable relies on it).
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		warn("stage1 supervisor: make the supervisor non-dumpable (prctl PR_SET_DUMPABLE): " + err.Error())
+		return 254
+	}
 	setName(ArgvName)
 	if len(args) < 1 {
 		warn("stage1 supervisor: want the launcher's path as argument")

@@ -29,8 +29,16 @@
 //	--write-file=PATH --content=S
 //	                         write S to PATH (0644), then "wrote: PATH"
 //	--read-file=PATH         "<<<CONTENTS>>>" (after --write-file, so both can combine)
+//	--escape-mntns=PATH      join the mount namespace /proc/self/ns/mnt names (nsenter's
+//	                         trick to leave a chroot), then write PATH: "escape mntns:
+//	                         joined|ERROR", "escape write: ok|ERROR" (after --read-file)
+//	--tiocsti=S              push S into the input of the terminal on stdin: "tiocsti: ok|ERROR"
 //	--stat-file=PATH         "file type: regular", "file mode: 0644", "file uid: N",
 //	                         "file gid: N", "file size: N" (lstat: symlinks are not followed)
+//	--mknod=PATH,b|c,MAJ,MIN mknod a device node (mode 0666), "mknod PATH: ok|ERRNO" (repeatable)
+//	--open-file=PATH,r|w|rw  open and close at once, "open PATH: ok|ERRNO" (repeatable; after --mknod)
+//	--print-fds              "fd: N TARGET" per open descriptor (readlink of /proc/self/fd/N)
+//	--try-io-uring           "io_uring_setup: ok|ERRNO" (a one-entry ring, closed at once)
 //	--check-tty              "stdin tty: true|false", same for stdout and stderr
 //	--read-stdin             read one line from stdin, "stdin: LINE"
 //	--print-iface-count      "interfaces: N" (loopback included)
@@ -89,6 +97,10 @@ type options struct {
 	writeFile     string
 	content       string
 	statFile      string
+	mknod         listFlag
+	openFile      listFlag
+	printFds      bool
+	tryIOURing    bool
 	checkTTY      bool
 	readStdin     bool
 	ifaceCount    bool
@@ -100,6 +112,8 @@ type options struct {
 	sleep         sleepFlag
 	silentTerm    bool
 	exitCode      int
+	escapeMntns   string
+	tiocsti       string
 }
 
 // nsNames are the namespaces with a --print-<name>ns flag, in output order.
@@ -161,7 +175,13 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.StringVar(&o.readFile, "read-file", "", "print the contents of this file")
 	fs.StringVar(&o.writeFile, "write-file", "", "write --content to this file")
 	fs.StringVar(&o.content, "content", "", "content for --write-file")
+	fs.StringVar(&o.tiocsti, "tiocsti", "", "push this into the input of the terminal on stdin (TIOCSTI)")
+	fs.StringVar(&o.escapeMntns, "escape-mntns", "", "join the mount namespace of /proc/self/ns/mnt, then write this file")
 	fs.StringVar(&o.statFile, "stat-file", "", "print type, mode, owner and size of this file")
+	fs.Var(&o.mknod, "mknod", "make this device node: PATH,b|c,MAJOR,MINOR (repeatable)")
+	fs.Var(&o.openFile, "open-file", "open this file: PATH,r|w|rw (repeatable)")
+	fs.BoolVar(&o.printFds, "print-fds", false, "print the open file descriptors")
+	fs.BoolVar(&o.tryIOURing, "try-io-uring", false, "call io_uring_setup and print the outcome")
 	fs.BoolVar(&o.checkTTY, "check-tty", false, "print whether stdin/stdout/stderr are terminals")
 	fs.BoolVar(&o.readStdin, "read-stdin", false, "read one line from stdin and print it")
 	fs.BoolVar(&o.ifaceCount, "print-iface-count", false, "print the number of network interfaces")
@@ -258,7 +278,27 @@ func run(ctx context.Context, o *options, stdin io.Reader, out io.Writer) (int, 
 		{o.printPPID, func() error { return p.kv("ppid", strconv.Itoa(os.Getppid())) }},
 		{o.writeFile != "", func() error { return p.writeFile(o.writeFile, o.content) }},
 		{o.readFile != "", func() error { return p.readFile(o.readFile) }},
+		{o.escapeMntns != "", func() error { return p.escapeMntns(o.escapeMntns) }},
+		{o.tiocsti != "", func() error { return p.tiocsti(o.tiocsti) }},
 		{o.statFile != "", func() error { return p.statFile(o.statFile) }},
+		{len(o.mknod) > 0, func() error {
+			for _, m := range o.mknod {
+				if err := p.mknod(m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{len(o.openFile) > 0, func() error {
+			for _, f := range o.openFile {
+				if err := p.openFile(f); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{o.printFds, p.fds},
+		{o.tryIOURing, p.tryIOURing},
 		{o.checkTTY, p.checkTTY},
 		{o.readStdin, func() error { return p.readStdin(stdin) }},
 		{o.ifaceCount, p.ifaceCount},

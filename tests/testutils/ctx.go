@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 // RunTimeout bounds each Run of the rkt binary.
@@ -177,10 +179,9 @@ func (c *RktCtx) MustFail(wantExit int, wantStderr string, args ...string) Resul
 	return r
 }
 
-// RequireRoot skips the test unless it runs as root (euid 0).
+// RequireRoot is pkg/testutil's: the test runs only as root with the
+// root tests switched on.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (euid 0)")
-	}
+	testutil.RequireRoot(t)
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/rkt/rkt/pkg/mounts"
 	"golang.org/x/sys/unix"
+
+	"github.com/rkt/rkt/pkg/testutil"
 )
 
 // fakeTB records failures instead of failing the real test. Fatalf and
@@ -219,7 +221,7 @@ func TestRequireRoot(t *testing.T) {
 		RequireRoot(t)
 		ran = true
 	})
-	if ran != (os.Geteuid() == 0) {
+	if ran != (testutil.RootTests() && os.Geteuid() == 0) {
 		t.Errorf("RequireRoot let the test run = %v as euid %d", ran, os.Geteuid())
 	}
 }

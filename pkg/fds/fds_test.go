@@ -1,0 +1,61 @@
+package fds
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// openInheritable opens n descriptors without close-on-exec.
+func openInheritable(t *testing.T, n int) []int {
+	t.Helper()
+	var out []int
+	for i := 0; i < n; i++ {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		out = append(out, fd)
+	}
+	return out
+}
+
+func cloexec(t *testing.T, fd int) bool {
+	t.Helper()
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		t.Fatalf("fd %d: %v", fd, err)
+	}
+	return fl&unix.FD_CLOEXEC != 0
+}
+
+func TestCloseOnExecFrom(t *testing.T) {
+	fds := openInheritable(t, 4)
+	keep := fds[1]
+	if err := CloseOnExecFrom(3, keep); err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if got := cloexec(t, fd); got != (fd != keep) {
+			t.Errorf("fd %d: close-on-exec %v, want %v (kept: %d)", fd, got, fd != keep, keep)
+		}
+	}
+	for fd := 0; fd < 3; fd++ {
+		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && fl&unix.FD_CLOEXEC != 0 {
+			t.Errorf("fd %d (stdio) was made close-on-exec", fd)
+		}
+	}
+}
+
+func TestCloseOnExecByProc(t *testing.T) {
+	fds := openInheritable(t, 3)
+	if err := cloexecProc(fds[0], fds[1]); err != nil {
+		t.Fatal(err)
+	}
+	for i, fd := range fds {
+		if got, want := cloexec(t, fd), i < 2; got != want {
+			t.Errorf("fd %d: close-on-exec %v, want %v", fd, got, want)
+		}
+	}
+}
