@@ -245,10 +245,10 @@ flush chain inet %[1]s guard-input
 flush chain inet %[1]s guard-forward
 add rule inet %[1]s guard-prerouting %[3]s fib saddr . iif oif missing drop comment "rkt: a pod sends from its own address"
 add rule inet %[1]s guard-connlimit %[3]s ct state new add @podconns4 { ip saddr ct count over %[6]d } drop comment "rkt: connections tracked per pod"
-add rule inet %[1]s guard-input %[2]s ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop comment "rkt: pods do not reach the host loopback"
-add rule inet %[1]s guard-input meta iifgroup %[4]s ip daddr != %[5]s ct state != { established, related } drop comment "rkt: default-restricted reaches its gateway only"
-add rule inet %[1]s guard-forward meta iifgroup %[4]s ct status != dnat drop comment "rkt: nothing is forwarded from default-restricted"
-add rule inet %[1]s guard-forward meta oifgroup %[4]s ct status != dnat drop comment "rkt: nothing is forwarded to default-restricted"
+add rule inet %[1]s guard-input %[2]s ip daddr 127.0.0.0/8 ct state & (established | related) == 0 ct status & dnat == 0 drop comment "rkt: pods do not reach the host loopback"
+add rule inet %[1]s guard-input meta iifgroup %[4]s ip daddr != %[5]s ct state & (established | related) == 0 drop comment "rkt: default-restricted reaches its gateway only"
+add rule inet %[1]s guard-forward meta iifgroup %[4]s ct status & dnat == 0 drop comment "rkt: nothing is forwarded from default-restricted"
+add rule inet %[1]s guard-forward meta oifgroup %[4]s ct status & dnat == 0 drop comment "rkt: nothing is forwarded to default-restricted"
 `, masqTable, anyGroup, builtin, restricted, restrictedGateway, PodConnLimit)
 }
 

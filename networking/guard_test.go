@@ -1,6 +1,7 @@
 package networking
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -142,5 +143,26 @@ func TestHostDir(t *testing.T) {
 	}
 	if got := (&Config{HostDir: "/h"}).hostDir(); got != "/h" {
 		t.Errorf("Config{HostDir}.hostDir() = %q", got)
+	}
+}
+
+// TestGuardNft: the nftables-only script has every rule of the iptables
+// one (by comment), and the same groups and addresses.
+func TestGuardNft(t *testing.T) {
+	nft := guardNft()
+	for _, r := range guardRules() {
+		if !strings.Contains(nft, fmt.Sprintf("comment %q", r.comment)) {
+			t.Errorf("no nftables rule for %q", r.comment)
+		}
+	}
+	for _, want := range []string{
+		"meta iifgroup & 0xfffffffc == 0x726b7400 ip daddr 127.0.0.0/8",
+		"meta iifgroup & 0xfffffffe == 0x726b7402 fib saddr . iif oif missing drop",
+		"ip daddr != 172.31.0.1",
+		"ct count over 16384",
+	} {
+		if !strings.Contains(nft, want) {
+			t.Errorf("the nftables script lacks %q:\n%s", want, nft)
+		}
 	}
 }
