@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -460,4 +462,35 @@ func freeTCPPort(t *testing.T) int {
 	defer l.Close()
 	p, _ := strconv.Atoi(strings.TrimPrefix(l.Addr().String(), "127.0.0.1:"))
 	return p
+}
+
+// TestNetRefusesRangeTheHostUses: rkt run on a net.d network whose range
+// overlaps a route of the host's (on a bridge the test makes, with a
+// test address) exits 254 naming the route, and leaves no network.
+func TestNetRefusesRangeTheHostUses(t *testing.T) {
+	e := newNetIsoEnv(t)
+	const dev = "rktovl1"
+	exec.Command("ip", "link", "del", dev).Run()
+	if out, err := exec.Command("ip", "link", "add", dev, "type", "bridge").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", dev).Run() })
+	for _, c := range [][]string{{"addr", "add", "198.18.78.1/24", "dev", dev}, {"link", "set", dev, "up"}} {
+		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", c, err, out)
+		}
+	}
+	netd := filepath.Join(e.LocalConfig, "net.d")
+	os.MkdirAll(netd, 0o755)
+	conf := `{"cniVersion":"1.0.0","name":"ovl","type":"ptp","ipam":{"type":"host-local","ranges":[[{"subnet":"198.18.78.0/24"}]]}}`
+	if err := os.WriteFile(filepath.Join(netd, "ovl.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	uuid, r := e.runUUID("--net=ovl", e.img, "--exec=/inspect")
+	if want := "its range 198.18.78.0/24 overlaps the host's route 198.18.78.0/24 dev " + dev; r.Exit != 254 || !strings.Contains(r.Stderr, want) {
+		t.Errorf("want exit 254 and %q\nexit %d\nstderr: %s", want, r.Exit, r.Stderr)
+	}
+	if left := stage1test.NetTraces(uuid, e.Dir, nil); len(left) > 0 {
+		t.Errorf("the refused pod left: %v", left)
+	}
 }
