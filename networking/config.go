@@ -33,9 +33,13 @@ type Config struct {
 	// image's <rootfs>/usr/lib/rkt/plugins/net.
 	PluginDirs []string
 	// DataDir is where host-local IPAM keeps its leases (one directory per
-	// network), so that each rkt --dir has its own; networks that set
-	// ipam.dataDir themselves keep theirs.
+	// network): host-wide, LeaseDir(HostDir()), so that two rkt --dirs
+	// never lease one address twice; networks that set ipam.dataDir
+	// themselves keep theirs.
 	DataDir string
+	// HostDir is the host-wide state directory (port claims, locks), ""
+	// for HostDir().
+	HostDir string
 	// Logf, if set, is told what Setup and Teardown do, with timings.
 	Logf func(format string, args ...any)
 	// LoopbackReady: the caller brings lo up in the network namespace
@@ -198,6 +202,19 @@ func (n *network) subnets() []*net.IPNet {
 		}
 	}
 	return out
+}
+
+// bridgeName is the bridge of a bridge network, "" for other networks.
+func (n *network) bridgeName() string {
+	for _, p := range n.plugins() {
+		if p["type"] == "bridge" {
+			if b, _ := p["bridge"].(string); b != "" {
+				return b
+			}
+			return defaultBridge
+		}
+	}
+	return ""
 }
 
 func (n *network) bytes() ([]byte, error) {

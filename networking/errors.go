@@ -18,6 +18,12 @@ var (
 	ErrAddressUnavailable = errors.New("address not available")
 	// ErrPluginNotFound: a network's plugin is not installed.
 	ErrPluginNotFound = errors.New("CNI plugin not found")
+	// ErrPortInUse: a host port asked for with --port is forwarded to
+	// another running pod, or a host process listens on it.
+	ErrPortInUse = errors.New("host port in use")
+	// ErrRouteConflict: a network's address range overlaps a route or an
+	// address the host already has.
+	ErrRouteConflict = errors.New("address range used by the host")
 )
 
 // netError is an error with a message for users, a class and the error

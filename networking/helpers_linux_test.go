@@ -206,7 +206,10 @@ func testConfig(t testing.TB, plugins string, netd map[string]string) Config {
 	return Config{
 		LocalConfig: filepath.Join(dir, "local"),
 		PluginDirs:  []string{netDir, plugins},
-		DataDir:     filepath.Join(dir, "networks"),
+		// The host-wide leases, as rkt's: an address a concurrent pod of
+		// another test or rkt holds is not handed out again.
+		DataDir: LeaseDir(HostDir()),
+		HostDir: filepath.Join(dir, "host"),
 	}
 }
 
@@ -316,14 +319,21 @@ func links(t testing.TB) []string {
 	return out
 }
 
-// leases lists host-local's lease files under dataDir.
+// leases lists host-local's lease files under dataDir; in the host-wide
+// lease directory, only those of this test process's pods.
 func leases(t testing.TB, dataDir string) []string {
 	t.Helper()
+	mine := fmt.Sprintf("%08x-", os.Getpid()) // testPod.uuid
+	hostWide := strings.HasPrefix(dataDir, LeaseDir(HostDir()))
 	var out []string
 	filepath.Walk(dataDir, func(path string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() && net.ParseIP(info.Name()) != nil {
-			out = append(out, path)
+		if err != nil || info.IsDir() || net.ParseIP(info.Name()) == nil {
+			return nil
 		}
+		if data, err := os.ReadFile(path); hostWide && (err != nil || !strings.HasPrefix(string(data), mine)) {
+			return nil
+		}
+		out = append(out, path)
 		return nil
 	})
 	return out

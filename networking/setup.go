@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -36,13 +37,31 @@ type hooks struct {
 	// when it can (handled), instead of exec'ing the plugin; nil execs
 	// always.
 	inProcess inProcessFunc
+	// checkRoutes refuses networks whose ranges the host uses already;
+	// nil checks nothing.
+	checkRoutes func(nets []*network) error
+	// ensureGuard makes sure rkt's shared isolation rules exist (see
+	// guard.go), taking a lock in the host-wide directory, and returns
+	// the iptables-save output it read ("" if none); nil skips.
+	ensureGuard func(ctx context.Context, hostDir, backend string) (bool, string, error)
+	// markIfaces puts a network's host-side interfaces in its device
+	// group; nil skips.
+	markIfaces func(res *current.Result, group uint32) error
+	// claimPorts and releasePorts keep host ports exclusive (see
+	// ports_linux.go); nil skips.
+	claimPorts   func(hostDir, podUUID, podDir string, ports []PortForward) error
+	releasePorts func(hostDir, podUUID string, ports []PortForward) error
 }
 
 // inProcessFunc runs a plugin call (the plugin's path, its stdin and CNI_
 // environment) in this process if it can, and says whether it did.
 type inProcessFunc func(ctx context.Context, pluginPath string, stdin []byte, environ []string) (out []byte, handled bool, err error)
 
-var osHooks = hooks{loopbackUp: loopbackUp, netnsID: netnsID, teardownIPMasq: teardownIPMasq, ensureMasq: ensureMasq, inProcess: ptpInProcess}
+var osHooks = hooks{
+	loopbackUp: loopbackUp, netnsID: netnsID, teardownIPMasq: teardownIPMasq, ensureMasq: ensureMasq, inProcess: ptpInProcess,
+	checkRoutes: checkHostRoutes, ensureGuard: ensureGuard, markIfaces: markHostIfaces,
+	claimPorts: claimPorts, releasePorts: releasePorts,
+}
 
 // Setup sets up the networks reqs asks for in the network namespace at
 // netnsPath (e.g. /proc/<pid>/ns/net of the pod's first process): it
@@ -69,12 +88,34 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 		return nil, err
 	}
 	cfg.logf("networking: networks %s planned (%s)", describeNets(nets), ms(time.Since(start)))
+	if h.checkRoutes != nil {
+		if err := h.checkRoutes(nets); err != nil {
+			return nil, err
+		}
+	}
 	if !cfg.LoopbackReady {
 		if err := h.loopbackUp(netnsPath); err != nil {
 			return nil, err
 		}
 		cfg.logf("networking: lo up (%s)", ms(time.Since(start)))
 	}
+	if h.claimPorts != nil && len(ports) > 0 {
+		if err := h.claimPorts(cfg.hostDir(), podUUID, podDir, ports); err != nil {
+			return nil, err
+		}
+		cfg.logf("networking: host ports claimed (%s)", ms(time.Since(start)))
+		defer func() {
+			if err != nil {
+				h.releasePorts(cfg.hostDir(), podUUID, ports)
+			}
+		}()
+	}
+	// rkt's isolation rules are made sure of while the plugins run; the
+	// shared masquerading rule is looked for in what that check read.
+	guardDone := make(chan guardResult, 1)
+	go func() { guardDone <- ensureGuardRules(ctx, cfg, h) }()
+	guardWait := sync.OnceValue(func() guardResult { return <-guardDone })
+	defer guardWait()
 	nsID := h.netnsID(netnsPath)
 	nis = make([]NetInfo, len(nets))
 	lists := make([]*libcni.NetworkConfigList, len(nets))
@@ -103,16 +144,22 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 		// run (an iptables run costs a few ms): no app starts before both
 		// are done.
 		masqDone := make(chan error, 1)
-		go func() { masqDone <- ensureMasqRules(ctx, n.masqRules(backend), cfg, h) }()
+		go func() { masqDone <- ensureMasqRules(ctx, n.masqRules(backend), cfg, h, guardWait) }()
 		res, err := cni.AddNetworkList(ctx, lists[i], runtimeConf(podUUID, netnsPath, &nis[i]))
+		var cr *current.Result
 		if err == nil {
-			err = nis[i].setResult(res)
+			cr, err = nis[i].setResult(res)
 		}
 		if err != nil {
 			err = explain(n, podUUID, err)
+		} else if h.markIfaces != nil {
+			err = h.markIfaces(cr, n.group())
 		}
 		if merr := <-masqDone; merr != nil && err == nil {
 			err = merr
+		}
+		if i == len(nets)-1 && err == nil {
+			err = guardWait().err
 		}
 		if err != nil {
 			if rerr := rollback(context.WithoutCancel(ctx), podUUID, podDir, nis[:i+1], cfg, h); rerr != nil {
@@ -134,10 +181,17 @@ func setup(ctx context.Context, podUUID, podDir, netnsPath string, reqs []Reques
 
 // ensureMasqRules makes sure a network's shared masquerading rules
 // exist (rules is empty for the networks whose plugins masquerade, if
-// they do).
-func ensureMasqRules(ctx context.Context, rules []masqRule, cfg *Config, h hooks) error {
+// they do). A rule the isolation check's iptables-save showed (guard)
+// is not checked again.
+func ensureMasqRules(ctx context.Context, rules []masqRule, cfg *Config, h hooks, guard func() guardResult) error {
 	for _, r := range rules {
 		t := time.Now()
+		if r.backend == "iptables" && len(rules) > 0 {
+			if g := guard(); g.err == nil && natHasMasq(g.save, r) {
+				cfg.logf("networking: shared %s: present, seen by the isolation check (%s)", r, ms(time.Since(t)))
+				continue
+			}
+		}
 		added, err := h.ensureMasq(ctx, cfg.DataDir, r)
 		if err != nil {
 			return fmt.Errorf("network %s: %w", r.network, err)
@@ -149,6 +203,31 @@ func ensureMasqRules(ctx context.Context, rules []masqRule, cfg *Config, h hooks
 		cfg.logf("networking: shared %s: %s (%s)", r, what, ms(time.Since(t)))
 	}
 	return nil
+}
+
+// guardResult is the outcome of the check of the isolation rules, and
+// the iptables-save output it read.
+type guardResult struct {
+	save string
+	err  error
+}
+
+// ensureGuardRules makes sure rkt's isolation rules exist.
+func ensureGuardRules(ctx context.Context, cfg *Config, h hooks) guardResult {
+	if h.ensureGuard == nil {
+		return guardResult{}
+	}
+	t := time.Now()
+	changed, save, err := h.ensureGuard(ctx, cfg.hostDir(), firewallBackend())
+	if err != nil {
+		return guardResult{err: err}
+	}
+	what := "present"
+	if changed {
+		what = "put in place"
+	}
+	cfg.logf("networking: isolation rules %s (%s)", what, ms(time.Since(t)))
+	return guardResult{save: save}
 }
 
 // rollback deletes networks Setup added, in reverse, like Teardown (so
@@ -197,6 +276,14 @@ func teardown(ctx context.Context, podUUID, podDir string, cfg *Config, h hooks)
 			continue
 		}
 		cfg.logf("networking: network %s torn down (%s)", ni.Name, ms(time.Since(start)))
+	}
+	// The pod no longer runs: its port claims go whatever happened.
+	for _, ni := range nis {
+		if h.releasePorts != nil && len(ni.Ports) > 0 {
+			if err := h.releasePorts(cfg.hostDir(), podUUID, ni.Ports); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("tear down the networks of pod %s: %w: fix the cause and run `rkt gc` again", podUUID, errors.Join(errs...))
@@ -309,19 +396,19 @@ func runtimeConf(podUUID, netns string, ni *NetInfo) *libcni.RuntimeConf {
 	return rt
 }
 
-func (ni *NetInfo) setResult(res types.Result) error {
+func (ni *NetInfo) setResult(res types.Result) (*current.Result, error) {
 	if res == nil {
-		return errors.New("the plugins returned no result")
+		return nil, errors.New("the plugins returned no result")
 	}
 	cr, err := current.NewResultFromResult(res)
 	if err != nil {
-		return fmt.Errorf("the plugins' result: %w", err)
+		return nil, fmt.Errorf("the plugins' result: %w", err)
 	}
 	ni.fillFromResult(cr)
 	if ni.Result, err = json.Marshal(res); err != nil {
-		return fmt.Errorf("the plugins' result: %w", err)
+		return nil, fmt.Errorf("the plugins' result: %w", err)
 	}
-	return nil
+	return cr, nil
 }
 
 // newCNI returns libcni for one of a pod's networks. The built-in

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -34,9 +35,10 @@ func TestNetKillCycles(t *testing.T) {
 	if testing.Short() {
 		cycles = 5
 	}
-	ips := map[string]bool{}
+	ips, uuids := map[string]bool{}, map[string]bool{}
 	for i := 0; i < cycles; i++ {
 		bp := e.startReady("--net=default", e.img, "--exec=/inspect", "--", "--sleep=60s")
+		uuids[bp.UUID] = true
 		nis, err := networking.LoadNetInfo(e.podDir(bp.UUID))
 		if err != nil || len(nis) == 0 || nis[0].IP == "" {
 			t.Fatalf("cycle %d: pod %s has no network recorded: %v %+v", i, bp.UUID, err, nis)
@@ -66,9 +68,13 @@ func TestNetKillCycles(t *testing.T) {
 	if extra := difference(natRules(t), rulesBefore); len(extra) > 0 {
 		t.Errorf("iptables nat rules left after %d cycles:\n%s", cycles, strings.Join(extra, "\n"))
 	}
-	leases, _ := filepath.Glob(filepath.Join(e.Dir, "networks", "*", "*"))
+	// Leases are host-wide: only those of this test's pods count.
+	leases, _ := filepath.Glob(filepath.Join(networking.LeaseDir(networking.HostDir()), "*", "*"))
 	for _, l := range leases {
-		if net.ParseIP(filepath.Base(l)) != nil {
+		if net.ParseIP(filepath.Base(l)) == nil {
+			continue
+		}
+		if data, err := os.ReadFile(l); err == nil && uuids[strings.SplitN(string(data), "\r", 2)[0]] {
 			t.Errorf("IPAM lease left: %s", l)
 		}
 	}

@@ -31,6 +31,7 @@ type variant struct {
 
 func main() {
 	rkt := flag.String("rkt", "build/bin/rkt", "rkt binary")
+	before := flag.String("rkt-before", "", "another rkt binary (with its stage1 images beside it), e.g. built from the code before a change: its --net=default is timed too, and compared")
 	dir := flag.String("dir", "", "rkt --dir (with the image fetched)")
 	image := flag.String("image", "bench.rkt/true", "rkt image name")
 	podmanImage := flag.String("podman-image", "", "podman image (empty: skip podman)")
@@ -56,6 +57,9 @@ func main() {
 		{name: "rkt --net=none", argv: rktRun("none")},
 		{name: "rkt --net=default", argv: rktRun("default")},
 	}
+	if *before != "" {
+		vs = append(vs, &variant{name: "rkt-before --net=default", argv: []string{*before, "--dir=" + *dir, "--insecure-options=image", "run", "--net=default", *image}})
+	}
 	if *podmanImage != "" {
 		base := append(append(append([]string{"podman"}, strings.Fields(*podmanGlobal)...), "run", "--rm"), strings.Fields(*podmanArgs)...)
 		vs = append(vs,
@@ -68,8 +72,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "net: become the subreaper of the commands: %v\n", err)
 	}
 	left, leftWait := 0, time.Duration(0)
-	// diffs are the per-round differences default - none (both ran).
-	var diffs []time.Duration
+	// diffs are the per-round differences default - none (both ran),
+	// beforeDiffs default - rkt-before's default.
+	var diffs, beforeDiffs []time.Duration
 	for r := 0; r < *warmup+*rounds; r++ {
 		round := map[string]time.Duration{}
 		// Shuffled per round (the same in every run): with a rotation,
@@ -98,6 +103,9 @@ func main() {
 		if ok1 && ok2 {
 			diffs = append(diffs, def-none)
 		}
+		if b, ok := round["rkt-before --net=default"]; ok && ok2 {
+			beforeDiffs = append(beforeDiffs, def-b)
+		}
 		if r%10 == 9 {
 			exec.Command(*rkt, "--dir="+*dir, "gc", "--grace-period=0s").Run()
 		}
@@ -118,6 +126,11 @@ func main() {
 	if len(diffs) > 0 {
 		m, p90 := stats(diffs)
 		fmt.Printf("rkt: per round, default minus none: median %.1f ms, p90 %.1f ms (%d rounds)\n", m, p90, len(diffs))
+	}
+	if len(beforeDiffs) > 0 {
+		m, p90 := stats(beforeDiffs)
+		fmt.Printf("rkt: --net=default against -rkt-before's: %+.1f ms (difference of the medians); per round median %+.1f ms, p90 %+.1f ms\n",
+			med["rkt --net=default"]-med["rkt-before --net=default"], m, p90)
 	}
 	if *podmanImage != "" {
 		fmt.Printf("podman: its default network adds %.1f ms over --network=none\n", med["podman (default network)"]-med["podman --network=none"])

@@ -74,15 +74,16 @@ func Stage1Rootfs(podDir string) (string, error) {
 
 // NetConfig returns the networking configuration of the pod in podDir
 // (run and gc use the same): networks from <localConfig>/net.d, IPAM
-// leases below <data dir>/networks, plugins searched in
+// leases below the host-wide <host dir>/networks (networking.HostDir:
+// /run/rkt, the same for every data dir), plugins searched in
 // <localConfig>/net.d, /usr/lib/rkt/plugins/net, then the stage1 image's
 // <rootfs>/usr/lib/rkt/plugins/net. logf gets the steps and timings.
 func NetConfig(podDir, localConfig string, logf func(string, ...any)) (networking.Config, error) {
-	dataDir, err := DataDir(podDir)
-	if err != nil {
+	if _, err := DataDir(podDir); err != nil {
 		return networking.Config{}, err
 	}
-	cfg := networking.Config{LocalConfig: localConfig, DataDir: filepath.Join(dataDir, "networks"), Logf: logf}
+	host := networking.HostDir()
+	cfg := networking.Config{LocalConfig: localConfig, DataDir: networking.LeaseDir(host), HostDir: host, Logf: logf}
 	if d := cfg.NetDir(); d != "" {
 		cfg.PluginDirs = append(cfg.PluginDirs, d)
 	}

@@ -66,7 +66,7 @@ func TestNetConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.LocalConfig != "/etc/rkt" || cfg.DataDir != filepath.Join(data, "networks") {
+	if cfg.LocalConfig != "/etc/rkt" || cfg.DataDir != networking.LeaseDir(networking.HostDir()) || cfg.HostDir != networking.HostDir() {
 		t.Errorf("config %+v", cfg)
 	}
 	if want := []string{"/etc/rkt/net.d", "/usr/lib/rkt/plugins/net"}; !reflect.DeepEqual(cfg.PluginDirs, want) {

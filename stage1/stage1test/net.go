@@ -72,7 +72,8 @@ func HostVeths(podDir string) []string {
 // NetTraces lists what is left on the host of the networks of pod uuid:
 // firewall rules naming it (the plugins put the pod's ID in their rules'
 // comments), the host interfaces veths that still exist, and IPAM leases
-// under dataDir naming it.
+// (under dataDir and the host-wide directory) and host port claims naming
+// it.
 func NetTraces(uuid, dataDir string, veths []string) []string {
 	var out []string
 	for _, c := range [][]string{{"iptables-save"}, {"nft", "list", "ruleset"}} {
@@ -95,15 +96,19 @@ func NetTraces(uuid, dataDir string, veths []string) []string {
 			out = append(out, "interface "+v)
 		}
 	}
-	filepath.Walk(filepath.Join(dataDir, "networks"), func(p string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() || net.ParseIP(info.Name()) == nil {
+	// Leases (built-in networks: host-wide; older pods: in the data dir)
+	// and host port claims naming the pod.
+	for _, dir := range []string{filepath.Join(dataDir, "networks"), networking.LeaseDir(networking.HostDir()), filepath.Join(networking.HostDir(), "ports")} {
+		filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+			if err != nil || info.IsDir() || (net.ParseIP(info.Name()) == nil && filepath.Base(filepath.Dir(p)) != "ports") {
+				return nil
+			}
+			if data, err := os.ReadFile(p); err == nil && strings.Contains(string(data), uuid) {
+				out = append(out, "lease or port claim "+p)
+			}
 			return nil
-		}
-		if data, err := os.ReadFile(p); err == nil && strings.Contains(string(data), uuid) {
-			out = append(out, "lease "+p)
-		}
-		return nil
-	})
+		})
+	}
 	return out
 }
 

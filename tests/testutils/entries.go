@@ -200,48 +200,55 @@ func goCommand() (string, error) {
 	return p, nil
 }
 
-var inspect struct {
-	mu  sync.Mutex
-	bin []byte // the built binary, once built
+var built struct {
+	mu   sync.Mutex
+	bins map[string][]byte // the built binaries, by name, once built
 }
 
 // BuildInspect builds tests/inspect (static: CGO_ENABLED=0, -trimpath, no
 // symbol tables) and
 // puts it at dir/inspect, returning that path. The go build runs once per
 // process; later calls copy the cached binary into their dir.
-func BuildInspect(dir string) (string, error) {
-	out := filepath.Join(dir, "inspect")
-	inspect.mu.Lock()
-	defer inspect.mu.Unlock()
-	if inspect.bin != nil {
-		if err := os.WriteFile(out, inspect.bin, 0o755); err != nil {
-			return "", fmt.Errorf("copy inspect binary: %w", err)
+func BuildInspect(dir string) (string, error) { return BuildStatic(dir, "inspect") }
+
+// BuildStatic builds the static test program ./tests/NAME, as BuildInspect
+// builds inspect, to dir/NAME and returns that path.
+func BuildStatic(dir, name string) (string, error) {
+	out := filepath.Join(dir, name)
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	if bin := built.bins[name]; bin != nil {
+		if err := os.WriteFile(out, bin, 0o755); err != nil {
+			return "", fmt.Errorf("copy %s binary: %w", name, err)
 		}
 		return out, nil
 	}
 	root, err := RepoRoot()
 	if err != nil {
-		return "", fmt.Errorf("build inspect: %w", err)
+		return "", fmt.Errorf("build %s: %w", name, err)
 	}
 	goBin, err := goCommand()
 	if err != nil {
-		return "", fmt.Errorf("build inspect: %w", err)
+		return "", fmt.Errorf("build %s: %w", name, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./tests/inspect")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./tests/"+name)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build inspect in %s: %w\n%s", root, err, stderr.Bytes())
+		return "", fmt.Errorf("build %s in %s: %w\n%s", name, root, err, stderr.Bytes())
 	}
 	bin, err := os.ReadFile(out)
 	if err != nil {
-		return "", fmt.Errorf("build inspect: %w", err)
+		return "", fmt.Errorf("build %s: %w", name, err)
 	}
-	inspect.bin = bin
+	if built.bins == nil {
+		built.bins = map[string][]byte{}
+	}
+	built.bins[name] = bin
 	return out, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 )
 
 // HostNet is the host's network state that CNI networks share between
@@ -13,9 +14,41 @@ import (
 // nat table with iptables, in rkt's own table with nftables), and the
 // iptables nat table itself. Tests snapshot it before they set networks up
 // and restore it afterwards, so that they leave the host as found.
+//
+// rkt's isolation rules (networking/guard.go: the chains RKT-PREROUTING
+// in raw and mangle, RKT-INPUT and RKT-FORWARD in filter, and the
+// jumps to them) are part of it: Restore removes them when the snapshot
+// did not have them and no interface is in one of rkt's device groups
+// any more (no pod of rkt's uses them).
 type HostNet struct {
 	ipForward                                                        string
 	natTable, hostportChains, cniMasqTable, rktMasqTable, sharedMasq bool
+	guard                                                            map[string]bool
+}
+
+// guardChains are rkt's isolation chains: family command, table, chain,
+// and the built-in chain that jumps to it (networking.guardChains).
+var guardChains = [][4]string{
+	{"iptables", "raw", "RKT-PREROUTING", "PREROUTING"},
+	{"iptables", "mangle", "RKT-PREROUTING", "PREROUTING"},
+	{"iptables", "filter", "RKT-INPUT", "INPUT"},
+	{"iptables", "filter", "RKT-FORWARD", "FORWARD"},
+}
+
+// rktGroupsInUse reports whether an interface is in one of rkt's device
+// groups (0x726b7400-0x726b7403, networking.groupNetD...).
+func rktGroupsInUse() bool {
+	out, err := exec.Command("ip", "-d", "-o", "link", "show").Output()
+	if err != nil {
+		return true // cannot tell: leave the rules
+	}
+	f := strings.Fields(string(out))
+	for j := 0; j+1 < len(f); j++ {
+		if f[j] == "group" && strings.HasPrefix(f[j+1], "0x726b740") {
+			return true
+		}
+	}
+	return false
 }
 
 // The names networking and the plugins give to what they share.
@@ -35,7 +68,17 @@ func SnapshotHostNet() HostNet {
 		cniMasqTable:   exec.Command("nft", "list", "table", "inet", cniMasqTable).Run() == nil,
 		rktMasqTable:   exec.Command("nft", "list", "table", "inet", rktMasqTable).Run() == nil,
 		sharedMasq:     len(sharedMasqRules()) > 0,
+		guard:          guardState(),
 	}
+}
+
+// guardState says which of rkt's isolation chains exist.
+func guardState() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range guardChains {
+		m[c[0]+"/"+c[1]+"/"+c[2]] = exec.Command(c[0], "-w", "-t", c[1], "-S", c[2]).Run() == nil
+	}
+	return m
 }
 
 // sharedMasqRules returns rkt's shared masquerading rules in the nat
@@ -81,6 +124,21 @@ func (h HostNet) Restore() {
 		// iptables -S prints rules quoted for a shell: delete them as printed.
 		for _, r := range sharedMasqRules() {
 			run("sh", "-c", "iptables -w -t nat -D "+strings.TrimPrefix(r, "-A "))
+		}
+	}
+	// The kernel removes a dead pod's veths asynchronously.
+	inUse := rktGroupsInUse()
+	for deadline := time.Now().Add(3 * time.Second); inUse && time.Now().Before(deadline); inUse = rktGroupsInUse() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !inUse {
+		for _, c := range guardChains {
+			if h.guard[c[0]+"/"+c[1]+"/"+c[2]] {
+				continue
+			}
+			run(c[0], "-w", "-t", c[1], "-D", c[3], "-j", c[2])
+			run(c[0], "-w", "-t", c[1], "-F", c[2])
+			run(c[0], "-w", "-t", c[1], "-X", c[2])
 		}
 	}
 	if !h.rktMasqTable {
