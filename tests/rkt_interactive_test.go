@@ -100,6 +100,15 @@ func TestRunInteractive(t *testing.T) {
 	if code := c.ProcessState.ExitCode(); code != 9 {
 		t.Errorf("rkt run exited %d (%v), want the app's 9\n%s", code, err, output())
 	}
+	// rkt's last bytes may still wait in the terminal's buffer.
+	for last, stable, deadline := "", 0, time.Now().Add(5*time.Second); stable < 5 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCINQ)
+		if cur := output(); err == nil && n == 0 && cur == last {
+			stable++
+		} else {
+			stable, last = 0, cur
+		}
+	}
 	got := output()
 	var st unix.Stat_t
 	if err := unix.Fstat(sfd, &st); err != nil {

@@ -94,6 +94,32 @@ func (o *operatorTerm) output() string {
 	return strings.ReplaceAll(o.out.String(), "\r", "")
 }
 
+// settled is the output once the test's reader has taken all that rkt
+// wrote: after rkt exited, its last bytes may still wait in the
+// terminal's buffer.
+func (o *operatorTerm) settled() string {
+	return settledOutput(o.master, o.output)
+}
+
+// settledOutput waits (up to 5 s) until nothing is left to read on the
+// terminal master m and output has not grown for 50 ms, and returns it.
+func settledOutput(m *os.File, output func() string) string {
+	last, stable := "", 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCINQ)
+		cur := output()
+		if err == nil && n == 0 && cur == last {
+			if stable++; stable == 5 {
+				break
+			}
+		} else {
+			stable = 0
+		}
+		last = cur
+	}
+	return output()
+}
+
 // waitFor waits for s in the terminal's output.
 func (o *operatorTerm) waitFor(t *testing.T, s string) {
 	t.Helper()
@@ -182,7 +208,7 @@ func TestInteractive(t *testing.T) {
 	if code := exitCode(err); code != 7 {
 		t.Errorf("exit code %d (%v), want the app's 7", code, err)
 	}
-	out := o.output()
+	out := o.settled()
 	t.Logf("terminal:\n%s", out)
 	for _, s := range []string{"\n33 111\n", "stdin tty: true", "stdout tty: true", "stderr tty: true", "winsize: 33 111", "stdin: typed line"} {
 		if !strings.Contains(out, s) {
@@ -215,7 +241,7 @@ func TestInteractiveTIOCSTI(t *testing.T) {
 	if err := c.Wait(); err != nil {
 		t.Fatalf("pod: %v\n%s", err, o.output())
 	}
-	out := o.output()
+	out := o.settled()
 	if !strings.Contains(out, "tiocsti: ok") {
 		t.Fatalf("the app's TIOCSTI on its own terminal failed:\n%s", out)
 	}
@@ -300,7 +326,7 @@ func TestInteractiveExecFails(t *testing.T) {
 		t.Errorf("exit code %d (%v), want 127", code, err)
 	}
 	time.Sleep(100 * time.Millisecond) // the last output through the terminal
-	if out := o.output(); !strings.Contains(out, "rkt: app a: exec /no/such/binary") {
+	if out := o.settled(); !strings.Contains(out, "rkt: app a: exec /no/such/binary") {
 		t.Errorf("no error message on the terminal: %q", out)
 	}
 	if after := o.termios(t); *after != *before {
@@ -352,7 +378,7 @@ func TestInteractiveUser(t *testing.T) {
 	if err := c.Wait(); err != nil {
 		t.Fatalf("pod: %v\n%s", err, o.output())
 	}
-	out := o.output()
+	out := o.settled()
 	for _, s := range []string{"owner 1000\n", "uid: 1000", "stdin tty: true", "stdin: from the operator"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("no %q in %q", s, out)
