@@ -25,6 +25,9 @@
 //     uncompressed stream and the declared size of every file, so a sparse
 //     entry cannot write more than the limit).
 //
+// OCI layers are extracted with ConvertWhiteouts, which turns their
+// whiteout entries into overlayfs whiteouts (see whiteout.go).
+//
 // Ownership (when running as root), modes, extended attributes and
 // modification times are preserved. While extracting, the Extractor
 // computes a digest of the resulting tree that Verify can recompute from the
@@ -81,6 +84,10 @@ type Extractor struct {
 	buf     []byte
 	sum     hash.Hash
 	disk    int64 // allocated bytes of what was extracted (DiskUsage)
+
+	// Layer mode (ConvertWhiteouts): nil otherwise.
+	wh     map[string]bool // paths extracted as whiteouts
+	opaque map[string]bool // directories to mark opaque
 }
 
 // record is what the tree digest covers for one path.
@@ -185,6 +192,11 @@ func (e *Extractor) Add(name string, hdr *tar.Header, r io.Reader) error {
 	}
 	if e.limits.MaxEntries > 0 && len(e.seen) >= e.limits.MaxEntries {
 		return unsafef(name, "more than %d entries", e.limits.MaxEntries)
+	}
+	if e.wh != nil {
+		if done, err := e.whiteoutEntry(name, p, hdr); done || err != nil {
+			return err
+		}
 	}
 	if p == "." && hdr.Typeflag != tar.TypeDir {
 		return unsafef(name, "the image root must be a directory")
@@ -592,6 +604,7 @@ func (e *Extractor) Finish() (string, error) {
 	sort.Slice(e.dirs, func(i, j int) bool { return e.dirs[i] > e.dirs[j] })
 	for _, d := range e.dirs {
 		rec := e.seen[d]
+		e.opaqueXattrs(d, rec)
 		fd, err := unix.Openat2(e.root, d, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
 		if err != nil {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rkt/rkt/pkg/fsutil"
 )
 
@@ -51,12 +53,22 @@ func Digest(dir string) (string, error) {
 			}
 		case fs.ModeNamedPipe:
 			r.typ = tar.TypeFifo
+		case fs.ModeDevice | fs.ModeCharDevice:
+			if st.Rdev != 0 {
+				return fmt.Errorf("%s: device node in a tree", p)
+			}
+			r.typ = tar.TypeChar // an overlayfs whiteout (ConvertWhiteouts)
 		default:
 			return fmt.Errorf("%s: unexpected file type %v in a tree", p, fi.Mode().Type())
 		}
 		if r.typ != tar.TypeSymlink {
 			if r.xattrs, err = fsutil.ImageXattrs(p); err != nil {
 				return err
+			}
+			if r.typ == tar.TypeDir {
+				if err := opaqueOf(p, r); err != nil {
+					return err
+				}
 			}
 		}
 		recs[filepath.ToSlash(rel)] = r
@@ -79,5 +91,24 @@ func hashFile(p string, buf []byte, r *record) error {
 		return err
 	}
 	copy(r.content[:], h.Sum(nil))
+	return nil
+}
+
+// opaqueOf adds a directory's overlayfs opaque attribute to its record, so
+// that Digest covers what ConvertWhiteouts set.
+func opaqueOf(p string, r *record) error {
+	var v [8]byte
+	n, err := unix.Lgetxattr(p, OpaqueXattr, v[:])
+	switch err {
+	case nil:
+	case unix.ENODATA, unix.ENOTSUP, unix.EPERM:
+		return nil
+	default:
+		return &os.PathError{Op: "getxattr " + OpaqueXattr, Path: p, Err: err}
+	}
+	if r.xattrs == nil {
+		r.xattrs = map[string]string{}
+	}
+	r.xattrs[OpaqueXattr] = string(v[:n])
 	return nil
 }
