@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,10 +41,11 @@ func (s *Store) lockTreeForRemoval(treeID string) (*lock.Lock, error) {
 	return l, nil
 }
 
-// Remove deletes an image: its index row, its trees and its blob. It
-// refuses while a pod uses the image's tree.
+// Remove deletes an image: its index row, the trees and blobs no other
+// image uses. It refuses while a pod uses one of the trees it would
+// remove.
 func (s *Store) Remove(ctx context.Context, key string) error {
-	kl, err := s.keyLock(ctx, key)
+	kl, err := s.keyLock(ctx, keyFileName(key))
 	if err != nil {
 		return err
 	}
@@ -54,16 +54,21 @@ func (s *Store) Remove(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	trees := []string{key}
-	if info.TreeID != key {
-		trees = append(trees, info.TreeID)
+	others, err := s.refs(key)
+	if err != nil {
+		return err
 	}
-	for _, t := range trees {
+	var trees []string
+	for _, t := range ownTrees(info) {
+		if others[t] && t != key {
+			continue // another image's too: it stays
+		}
 		tl, err := s.lockTreeForRemoval(t)
 		if err != nil {
 			return fmt.Errorf("image %s: %w", ShortKey(key), err)
 		}
 		defer tl.Close()
+		trees = append(trees, t)
 	}
 	// The index row goes first: from then on nothing can find the image,
 	// and what is left if we die is unreferenced and collected by gc.
@@ -84,24 +89,65 @@ func (s *Store) Remove(ctx context.Context, key string) error {
 			return fmt.Errorf("image %s removed from the index, but removing its tree failed (rkt image gc will retry): %w", ShortKey(key), err)
 		}
 	}
-	if err := os.Remove(s.blobPath(key)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	for _, b := range info.blobs() {
+		if others[b] && b != key {
+			continue
+		}
+		if b != key { // an image's own blob is guarded by its key lock
+			bl, err := s.lockBlobForRemoval(b)
+			if err != nil {
+				continue // held by an import's lease: gc takes it later
+			}
+			defer bl.Close()
+		}
+		if err := os.Remove(s.blobPath(b)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }
 
-// treeShared reports whether another image still renders to treeID.
-func (s *Store) treeShared(treeID string) bool {
-	shared := false
-	s.view(func(tx *bolt.Tx) error {
+// ownTrees are the trees an image may own: an ACI's own tree and its
+// rendered one, or a layered image's layer trees.
+func ownTrees(info *ImageInfo) []string {
+	if len(info.Layers) > 0 {
+		return info.Trees()
+	}
+	trees := []string{info.Key}
+	if info.TreeID != info.Key {
+		trees = append(trees, info.TreeID)
+	}
+	return trees
+}
+
+// refs returns every tree and blob the index references, except through
+// the record of key (pass "" for all).
+func (s *Store) refs(except string) (map[string]bool, error) {
+	refs := map[string]bool{}
+	err := s.view(func(tx *bolt.Tx) error {
 		return forEachImage(tx, func(i *ImageInfo) error {
-			if i.TreeID == treeID || i.Key == treeID {
-				shared = true
+			if i.Key == except {
+				return nil
+			}
+			for _, t := range ownTrees(i) {
+				refs[t] = true
+			}
+			for _, d := range i.Deps {
+				refs[d] = true
+			}
+			for _, b := range i.blobs() {
+				refs[b] = true
 			}
 			return nil
 		})
 	})
-	return shared
+	return refs, err
+}
+
+// treeShared reports whether an image still uses treeID.
+func (s *Store) treeShared(treeID string) bool {
+	refs, err := s.refs("")
+	return err != nil || refs[treeID]
 }
 
 func deleteRemotesOf(tx *bolt.Tx, key string) error {
@@ -138,8 +184,13 @@ type GCReport struct {
 func (s *Store) GC(ctx context.Context, gracePeriod time.Duration, keepTrees ...map[string]bool) (*GCReport, error) {
 	pinned := func(i *ImageInfo) bool {
 		for _, k := range keepTrees {
-			if k[i.TreeID] || k[i.Key] {
+			if k[i.Key] {
 				return true
+			}
+			for _, t := range i.Trees() {
+				if k[t] {
+					return true
+				}
 			}
 		}
 		return false
@@ -181,11 +232,13 @@ func (s *Store) GC(ctx context.Context, gracePeriod time.Duration, keepTrees ...
 		}
 		rep.Removed = append(rep.Removed, i.Key)
 	}
-	return rep, s.sweep(rep)
+	return rep, s.sweep(rep, keepTrees)
 }
 
-// sweep removes trees and blobs with no index row.
-func (s *Store) sweep(rep *GCReport) error {
+// sweep removes trees and blobs with no index row, except the trees
+// existing pods use (keepTrees: a pod keeps its layers even once its
+// image is removed).
+func (s *Store) sweep(rep *GCReport, keepTrees []map[string]bool) error {
 	if err := s.SweepTmp(24 * time.Hour); err != nil {
 		return err
 	}
@@ -197,15 +250,13 @@ func (s *Store) sweep(rep *GCReport) error {
 			}
 		}
 	}
-	refs := map[string]bool{}
-	images, err := s.List()
+	refs, err := s.refs("")
 	if err != nil {
 		return err
 	}
-	for _, i := range images {
-		refs[i.Key], refs[i.TreeID] = true, true
-		for _, d := range i.Deps {
-			refs[d] = true
+	for _, k := range keepTrees {
+		for t := range k {
+			refs[t] = true
 		}
 	}
 	trees, err := os.ReadDir(filepath.Join(s.dir, "tree"))
@@ -219,10 +270,10 @@ func (s *Store) sweep(rep *GCReport) error {
 		}
 		tl, err := s.lockTreeForRemoval(id)
 		if err != nil {
-			continue // in use, or being rendered
+			continue // in use, being rendered, or held by an import's lease
 		}
 		// Re-check under the lock: an import may have committed meanwhile.
-		if _, err := s.Get(id); err == nil || strings.HasPrefix(id, "deps-") && s.treeShared(id) {
+		if s.treeShared(id) {
 			tl.Close()
 			continue
 		}
@@ -231,29 +282,47 @@ func (s *Store) sweep(rep *GCReport) error {
 		}
 		tl.Close()
 	}
-	dirs, err := os.ReadDir(filepath.Join(s.dir, "blob", "sha512"))
-	if err != nil {
-		return err
-	}
-	for _, d := range dirs {
-		blobs, _ := os.ReadDir(filepath.Join(s.dir, "blob", "sha512", d.Name()))
-		for _, b := range blobs {
-			if refs[b.Name()] {
-				continue
-			}
-			kl, err := s.keyLock(context.Background(), b.Name())
-			if err != nil {
-				continue
-			}
-			if _, err := s.Get(b.Name()); errors.Is(err, ErrNotFound) {
-				if os.Remove(filepath.Join(s.dir, "blob", "sha512", d.Name(), b.Name())) == nil {
+	for _, a := range keyAlgs {
+		dirs, err := os.ReadDir(filepath.Join(s.dir, "blob", a.dir))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, d := range dirs {
+			blobs, _ := os.ReadDir(filepath.Join(s.dir, "blob", a.dir, d.Name()))
+			for _, b := range blobs {
+				key, ok := keyOfFileName(a.dir, b.Name())
+				if !ok || refs[key] {
+					continue
+				}
+				if s.sweepBlob(key) {
 					rep.Blobs++
 				}
 			}
-			kl.Close()
 		}
 	}
 	return nil
+}
+
+// sweepBlob removes an unreferenced blob unless an import holds it (its
+// key lock for an ACI, a lease for any blob), re-checking under the locks.
+func (s *Store) sweepBlob(key string) bool {
+	kl, err := s.keyLock(context.Background(), keyFileName(key))
+	if err != nil {
+		return false
+	}
+	defer kl.Close()
+	bl, err := s.lockBlobForRemoval(key)
+	if err != nil {
+		return false
+	}
+	defer bl.Close()
+	if refs, err := s.refs(""); err != nil || refs[key] {
+		return false
+	}
+	return os.Remove(s.blobPath(key)) == nil
 }
 
 // dependedOn reports whether a kept image depends on key.

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/aci"
+	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/tarx"
 )
@@ -43,6 +44,18 @@ type ImportOptions struct {
 	Source string
 	// Remote, for downloads, is the cache record saved with the image.
 	Remote *Remote
+}
+
+// ParsedManifest parses an ACI record's manifest.
+func (i *ImageInfo) ParsedManifest() (*schema.ImageManifest, error) {
+	if !i.IsACI() {
+		return nil, fmt.Errorf("image %s is a %s, not an ACI", ShortKey(i.Key), i.MediaType)
+	}
+	var m schema.ImageManifest
+	if err := appcjson.Unmarshal(i.Manifest, &m); err != nil {
+		return nil, fmt.Errorf("stored manifest of %s: %w", i.Key, err)
+	}
+	return &m, nil
 }
 
 // Staged is an image unpacked and hashed in the store's tmp area, not yet
@@ -134,7 +147,7 @@ func (st *Staged) unpack(ctx context.Context, r io.Reader, maxSize int64) error 
 	}
 	defer closeFn()
 	st.Compression = comp
-	hr := newHashingReader(ctx, dr, maxSize)
+	hr := newHashingReader(ctx, dr, maxSize, sha512.New())
 	defer hr.Close()
 	tree := filepath.Join(st.work, "tree")
 	ex, err := tarx.New(filepath.Join(tree, "rootfs"), tarx.DefaultLimits, os.Geteuid() == 0)
@@ -355,7 +368,7 @@ func labelMap(m *schema.ImageManifest) map[string]string {
 
 // hashingReader runs the front of the import pipeline on two goroutines
 // of its own: one reads (and so decompresses) ahead into a small ring of
-// buffers, the other hashes each chunk with SHA-512 and bounds the size,
+// buffers, the other hashes each chunk (SHA-512 for an ACI, SHA-256 for a layer) and bounds the size,
 // then hands it to the consumer (the tar extractor). Decompression,
 // hashing and extraction thus overlap on separate cores.
 type hashingReader struct {
@@ -377,10 +390,10 @@ type chunk struct {
 	err error // the read error after buf (io.EOF at the end)
 }
 
-func newHashingReader(ctx context.Context, r io.Reader, max int64) *hashingReader {
+func newHashingReader(ctx context.Context, r io.Reader, max int64, h hash.Hash) *hashingReader {
 	const nbuf, size = 8, 256 << 10
 	hr := &hashingReader{ch: make(chan []byte, nbuf), free: make(chan []byte, nbuf),
-		h: sha512.New(), stop: make(chan struct{}), done: make(chan struct{}), rdone: make(chan struct{})}
+		h: h, stop: make(chan struct{}), done: make(chan struct{}), rdone: make(chan struct{})}
 	for i := 0; i < nbuf; i++ {
 		hr.free <- make([]byte, size)
 	}

@@ -16,7 +16,17 @@ import (
 
 // SchemaVersion is the version of the index layout this rkt writes.
 // Bump it and append to migrations when the layout changes.
-const SchemaVersion = 1
+//
+// 2: format-neutral records (media type, refs, config, layers). An index
+// of version 1 reads as version 2 (its rows are ACI records with one
+// tree), so readers accept it before any writer migrated it; an older rkt
+// refuses version 2, which it would misread (its gc would take layer trees
+// for leftovers).
+const SchemaVersion = 2
+
+// minReadable is the oldest index version this rkt reads without a
+// migration.
+const minReadable = 1
 
 // migrations[i] upgrades an index from schema version i to i+1. Each runs
 // in the same write transaction as the version bump, so an interrupted
@@ -31,6 +41,8 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return nil
 	},
+	// 1 -> 2: records gain optional fields; the rows stay as they are.
+	func(tx *bolt.Tx) error { return nil },
 }
 
 var (
@@ -150,7 +162,7 @@ func checkSchema(tx *bolt.Tx) error {
 	if v > SchemaVersion {
 		return fmt.Errorf("the image store was written by a newer rkt (index schema %d, this rkt knows up to %d): use that rkt, or a new --dir", v, SchemaVersion)
 	}
-	if v < SchemaVersion {
+	if v < minReadable {
 		// Written by an older rkt: readable only after migration, which a
 		// writer does. Say so rather than misreading it.
 		return fmt.Errorf("the image store index has schema %d and needs migrating to %d: run any writing command (e.g. rkt image gc) as its owner", v, SchemaVersion)
@@ -201,14 +213,33 @@ func putImage(tx *bolt.Tx, info *ImageInfo) error {
 	if err := tx.Bucket(bucketImages).Put([]byte(info.Key), data); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketNames).Put(nameKey(info.Name, info.Key), nil)
+	for _, n := range info.names() {
+		if err := tx.Bucket(bucketNames).Put(nameKey(n, info.Key), nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func deleteImage(tx *bolt.Tx, info *ImageInfo) error {
 	if err := tx.Bucket(bucketImages).Delete([]byte(info.Key)); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketNames).Delete(nameKey(info.Name, info.Key))
+	for _, n := range info.names() {
+		if err := tx.Bucket(bucketNames).Delete(nameKey(n, info.Key)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// names are what the names bucket indexes a record by.
+func (i *ImageInfo) names() []string {
+	out := make([]string, 0, 1+len(i.Refs))
+	if i.Name != "" {
+		out = append(out, i.Name)
+	}
+	return append(out, i.Refs...)
 }
 
 func nameKey(name, key string) []byte { return []byte(name + "\x00" + key) }

@@ -20,7 +20,6 @@ package imagestore
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -29,11 +28,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/appc/spec/schema"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/rkt/rkt/pkg/aci"
-	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/lock"
 )
 
@@ -43,12 +40,31 @@ var (
 	ErrAmbiguous = errors.New("ambiguous image ID")
 )
 
-// ImageInfo is one index row.
+// MediaTypeACI is the media type of an ACI record. A record stored
+// without a media type (by an older rkt) is an ACI.
+const MediaTypeACI = "application/vnd.appc.image+tar"
+
+// ImageInfo is one index row: an image record. It is format-neutral: an
+// ACI record has one tree (TreeID, which for an ACI with dependencies is
+// their merged tree); a layered record (an OCI image) has Config and an
+// ordered list of Layers, each with a tree of its own, and no TreeID.
 type ImageInfo struct {
-	Key          string            `json:"id"`
-	Name         string            `json:"name"`
-	Labels       map[string]string `json:"labels,omitempty"`
-	Manifest     []byte            `json:"manifest"`
+	// Key is the image's ID: sha512-… for an ACI, the manifest's
+	// sha256:… digest for an OCI image.
+	Key  string `json:"id"`
+	Name string `json:"name"`
+	// MediaType is the media type of Manifest ("" = MediaTypeACI).
+	MediaType string `json:"media_type,omitempty"`
+	// Refs are further references the image is known by (such as a
+	// registry reference); like Name, each finds it in FindByName.
+	Refs   []string          `json:"refs,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Manifest is the image's manifest, raw as the image carried it.
+	Manifest []byte `json:"manifest"`
+	// Config is the digest of a layered image's config blob.
+	Config string `json:"config,omitempty"`
+	// Layers are a layered image's layers, lowest first.
+	Layers       []Layer         `json:"layers,omitempty"`
 	Compression  aci.Compression   `json:"compression"`
 	Size         int64             `json:"size"`          // blob bytes, as fetched
 	UnpackedSize int64             `json:"unpacked_size"` // uncompressed image bytes
@@ -66,6 +82,44 @@ type ImageInfo struct {
 	SignedBy string `json:"signed_by,omitempty"`
 }
 
+// Layer is one layer of a layered record.
+type Layer struct {
+	Digest    string `json:"digest"`  // the blob as fetched (sha256:…)
+	DiffID    string `json:"diff_id"` // of the uncompressed tar (sha256:…)
+	MediaType string `json:"media_type,omitempty"`
+	Size      int64  `json:"size"`    // blob bytes
+	TreeID    string `json:"tree_id"` // LayerTreeID(DiffID)
+}
+
+// IsACI reports whether the record is an ACI's.
+func (i *ImageInfo) IsACI() bool { return i.MediaType == "" || i.MediaType == MediaTypeACI }
+
+// Trees returns the trees a pod of the image uses as its lower
+// directories, top first: an ACI's one tree, or a layered image's layer
+// trees from the last layer to the first.
+func (i *ImageInfo) Trees() []string {
+	if len(i.Layers) == 0 {
+		return []string{i.TreeID}
+	}
+	out := make([]string, 0, len(i.Layers))
+	for j := len(i.Layers) - 1; j >= 0; j-- {
+		out = append(out, i.Layers[j].TreeID)
+	}
+	return out
+}
+
+// blobs returns the blobs the record references.
+func (i *ImageInfo) blobs() []string {
+	out := []string{i.Key}
+	if i.Config != "" {
+		out = append(out, i.Config)
+	}
+	for _, l := range i.Layers {
+		out = append(out, l.Digest)
+	}
+	return out
+}
+
 // StoreSize is what image list shows: the disk the image occupies
 // (DiskUsage), or for images stored before that was recorded, the size
 // of the uncompressed image.
@@ -74,23 +128,6 @@ func (i *ImageInfo) StoreSize() int64 {
 		return i.DiskUsage
 	}
 	return i.UnpackedSize
-}
-
-// ParsedManifest parses the stored manifest.
-func (i *ImageInfo) ParsedManifest() (*schema.ImageManifest, error) {
-	var m schema.ImageManifest
-	if err := appcjson.Unmarshal(i.Manifest, &m); err != nil {
-		return nil, fmt.Errorf("stored manifest of %s: %w", i.Key, err)
-	}
-	return &m, nil
-}
-
-// ShortKey is the 12-hex form rkt shows.
-func ShortKey(key string) string {
-	if strings.HasPrefix(key, "sha512-") && len(key) > 19 {
-		return key[:19]
-	}
-	return key
 }
 
 // Remote is the cache record for an image fetched from a URL.
@@ -127,11 +164,6 @@ func (s *Store) Dir() string { return s.dir }
 // TmpDir is where downloads in progress live (same file system as blobs).
 func (s *Store) TmpDir() string { return filepath.Join(s.dir, "tmp") }
 
-func (s *Store) blobPath(key string) string {
-	h := strings.TrimPrefix(key, "sha512-")
-	return filepath.Join(s.dir, "blob", "sha512", h[:2], key)
-}
-
 // TreePath returns the directory of a rendered tree.
 func (s *Store) TreePath(treeID string) string { return filepath.Join(s.dir, "tree", treeID) }
 
@@ -155,22 +187,12 @@ func (s *Store) Get(key string) (*ImageInfo, error) {
 	return info, err
 }
 
-// IsKey reports whether s looks like an image ID (or a prefix of one).
-func IsKey(s string) bool {
-	h, ok := strings.CutPrefix(s, "sha512-")
-	if !ok || len(h) < 1 || len(h) > 64 {
-		return false
-	}
-	_, err := hex.DecodeString(h + strings.Repeat("0", len(h)%2))
-	return err == nil
-}
-
-// ResolveKey expands a unique key prefix ("sha512-" and at least two hex
-// digits) to the full key.
+// ResolveKey expands a unique key prefix ("sha512-" or "sha256:" and at
+// least two hex digits) to the full key.
 func (s *Store) ResolveKey(prefix string) (string, error) {
 	prefix = strings.ToLower(prefix)
-	if !IsKey(prefix) || len(prefix) < len("sha512-")+2 {
-		return "", fmt.Errorf("%q is not an image ID: want sha512- followed by at least 2 hex digits", prefix)
+	if _, h, _ := splitKey(prefix); !IsKey(prefix) || len(h) < 2 {
+		return "", fmt.Errorf("%q is not an image ID: want sha512- or sha256: followed by at least 2 hex digits", prefix)
 	}
 	var matches []string
 	err := s.view(func(tx *bolt.Tx) error {

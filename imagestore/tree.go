@@ -46,6 +46,9 @@ func (s *Store) treeValid(treeID string) bool {
 // checking the tree's completion marker (one stat: trees are never
 // re-hashed on the run path).
 func (s *Store) TreeRootfs(info *ImageInfo) (string, error) {
+	if len(info.Layers) > 0 {
+		return "", fmt.Errorf("image %s has %d layers, each with its tree: no single rootfs (use LowerDirs)", ShortKey(info.Key), len(info.Layers))
+	}
 	if !s.treeValid(info.TreeID) {
 		return "", fmt.Errorf("image %s has no rendered tree (%s): fetch it again", ShortKey(info.Key), info.TreeID)
 	}
@@ -155,12 +158,22 @@ func (s *Store) removeTree(treeID string) error {
 	return os.RemoveAll(trash)
 }
 
-// VerifyTree recomputes the digest of an image's tree and compares it with
-// the one recorded at render time.
+// VerifyTree recomputes the digest of each of an image's trees (an ACI's
+// one, or every layer's) and compares it with the one recorded at render
+// time.
 func (s *Store) VerifyTree(info *ImageInfo) error {
-	dir := s.TreePath(info.TreeID)
-	if !s.treeValid(info.TreeID) {
-		return fmt.Errorf("image %s: tree %s is missing or incomplete: %w", ShortKey(info.Key), info.TreeID, ErrTreeInvalid)
+	for _, t := range info.Trees() {
+		if err := s.verifyTree(info, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) verifyTree(info *ImageInfo, treeID string) error {
+	dir := s.TreePath(treeID)
+	if treeID == "" || !s.treeValid(treeID) {
+		return fmt.Errorf("image %s: tree %s is missing or incomplete: %w", ShortKey(info.Key), treeID, ErrTreeInvalid)
 	}
 	want, err := os.ReadFile(filepath.Join(dir, "hash"))
 	if err != nil {
@@ -172,7 +185,7 @@ func (s *Store) VerifyTree(info *ImageInfo) error {
 	}
 	if strings.TrimSpace(string(want)) != got {
 		return fmt.Errorf("image %s: tree %s digest is %s, recorded %s: %w (remove and fetch the image again)",
-			ShortKey(info.Key), info.TreeID, got, strings.TrimSpace(string(want)), ErrTreeInvalid)
+			ShortKey(info.Key), treeID, got, strings.TrimSpace(string(want)), ErrTreeInvalid)
 	}
 	return nil
 }
