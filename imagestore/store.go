@@ -65,9 +65,9 @@ type ImageInfo struct {
 	Config string `json:"config,omitempty"`
 	// Layers are a layered image's layers, lowest first.
 	Layers       []Layer         `json:"layers,omitempty"`
-	Compression  aci.Compression   `json:"compression"`
-	Size         int64             `json:"size"`          // blob bytes, as fetched
-	UnpackedSize int64             `json:"unpacked_size"` // uncompressed image bytes
+	Compression  aci.Compression `json:"compression"`
+	Size         int64           `json:"size"`          // blob bytes, as fetched
+	UnpackedSize int64           `json:"unpacked_size"` // uncompressed image bytes
 	// DiskUsage is what the image occupies in the store: its blob and
 	// the allocated blocks of its tree (0 for images stored before it
 	// was recorded).

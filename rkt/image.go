@@ -267,6 +267,9 @@ func newCopyTreeCmd(use, short string, withDeps bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(info.Layers) > 0 {
+				return fmt.Errorf("image %s has %d layers: image %s of a layered image is not supported yet", imagestore.ShortKey(info.Key), len(info.Layers), use)
+			}
 			treeID := info.Key
 			if withDeps {
 				treeID = info.TreeID
@@ -344,33 +347,46 @@ func init() {
 // until the pod is removed.
 func podTrees() map[string]bool {
 	out := map[string]bool{}
-	for id := range treeUsers() {
-		out[id] = true
+	for _, trees := range podTreeSets() {
+		for id := range trees {
+			out[id] = true
+		}
 	}
 	return out
 }
 
-// podUsing returns the UUID of a pod using the image, or "".
+// podUsing returns the UUID of a pod using the image (one that lists all
+// of the image's trees, or its own tree), or "".
 func podUsing(info *imagestore.ImageInfo) string {
-	users := treeUsers()
-	if u := users[info.TreeID]; u != "" {
-		return u
+	for uuid, trees := range podTreeSets() {
+		if trees[info.Key] {
+			return uuid
+		}
+		all := true
+		for _, t := range info.Trees() {
+			all = all && trees[t]
+		}
+		if all {
+			return uuid
+		}
 	}
-	return users[info.Key]
+	return ""
 }
 
-// treeUsers maps each tree ID an existing pod uses to one such pod.
-func treeUsers() map[string]string {
-	out := map[string]string{}
+// podTreeSets maps each existing pod to the trees it uses.
+func podTreeSets() map[string]map[string]bool {
+	out := map[string]map[string]bool{}
 	pods, _ := pod.List(podsDir())
 	for _, p := range pods {
 		data, err := os.ReadFile(filepath.Join(p.Path(), stage1abi.TreeIDsFile))
 		if err != nil {
 			continue
 		}
+		set := map[string]bool{}
 		for _, id := range strings.Fields(string(data)) {
-			out[id] = p.UUID
+			set[id] = true
 		}
+		out[p.UUID] = set
 	}
 	return out
 }

@@ -176,21 +176,28 @@ func (pr *Prepared) create(podsDir string, fill func() error) error {
 func (pr *Prepared) lockTrees(ctx context.Context, s1 *imagestore.ImageInfo, infos []*imagestore.ImageInfo) error {
 	seen := map[string]bool{}
 	for _, info := range append([]*imagestore.ImageInfo{s1}, infos...) {
-		if seen[info.TreeID] {
+		if seen[info.Key] {
 			continue
 		}
-		seen[info.TreeID] = true
-		l, err := pr.store.UseTree(ctx, info.TreeID)
-		if err != nil {
-			return fmt.Errorf("waiting for image %s (its tree is locked by an image removal or gc): %w", imagestore.ShortKey(info.Key), err)
+		seen[info.Key] = true
+		pr.imageKeys = append(pr.imageKeys, info.Key)
+		// An ACI has one tree; a layered image one per layer.
+		for _, t := range info.Trees() {
+			if seen["tree "+t] {
+				continue
+			}
+			seen["tree "+t] = true
+			l, err := pr.store.UseTree(ctx, t)
+			if err != nil {
+				return fmt.Errorf("waiting for image %s (its tree is locked by an image removal or gc): %w", imagestore.ShortKey(info.Key), err)
+			}
+			pr.TreeLocks = append(pr.TreeLocks, l)
+			pr.treeIDs = append(pr.treeIDs, t)
 		}
-		pr.TreeLocks = append(pr.TreeLocks, l)
 		// The image may have been removed between the fetch and the lock.
-		if _, err := pr.store.TreeRootfs(info); err != nil {
+		if _, err := pr.store.LowerDirs(info); err != nil {
 			return err
 		}
-		pr.imageKeys = append(pr.imageKeys, info.Key)
-		pr.treeIDs = append(pr.treeIDs, info.TreeID)
 	}
 	return nil
 }
@@ -221,15 +228,12 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 		stage1abi.TreeIDsFile:          []byte(strings.Join(pr.treeIDs, "\n") + "\n"),
 	}
 	for i, ra := range pr.Manifest.Apps {
-		rootfs, err := pr.store.TreeRootfs(infos[i])
+		lowers, err := appLowerDirs(pr.store, infos[i])
 		if err != nil {
 			return err
 		}
-		if strings.ContainsAny(rootfs, ":,\n") {
-			return fmt.Errorf("image tree path %s contains ':', ',' or a newline, which overlayfs cannot take: use a --dir without them", rootfs)
-		}
 		files[stage1abi.AppManifest(ra.Name.String())] = infos[i].Manifest
-		files[stage1abi.AppLowerDirs(ra.Name.String())] = []byte(rootfs + "\n")
+		files[stage1abi.AppLowerDirs(ra.Name.String())] = lowers
 	}
 	for name, content := range files {
 		p := filepath.Join(dir, name)
@@ -243,6 +247,24 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 		}
 	}
 	return pr.reserveStatus()
+}
+
+// appLowerDirs is the content of an app's lowerdirs file: the image's
+// trees, one per line, top first (an ACI's one tree; a layered image's
+// layers from the last to the first), as overlayfs stacks them.
+func appLowerDirs(s *imagestore.Store, info *imagestore.ImageInfo) ([]byte, error) {
+	dirs, err := s.LowerDirs(info)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for _, d := range dirs {
+		if strings.ContainsAny(d, ":,\n") {
+			return nil, fmt.Errorf("image tree path %s contains ':', ',' or a newline, which overlayfs cannot take: use a --dir without them", d)
+		}
+		b.WriteString(d + "\n")
+	}
+	return []byte(b.String()), nil
 }
 
 // reserveStatus creates every app's exit status file, empty and with
