@@ -313,7 +313,7 @@ func (st *Staged) Commit(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
-	info := &ImageInfo{Key: st.Key, Name: st.Manifest.Name.String(), Labels: labelMap(st.Manifest),
+	info := &ImageInfo{Key: st.Key, Name: st.Manifest.Name.String(), MediaType: MediaTypeACI, Labels: labelMap(st.Manifest),
 		Manifest: st.RawManifest, Compression: st.Compression, Size: st.size, UnpackedSize: st.unpacked,
 		DiskUsage: st.size + st.disk,
 		TreeID:    st.Key, ImportTime: now, Source: st.source, SignedBy: st.SignedBy}
