@@ -173,6 +173,10 @@ type LayerDesc struct {
 	MaxSize int64
 }
 
+// layerSizeFile, in a layer's tree, records the uncompressed layer's size
+// and the tree's disk usage, for the records of every image that has it.
+const layerSizeFile = "size"
+
 // HasLayer reports whether the layer with this diff ID is extracted.
 func (s *Store) HasLayer(diffID string) bool {
 	return isFullKey(diffID) && s.treeValid(LayerTreeID(diffID))
@@ -220,6 +224,9 @@ func (s *Store) PutLayer(ctx context.Context, d LayerDesc, open func() (io.ReadC
 	}
 	if fi, err := os.Stat(s.blobPath(d.Digest)); err == nil {
 		out.Size = fi.Size()
+	}
+	if data, err := os.ReadFile(filepath.Join(s.TreePath(out.TreeID), layerSizeFile)); err == nil {
+		fmt.Sscan(string(data), &out.Unpacked, &out.Disk)
 	}
 	for _, k := range held {
 		l.add(k)
@@ -327,6 +334,9 @@ func (s *Store) extractLayer(ctx context.Context, d LayerDesc, open func() (io.R
 	if err := os.WriteFile(filepath.Join(tree, "hash"), []byte(digest+"\n"), 0o640); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(tree, layerSizeFile), fmt.Appendf(nil, "%d %d\n", hr.n, ex.DiskUsage()), 0o640); err != nil {
+		return err
+	}
 	if err := blob.Close(); err != nil {
 		return err
 	}
@@ -382,6 +392,13 @@ func (s *Store) PutRecord(ctx context.Context, info *ImageInfo) error {
 	}
 	if rec.Size == 0 {
 		rec.Size = s.blobBytes(&rec)
+	}
+	if rec.DiskUsage == 0 {
+		rec.UnpackedSize, rec.DiskUsage = 0, rec.Size
+		for _, l := range rec.Layers {
+			rec.UnpackedSize += l.Unpacked
+			rec.DiskUsage += l.Disk
+		}
 	}
 	return s.update(true, func(tx *bolt.Tx) error {
 		if old, err := getImage(tx, rec.Key); err != nil {

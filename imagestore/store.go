@@ -1,11 +1,16 @@
 // Package imagestore is rkt's content-addressed image store: the blobs of
-// fetched images, an index of their names and metadata, and the tree store
-// of rendered root file systems that pods use as overlayfs lower layers.
+// fetched images, an index of format-neutral image records (ACIs and
+// layered OCI images), and the tree store of rendered root file systems —
+// one per ACI, one per OCI layer (by diff ID, shared between images) — that
+// pods use as overlayfs lower layers. Callers use it through the small
+// interfaces of interfaces.go; storetest is their conformance suite.
 //
 // Layout below the store directory (<data dir>/cas):
 //
-//	blob/sha512/<2 hex>/sha512-<64 hex>  the image exactly as fetched
-//	tree/<tree ID>/                      a rendered tree: rootfs/, manifest, hash, rendered
+//	blob/sha512/<2 hex>/sha512-<64 hex>  an ACI exactly as fetched
+//	blob/sha256/<2 hex>/sha256-<64 hex>  an OCI blob (manifest, config, layer)
+//	tree/<tree ID>/                      a rendered tree: rootfs/, hash, rendered,
+//	                                     and manifest (ACI) or size (layer)
 //	db/index.db                          the index (bbolt)
 //	locks/<key>                          per-key flock files
 //	tmp/                                 work areas of imports in progress
@@ -89,6 +94,10 @@ type Layer struct {
 	MediaType string `json:"media_type,omitempty"`
 	Size      int64  `json:"size"`    // blob bytes
 	TreeID    string `json:"tree_id"` // LayerTreeID(DiffID)
+	// Unpacked is the uncompressed layer's size; Disk what its tree
+	// occupies (allocated blocks), as recorded at extraction.
+	Unpacked int64 `json:"unpacked_size,omitempty"`
+	Disk     int64 `json:"disk_usage,omitempty"`
 }
 
 // IsACI reports whether the record is an ACI's.

@@ -207,8 +207,13 @@ func testLayeredRecord(t *testing.T, s imagestore.Interface) {
 		got.Layers[0].DiffID != b.Desc.DiffID || got.Layers[1].DiffID != tp.Desc.DiffID || !bytes.Equal(got.Manifest, info.Manifest) {
 		t.Fatalf("record read back: %+v", got)
 	}
-	if got.ImportTime.IsZero() || got.Size == 0 {
-		t.Errorf("record without import time or size: %+v", got)
+	if got.ImportTime.IsZero() || got.Size == 0 || got.UnpackedSize == 0 || got.DiskUsage <= got.Size {
+		t.Errorf("record without import time or sizes: %+v", got)
+	}
+	for _, l := range got.Layers {
+		if l.Size == 0 || l.Unpacked == 0 || l.Disk == 0 {
+			t.Errorf("layer %s without sizes: %+v", l.DiffID, l)
+		}
 	}
 	if r, err := s.Resolve(imagestore.ShortKey(info.Key)); err != nil || r.Key != info.Key {
 		t.Errorf("Resolve(%s) = %v, %v", imagestore.ShortKey(info.Key), r, err)
