@@ -159,6 +159,9 @@ type App struct {
 	ImageAnnotations map[string]string
 	// Rootfs is the image's tree (the overlay lower dir).
 	Rootfs string
+	// LowerDirs, when set, are the image's trees instead, top first (a
+	// layered image's layers), as stage0 writes them.
+	LowerDirs []string
 }
 
 // Spec describes a test pod.
@@ -262,7 +265,11 @@ func NewPod(t testing.TB, bin string, spec Spec) *Pod {
 			t.Fatal(err)
 		}
 		write(t, filepath.Join(info, "manifest"), string(imData))
-		write(t, filepath.Join(info, "lowerdirs"), a.Rootfs+"\n")
+		lowers := a.Rootfs + "\n"
+		if len(a.LowerDirs) > 0 {
+			lowers = strings.Join(a.LowerDirs, "\n") + "\n"
+		}
+		write(t, filepath.Join(info, "lowerdirs"), lowers)
 	}
 	data, err := json.Marshal(pm)
 	if err != nil {
