@@ -220,6 +220,9 @@ var cmdImageExport = &cobra.Command{
 		if err != nil {
 			return err
 		}
+		if !info.IsACI() {
+			return fmt.Errorf("image %s is a %s: image export writes ACIs only (exporting layered images is not supported yet)", imagestore.ShortKey(info.Key), info.MediaType)
+		}
 		in, err := os.Open(s.BlobPath(info.Key))
 		if err != nil {
 			return fmt.Errorf("image %s: reading its blob: %w (rkt image gc, then fetch it again)", args[0], err)
