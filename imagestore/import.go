@@ -49,7 +49,7 @@ type ImportOptions struct {
 // ParsedManifest parses an ACI record's manifest.
 func (i *ImageInfo) ParsedManifest() (*schema.ImageManifest, error) {
 	if !i.IsACI() {
-		return nil, fmt.Errorf("image %s is a %s, not an ACI", ShortKey(i.Key), i.MediaType)
+		return nil, fmt.Errorf("image %s (%s) is not an ACI: this rkt runs ACIs only", ShortKey(i.Key), i.MediaType)
 	}
 	var m schema.ImageManifest
 	if err := appcjson.Unmarshal(i.Manifest, &m); err != nil {

@@ -45,6 +45,10 @@ func TestImageCommandsOnLayeredImages(t *testing.T) {
 	c.MustFail(254, "digest", "image", "verify", "example.com/layered-b")
 	c.MustFail(254, "layered", "image", "export", "example.com/layered-a", filepath.Join(dir, "out.aci"))
 	c.MustFail(254, "layers", "image", "extract", "example.com/layered-a", filepath.Join(dir, "out"))
+	r := c.MustFail(254, "not an ACI", "run", "--insecure-options=image", "--net=none", "example.com/layered-a")
+	if left, _ := filepath.Glob(filepath.Join(c.Dir, "pods", "*", "*")); len(left) > 0 {
+		t.Errorf("rkt run of a layered image left pods: %v (%s)", left, r.Stderr)
+	}
 
 	if out := c.MustRun("image", "rm", "example.com/layered-a"); !strings.Contains(out, "successfully removed image "+a.Key) {
 		t.Errorf("image rm printed %q", out)
