@@ -45,6 +45,12 @@ func (s *Store) lockTreeForRemoval(treeID string) (*lock.Lock, error) {
 // image uses. It refuses while a pod uses one of the trees it would
 // remove.
 func (s *Store) Remove(ctx context.Context, key string) error {
+	return s.remove(ctx, key, nil)
+}
+
+// remove is Remove keeping the trees in keepTrees (those existing pods
+// list, which GC passes: an exited pod holds no lock on them).
+func (s *Store) remove(ctx context.Context, key string, keepTrees []map[string]bool) error {
 	kl, err := s.keyLock(ctx, keyFileName(key))
 	if err != nil {
 		return err
@@ -57,6 +63,11 @@ func (s *Store) Remove(ctx context.Context, key string) error {
 	others, err := s.refs(key)
 	if err != nil {
 		return err
+	}
+	for _, k := range keepTrees {
+		for t := range k {
+			others[t] = true
+		}
 	}
 	var trees []string
 	for _, t := range ownTrees(info) {
@@ -182,15 +193,19 @@ type GCReport struct {
 // Images whose tree is in keepTrees (used by pods that still exist, even
 // exited ones, whose stage1 gc still needs its stage1) are kept.
 func (s *Store) GC(ctx context.Context, gracePeriod time.Duration, keepTrees ...map[string]bool) (*GCReport, error) {
+	// An image is pinned when pods use its own tree or all of its trees
+	// (a pod of another image sharing one layer does not pin it).
 	pinned := func(i *ImageInfo) bool {
 		for _, k := range keepTrees {
 			if k[i.Key] {
 				return true
 			}
+			all := true
 			for _, t := range i.Trees() {
-				if k[t] {
-					return true
-				}
+				all = all && k[t]
+			}
+			if all {
+				return true
 			}
 		}
 		return false
@@ -223,7 +238,7 @@ func (s *Store) GC(ctx context.Context, gracePeriod time.Duration, keepTrees ...
 		if keep[i.Key] {
 			continue
 		}
-		if err := s.Remove(ctx, i.Key); err != nil {
+		if err := s.remove(ctx, i.Key, keepTrees); err != nil {
 			if errors.Is(err, ErrInUse) {
 				rep.Kept = append(rep.Kept, i.Key)
 				continue

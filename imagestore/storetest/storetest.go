@@ -418,6 +418,20 @@ func testGC(t *testing.T, s imagestore.Interface) {
 	if rep, err := s.GC(ctx, 0, pod); err != nil || len(rep.Removed) != 0 {
 		t.Fatalf("GC with a pod using the image: %+v, %v", rep, err)
 	}
+	// A pod of another image that shares only the base layer does not
+	// pin it; its base layer stays for that pod.
+	other := PutImage(t, s, "example.com/other", b, NewLayer(t, File("o", "o")))
+	otherPod := map[string]bool{}
+	for _, tr := range other.Trees() {
+		otherPod[tr] = true
+	}
+	if rep, err := s.GC(ctx, 0, otherPod); err != nil || len(rep.Removed) != 1 || rep.Removed[0] != a.Key {
+		t.Fatalf("GC with a pod of an image sharing the base: %+v, %v; want %s removed", rep, err, imagestore.ShortKey(a.Key))
+	}
+	if !s.HasLayer(b.Desc.DiffID) || s.HasLayer(ta.Desc.DiffID) {
+		t.Fatalf("after GC: base layer %v, top layer %v; want the base kept for the other pod, the top removed", s.HasLayer(b.Desc.DiffID), s.HasLayer(ta.Desc.DiffID))
+	}
+	a = PutImage(t, s, "example.com/a", b, ta)
 	// Once its image is removed, a pod still keeps the layers it uses.
 	if err := s.Remove(ctx, a.Key); err != nil {
 		t.Fatal(err)
