@@ -43,13 +43,12 @@ func (s *Store) lockTreeForRemoval(treeID string) (*lock.Lock, error) {
 
 // Remove deletes an image: its index row, the trees and blobs no other
 // image uses. It refuses while a pod uses one of the trees it would
-// remove.
-func (s *Store) Remove(ctx context.Context, key string) error {
-	return s.remove(ctx, key, nil)
+// remove, and keeps the trees in keepTrees (those existing pods list: an
+// exited pod holds no lock on them).
+func (s *Store) Remove(ctx context.Context, key string, keepTrees ...map[string]bool) error {
+	return s.remove(ctx, key, keepTrees)
 }
 
-// remove is Remove keeping the trees in keepTrees (those existing pods
-// list, which GC passes: an exited pod holds no lock on them).
 func (s *Store) remove(ctx context.Context, key string, keepTrees []map[string]bool) error {
 	kl, err := s.keyLock(ctx, keyFileName(key))
 	if err != nil {

@@ -56,8 +56,9 @@ type Leaser interface {
 
 // Collector removes images and what nothing uses any more.
 type Collector interface {
-	// Remove deletes an image and the trees and blobs only it used.
-	Remove(ctx context.Context, key string) error
+	// Remove deletes an image and the trees and blobs only it used;
+	// keepTrees are trees pods still use.
+	Remove(ctx context.Context, key string, keepTrees ...map[string]bool) error
 	// GC removes expired images, then unreferenced trees and blobs;
 	// keepTrees are trees pods still use.
 	GC(ctx context.Context, gracePeriod time.Duration, keepTrees ...map[string]bool) (*GCReport, error)

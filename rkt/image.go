@@ -161,7 +161,7 @@ var cmdImageRm = &cobra.Command{
 				}
 			}
 			if err == nil {
-				err = s.Remove(ctx, info.Key)
+				err = s.Remove(ctx, info.Key, podTrees())
 			}
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: image %s: %s\n", termsafe.String(ref), termsafe.String(err.Error()))

@@ -401,6 +401,14 @@ func testRemoveShared(t *testing.T, s imagestore.Interface) {
 	if _, err := s.OpenBlob(b.Desc.Digest); !errors.Is(err, imagestore.ErrNotFound) {
 		t.Errorf("the shared layer's blob after removing both images: %v", err)
 	}
+	// The trees an (exited) pod lists stay.
+	a = PutImage(t, s, "example.com/a", b, ta)
+	if err := s.Remove(ctx, a.Key, map[string]bool{imagestore.LayerTreeID(b.Desc.DiffID): true}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasLayer(b.Desc.DiffID) || s.HasLayer(ta.Desc.DiffID) {
+		t.Errorf("Remove with a pod listing the base: base %v, top %v; want true, false", s.HasLayer(b.Desc.DiffID), s.HasLayer(ta.Desc.DiffID))
+	}
 }
 
 func testGC(t *testing.T, s imagestore.Interface) {
