@@ -119,6 +119,8 @@ var cmdImageList = &cobra.Command{
 			LastUsed   time.Time         `json:"last_used"`
 			Latest     bool              `json:"latest"`
 			Source     string            `json:"source,omitempty"`
+			MediaType  string            `json:"media_type"`
+			Layers     int               `json:"layers,omitempty"`
 		}
 		js := []jsonImage{}
 		for _, i := range images {
@@ -128,7 +130,11 @@ var cmdImageList = &cobra.Command{
 				row = append(row, imageListFields[fl].show(i, f.full, latest))
 			}
 			rows = append(rows, row)
-			js = append(js, jsonImage{i.Key, i.Name, i.Labels, i.StoreSize(), i.UnpackedSize, i.Size, i.ImportTime, i.LastUsed, latest, i.Source})
+			mt := i.MediaType
+			if mt == "" {
+				mt = imagestore.MediaTypeACI
+			}
+			js = append(js, jsonImage{i.Key, i.Name, i.Labels, i.StoreSize(), i.UnpackedSize, i.Size, i.ImportTime, i.LastUsed, latest, i.Source, mt, len(i.Layers)})
 		}
 		return printTable(cmd.OutOrStdout(), f.format, f.noLegend, header, rows, js)
 	},

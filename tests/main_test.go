@@ -110,6 +110,8 @@ type listedImage struct {
 	LastUsed   time.Time         `json:"last_used"`
 	Latest     bool              `json:"latest"`
 	Source     string            `json:"source"`
+	MediaType  string            `json:"media_type"`
+	Layers     int               `json:"layers"`
 }
 
 // listImages returns the raw JSON listing and its decoded images.

@@ -31,6 +31,16 @@ func TestImageCommandsOnLayeredImages(t *testing.T) {
 	found := map[string]bool{}
 	for _, i := range imgs {
 		found[i.ID] = true
+		wantType, wantLayers := imagestore.MediaTypeACI, 0
+		if i.ID == a.Key || i.ID == b.Key {
+			wantType, wantLayers = a.MediaType, 2
+		}
+		if i.MediaType != wantType || i.Layers != wantLayers {
+			t.Errorf("image list: %s has media type %q and %d layers, want %q and %d", i.Name, i.MediaType, i.Layers, wantType, wantLayers)
+		}
+		if i.Size <= 0 {
+			t.Errorf("image list: %s has size %d", i.Name, i.Size)
+		}
 	}
 	if len(imgs) != 3 || !found[a.Key] || !found[b.Key] {
 		t.Fatalf("image list: %+v, want the seed and both layered images", imgs)
