@@ -140,6 +140,7 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 		Debug: globalFlags.Debug, Net: pf.net, Hostname: pf.hostname, Interactive: pf.interactive, IPC: pf.ipc,
 		DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
 		DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
+		MDSRegister: stage0.MDSMode(pf.mdsRegister),
 	}
 	warnRun(cmd, io)
 	debugf(cmd, "pod %s: exec stage1", pr.Pod.UUID)
@@ -165,9 +166,9 @@ func warnRun(cmd *cobra.Command, io *insecureOptions) {
 }
 
 var runPreparedFlags = struct {
-	net, hostname, ipc string
-	interactive        bool
-}{net: "", ipc: "auto"}
+	net, hostname, ipc, mdsRegister string
+	interactive                     bool
+}{net: "", ipc: "auto", mdsRegister: "auto"}
 
 var cmdRunPrepared = &cobra.Command{
 	Use:     "run-prepared UUID",
@@ -178,6 +179,11 @@ var cmdRunPrepared = &cobra.Command{
 		f := runPreparedFlags
 		if _, _, _, err := netflag.ParseNetFlag(f.net); err != nil {
 			return usagef("--net: %v", err)
+		}
+		switch f.mdsRegister {
+		case "auto", "true", "false":
+		default:
+			return usagef("--mds-register=%s: want true, false or auto", f.mdsRegister)
 		}
 		ctx, cancel := signalContext()
 		defer cancel()
@@ -190,7 +196,7 @@ var cmdRunPrepared = &cobra.Command{
 		return stage0.RunPrepared(ctx, s, filepath.Join(globalFlags.Dir, "pods"), args[0], stage0.RunOptions{
 			Debug: globalFlags.Debug, Net: f.net, Hostname: f.hostname, Interactive: f.interactive, IPC: f.ipc,
 			DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
-			LocalConfig: globalFlags.LocalConfigDir,
+			LocalConfig: globalFlags.LocalConfigDir, MDSRegister: stage0.MDSMode(f.mdsRegister),
 		})
 	},
 }
@@ -201,4 +207,6 @@ func init() {
 	f.StringVar(&runPreparedFlags.hostname, "hostname", "", "the pod's hostname")
 	f.StringVar(&runPreparedFlags.ipc, "ipc", "auto", "IPC namespace: auto, private or parent")
 	f.BoolVar(&runPreparedFlags.interactive, "interactive", false, "give the app a terminal of its own, relayed to this one")
+	f.StringVar(&runPreparedFlags.mdsRegister, "mds-register", "auto", "register the pod with the metadata service: auto (when it runs), true (fail if it does not), false")
+	f.Lookup("mds-register").NoOptDefVal = "true"
 }

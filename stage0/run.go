@@ -32,7 +32,10 @@ type RunOptions struct {
 	DisableSeccomp bool
 	DNSConfMode    string
 	LocalConfig    string
-	ExtraArgs      []string
+	// MDSRegister says whether to register the pod with the metadata
+	// service; "" is MDSAuto.
+	MDSRegister MDSMode
+	ExtraArgs   []string
 }
 
 // defaultNet fills in the stage1's own default network when the user
@@ -93,6 +96,9 @@ func (pr *Prepared) Exec(opts RunOptions) error {
 	if err := pr.Pod.ToRun(); err != nil {
 		return err
 	}
+	if err := registerMDS(pr.Pod, opts.MDSRegister); err != nil {
+		return err
+	}
 	opts.defaultNet(pr.Stage1.Manifest)
 	return execStage1(pr.Pod, pr.TreeLocks, ep, opts.args(ep, pr.Stage1.InterfaceVersion, pr.Pod.UUID))
 }
@@ -147,6 +153,9 @@ func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string,
 		}
 	}
 	if err := p.ToRun(); err != nil {
+		return err
+	}
+	if err := registerMDS(p, opts.MDSRegister); err != nil {
 		return err
 	}
 	opts.defaultNet(m)
