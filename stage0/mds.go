@@ -30,7 +30,8 @@ const (
 // mdsTimeout bounds a registration.
 const mdsTimeout = 5 * time.Second
 
-// registerMDS registers the pod (in run/) with the metadata service, as
+// registerMDS registers the pod (prepare/ or prepared/, about to move to
+// run/) with the metadata service, as
 // mode says. Without the service's socket and without MDSRequired it
 // costs one stat.
 func registerMDS(p *pod.Pod, mode MDSMode) error {

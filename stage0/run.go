@@ -93,10 +93,13 @@ func (pr *Prepared) Exec(opts RunOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := pr.Pod.ToRun(); err != nil {
+	// Registered before it moves to run/, so that a failure leaves
+	// nothing behind.
+	if err := registerMDS(pr.Pod, opts.MDSRegister); err != nil {
+		pr.Abort()
 		return err
 	}
-	if err := registerMDS(pr.Pod, opts.MDSRegister); err != nil {
+	if err := pr.Pod.ToRun(); err != nil {
 		return err
 	}
 	opts.defaultNet(pr.Stage1.Manifest)
@@ -152,10 +155,12 @@ func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string,
 			return fmt.Errorf("pod %s: an image it uses was removed from the store (tree %s): prepare the pod again", p.UUID, id)
 		}
 	}
-	if err := p.ToRun(); err != nil {
+	// Registered while still prepared: a failure leaves the pod
+	// prepared, to be run again.
+	if err := registerMDS(p, opts.MDSRegister); err != nil {
 		return err
 	}
-	if err := registerMDS(p, opts.MDSRegister); err != nil {
+	if err := p.ToRun(); err != nil {
 		return err
 	}
 	opts.defaultNet(m)

@@ -46,8 +46,10 @@ var ErrUnknownPod = errors.New("no such pod registered")
 
 // pod is one registered pod, as read from its directory.
 type pod struct {
-	uuid     string
-	token    string
+	uuid  string
+	token string
+	// dir is the pod's directory once it runs (<data>/pods/run/<uuid>):
+	// rkt registers it just before it moves there.
 	dir      string
 	raw      []byte // the pod manifest as stage0 wrote it
 	manifest *schema.PodManifest
@@ -122,7 +124,8 @@ func loadPod(dir string) (*pod, error) {
 	if _, err := types.NewUUID(uuid); err != nil {
 		return nil, fmt.Errorf("pod directory %s is not named by a pod UUID", dir)
 	}
-	p := &pod{uuid: uuid, token: token, dir: dir, raw: raw, manifest: pm,
+	runDir := filepath.Join(filepath.Dir(filepath.Dir(dir)), "run", uuid)
+	p := &pod{uuid: uuid, token: token, dir: runDir, raw: raw, manifest: pm,
 		images: map[string][]byte{}, imgMans: map[string]*schema.ImageManifest{}}
 	for _, ra := range pm.Apps {
 		name := ra.Name.String()

@@ -1,0 +1,234 @@
+package tests
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rkt/rkt/pkg/mds"
+	"github.com/rkt/rkt/tests/testutils"
+)
+
+// The App Container conformance suite: appc's ACE validator (the ace
+// package of the github.com/appc/spec module go.mod pins), packed into
+// its two images with the module's actool as the module's
+// scripts/build-ace-validator-acis does, run against a metadata service
+// the test starts.
+
+// mdsService is a `rkt metadata-service` a test started, with its
+// registration socket in the test's directory (RKT_MDS_SOCKET, so no
+// other rkt on the host registers with it) and a free port.
+type mdsService struct {
+	cmd  *exec.Cmd
+	port int
+	mu   sync.Mutex
+	log  bytes.Buffer
+}
+
+func (s *mdsService) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.Write(p)
+}
+
+func (s *mdsService) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()
+}
+
+// freePort returns a TCP port nothing listens on at the moment.
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startMDS starts the metadata service for the context's data directory
+// and stops it (by its pid) when the test ends.
+func startMDS(t *testing.T, e *realEnv) *mdsService {
+	t.Helper()
+	sock := filepath.Join(e.dir, "mds.sock")
+	t.Setenv(mds.SocketEnv, sock)
+	s := &mdsService{port: freePort(t)}
+	s.cmd = exec.Command(e.Bin, append(e.GlobalArgs(), "metadata-service", "--socket="+sock,
+		"--listen-port="+strconv.Itoa(s.port), "--key-file="+filepath.Join(e.dir, "hmac-key"))...)
+	s.cmd.Stdout, s.cmd.Stderr = s, s
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.cmd.Process.Kill()
+			<-done
+		}
+		if _, err := os.Stat(sock); err == nil {
+			t.Errorf("the metadata service left its socket %s", sock)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-done:
+			t.Fatalf("rkt metadata-service exited: %s", s.output())
+		default:
+		}
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return s
+		}
+	}
+	t.Fatalf("rkt metadata-service did not listen on %s: %s", sock, s.output())
+	return nil
+}
+
+// aceImages builds actool and the ACE validator from the pinned module
+// and packs the main and sidekick images; prestart, if set, puts an
+// empty /prestart in the main image (what the pre-start event handler
+// would have made).
+func aceImages(t *testing.T, dir string, prestart bool) (main, sidekick string) {
+	t.Helper()
+	actool, err := testutils.BuildPackage(dir, "actool", "github.com/appc/spec/actool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	validator, err := testutils.BuildPackage(dir, "ace-validator", "github.com/appc/spec/ace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The module's ace/ directory holds the manifests.
+	modDir, err := testutils.ModuleDir("github.com/appc/spec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := runtime.GOARCH
+	if arch == "arm64" {
+		arch = "aarch64"
+	}
+	build := func(typ string, extra ...string) string {
+		layout := filepath.Join(dir, "layout-"+typ)
+		if err := os.MkdirAll(filepath.Join(layout, "rootfs", "opt", "acvalidator"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		in, err := os.ReadFile(filepath.Join(modDir, "ace", "image_manifest_"+typ+".json.in"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := strings.NewReplacer("@ACI_OS@", "linux", "@ACI_ARCH@", arch).Replace(string(in))
+		if err := os.WriteFile(filepath.Join(layout, "manifest"), []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		bin, err := os.ReadFile(validator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(layout, "rootfs", "ace-validator"), bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range extra {
+			if err := os.WriteFile(filepath.Join(layout, "rootfs", f), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		aci := filepath.Join(dir, "ace-validator-"+typ+".aci")
+		if out, err := exec.Command(actool, "build", "--overwrite", layout, aci).CombinedOutput(); err != nil {
+			t.Fatalf("actool build %s: %v\n%s", typ, err, out)
+		}
+		return aci
+	}
+	if prestart {
+		return build("main", "prestart"), build("sidekick")
+	}
+	return build("main"), build("sidekick")
+}
+
+// TestACEValidator is appc's conformance suite as CoreOS rkt ran it:
+// both validator apps in one pod with the database volume, registered
+// with the metadata service. The prestart and poststop checks are the
+// image's pre-start and post-stop event handlers.
+func TestACEValidator(t *testing.T) {
+	e := newRealEnv(t)
+	startMDS(t, e)
+	main, sidekick := aceImages(t, e.dir, false)
+	args := []string{insecureImage, "run", "--mds-register", "--volume", "database,kind=empty", main, sidekick}
+	r := e.Run(args...)
+	for _, want := range []string{"prestart OK", "main OK", "sidekick OK", "poststop OK"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("no %q in the validator's output", want)
+		}
+	}
+	if r.Exit != 0 || t.Failed() {
+		t.Fatalf("%s", describeResult(args, r))
+	}
+}
+
+// TestACEValidatorApps runs the validator's main and sidekick checks (all
+// but the event handlers': the main image has /prestart already, as its
+// pre-start handler would have made it) on the networks a pod reaches
+// the metadata service through: the default network's gateway, the
+// default-restricted one's, and the host's loopback. gc unregisters the
+// pods.
+func TestACEValidatorApps(t *testing.T) {
+	e := newRealEnv(t)
+	svc := startMDS(t, e)
+	main, sidekick := aceImages(t, e.dir, true)
+	for _, net := range []string{"default", "default-restricted", "host"} {
+		t.Run(net, func(t *testing.T) {
+			uuidFile := filepath.Join(t.TempDir(), "uuid")
+			args := []string{insecureImage, "run", "--net=" + net, "--mds-register", "--uuid-file-save=" + uuidFile,
+				"--volume", "database,kind=empty", main, sidekick}
+			r := e.Run(args...)
+			if r.Exit != 0 || !strings.Contains(r.Stdout, "main OK") || !strings.Contains(r.Stdout, "sidekick OK") {
+				t.Fatalf("%s", describeResult(args, r))
+			}
+			data, err := os.ReadFile(uuidFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			uuid := mustUUID(t, string(data))
+			if !strings.Contains(svc.output(), "registered pod "+filepath.Join(e.Dir, "pods", "prepare", uuid)) {
+				t.Errorf("the service did not log the pod's registration:\n%s", svc.output())
+			}
+			if r := e.Run("gc", "--grace-period=0s"); r.Exit != 0 {
+				t.Fatalf("%s", describeResult([]string{"gc"}, r))
+			}
+			if !strings.Contains(svc.output(), "unregistered pod "+uuid) {
+				t.Errorf("gc did not unregister pod %s:\n%s", uuid, svc.output())
+			}
+		})
+	}
+}
+
+// TestMDSRegisterWithoutService: --mds-register fails, naming the
+// service, and leaves no pod; without the flag, a pod runs unregistered
+// and its apps get no AC_METADATA_URL.
+func TestMDSRegisterWithoutService(t *testing.T) {
+	e := newRealEnv(t)
+	t.Setenv(mds.SocketEnv, filepath.Join(e.dir, "none.sock"))
+	r := e.MustFail(254, "the metadata service is not running", insecureImage, "run", hostNet, "--mds-register", e.img)
+	if !strings.Contains(r.Stderr, "rkt metadata-service") {
+		t.Errorf("the error does not say how to start the service: %s", r.Stderr)
+	}
+	e.requireNoPods()
+	out := e.runOK(e.img, "--exec=/inspect", "--", "--print-env=AC_METADATA_URL")
+	if !strings.Contains(out, "AC_METADATA_URL is unset") {
+		t.Errorf("an unregistered pod's app: %q, want AC_METADATA_URL unset", out)
+	}
+}
