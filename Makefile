@@ -114,6 +114,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 && install -m 0644 dist/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -D -m 0644 dist/systemd/rkt-gc.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rkt-gc.service
 	install -D -m 0644 dist/systemd/rkt-gc.timer $(DESTDIR)$(PREFIX)/lib/systemd/system/rkt-gc.timer
+	install -D -m 0644 dist/systemd/rkt-metadata.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rkt-metadata.service
+	install -D -m 0644 dist/systemd/rkt-metadata.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/rkt-metadata.socket
 	install -D -m 0644 dist/tmpfiles.d/rkt.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/rkt.conf
 
 demo: all

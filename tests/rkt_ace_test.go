@@ -58,13 +58,28 @@ func freePort(t *testing.T) int {
 
 // startMDS starts the metadata service for the context's data directory
 // and stops it (by its pid) when the test ends.
-func startMDS(t *testing.T, e *realEnv) *mdsService {
+func startMDS(t *testing.T, e *realEnv) *mdsService { return startMDSWith(t, e, false) }
+
+// startMDSWith starts the service as startMDS, socket-activated (by
+// systemd-socket-activate, as by rkt-metadata.socket: the registration
+// socket is passed in LISTEN_FDS) if activated is set.
+func startMDSWith(t *testing.T, e *realEnv, activated bool) *mdsService {
 	t.Helper()
 	sock := filepath.Join(e.dir, "mds.sock")
 	t.Setenv(mds.SocketEnv, sock)
 	s := &mdsService{port: freePort(t)}
-	s.cmd = exec.Command(e.Bin, append(e.GlobalArgs(), "metadata-service", "--socket="+sock,
-		"--listen-port="+strconv.Itoa(s.port), "--key-file="+filepath.Join(e.dir, "hmac-key"))...)
+	args := append(e.GlobalArgs(), "metadata-service", "--listen-port="+strconv.Itoa(s.port), "--key-file="+filepath.Join(e.dir, "hmac-key"))
+	if activated {
+		sa, err := exec.LookPath("systemd-socket-activate")
+		if err != nil {
+			t.Skipf("no systemd-socket-activate: %v", err)
+		}
+		// --socket names a path that is never made: the passed socket
+		// is used.
+		s.cmd = exec.Command(sa, append([]string{"-l", sock, e.Bin}, append(args, "--socket="+filepath.Join(e.dir, "unused.sock"))...)...)
+	} else {
+		s.cmd = exec.Command(e.Bin, append(args, "--socket="+sock)...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s, s
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
@@ -80,7 +95,7 @@ func startMDS(t *testing.T, e *realEnv) *mdsService {
 			s.cmd.Process.Kill()
 			<-done
 		}
-		if _, err := os.Stat(sock); err == nil {
+		if _, err := os.Stat(sock); err == nil && !activated {
 			t.Errorf("the metadata service left its socket %s", sock)
 		}
 	})
@@ -90,7 +105,10 @@ func startMDS(t *testing.T, e *realEnv) *mdsService {
 			t.Fatalf("rkt metadata-service exited: %s", s.output())
 		default:
 		}
-		if c, err := net.Dial("unix", sock); err == nil {
+		if activated && strings.Contains(s.output(), "metadata service: registration on") {
+			return s
+		}
+		if c, err := net.Dial("unix", sock); err == nil && !activated {
 			c.Close()
 			return s
 		}
@@ -230,5 +248,23 @@ func TestMDSRegisterWithoutService(t *testing.T) {
 	out := e.runOK(e.img, "--exec=/inspect", "--", "--print-env=AC_METADATA_URL")
 	if !strings.Contains(out, "AC_METADATA_URL is unset") {
 		t.Errorf("an unregistered pod's app: %q, want AC_METADATA_URL unset", out)
+	}
+}
+
+// TestMDSSocketActivation: the service takes its registration socket
+// from systemd (LISTEN_FDS), as rkt-metadata.socket starts it.
+func TestMDSSocketActivation(t *testing.T) {
+	e := newRealEnv(t)
+	svc := startMDSWith(t, e, true)
+	if !strings.Contains(svc.output(), "registration on "+filepath.Join(e.dir, "mds.sock")) {
+		t.Errorf("the service did not take the passed socket:\n%s", svc.output())
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "unused.sock")); err == nil {
+		t.Error("the socket-activated service made its own socket too")
+	}
+	main, sidekick := aceImages(t, e.dir, true)
+	args := []string{insecureImage, "run", hostNet, "--mds-register", "--volume", "database,kind=empty", main, sidekick}
+	if r := e.Run(args...); r.Exit != 0 || !strings.Contains(r.Stdout, "main OK") {
+		t.Fatalf("%s", describeResult(args, r))
 	}
 }
