@@ -5,8 +5,9 @@ import (
 	"net"
 )
 
-// HostAddress returns the host's address on the first of the networks
-// reqs asks for (the interface order of Setup): the gateway its
+// HostAddress returns the host's address on the pod's first built-in
+// network (default, or the default-restricted that is added when default
+// is not asked for), else on its first network: the gateway its
 // host-local IPAM gives the pod (the range's gateway, else the subnet's
 // first address), which ptp and bridge put on the host side. It is
 // where a pod reaches a service of the host, the metadata service.
@@ -15,9 +16,16 @@ func (c *Config) HostAddress(reqs []Request) (net.IP, error) {
 	if err != nil {
 		return nil, err
 	}
-	ipam := nets[0].hostLocal()
+	n := nets[0]
+	for _, b := range nets {
+		if b.file == "" {
+			n = b
+			break
+		}
+	}
+	ipam := n.hostLocal()
 	if ipam == nil {
-		return nil, fmt.Errorf("network %s has no host-local IPAM: the host's address on it is not known", nets[0].name)
+		return nil, fmt.Errorf("network %s has no host-local IPAM: the host's address on it is not known", n.name)
 	}
 	gw := func(m map[string]any) net.IP {
 		if s, ok := m["gateway"].(string); ok {
@@ -46,5 +54,5 @@ func (c *Config) HostAddress(reqs []Request) (net.IP, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("network %s: no subnet in its host-local IPAM", nets[0].name)
+	return nil, fmt.Errorf("network %s: no subnet in its host-local IPAM", n.name)
 }
