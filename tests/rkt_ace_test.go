@@ -29,6 +29,7 @@ import (
 // other rkt on the host registers with it) and a free port.
 type mdsService struct {
 	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
 	port int
 	mu   sync.Mutex
 	log  bytes.Buffer
@@ -44,6 +45,22 @@ func (s *mdsService) output() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.log.String()
+}
+
+// stop stops the service (SIGTERM, SIGKILL after 5s) and waits for it.
+func (s *mdsService) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
 }
 
 // freePort returns a TCP port nothing listens on at the moment.
@@ -86,15 +103,10 @@ func startMDSWith(t *testing.T, e *realEnv, activated bool) *mdsService {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
+	s.done = done
 	go func() { s.cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			s.cmd.Process.Kill()
-			<-done
-		}
+		s.stop()
 		if _, err := os.Stat(sock); err == nil && !activated {
 			t.Errorf("the metadata service left its socket %s", sock)
 		}
@@ -266,5 +278,50 @@ func TestMDSSocketActivation(t *testing.T) {
 	args := []string{insecureImage, "run", hostNet, "--mds-register", "--volume", "database,kind=empty", main, sidekick}
 	if r := e.Run(args...); r.Exit != 0 || !strings.Contains(r.Stdout, "main OK") {
 		t.Fatalf("%s", describeResult(args, r))
+	}
+}
+
+// TestMDSRestart: a service started again registers the running pods
+// again from their directories, and they keep their token and URL.
+func TestMDSRestart(t *testing.T) {
+	e := newRealEnv(t)
+	svc := startMDS(t, e)
+	sig := t.TempDir()
+	script := `touch /sig/ready; while [ ! -e /sig/go ]; do sleep 0.05; done; ` +
+		`wget -q -O- --header "Metadata-Flavor: AppContainer" "$AC_METADATA_URL/acMetadata/v1/pod/uuid"; echo; echo asked`
+	bp := e.start(nil, append([]string{"--net=default", "--mds-register", "--volume=sig,kind=host,source=" + sig,
+		e.img, "--mount=volume=sig,target=/sig"}, shExec(script)...)...)
+	e.waitFor(bp, "the app's ready file", func() bool {
+		_, err := os.Stat(filepath.Join(sig, "ready"))
+		return err == nil
+	})
+	svc.stop()
+	svc2 := &mdsService{port: svc.port}
+	svc2.cmd = exec.Command(e.Bin, append(e.GlobalArgs(), "metadata-service", "--socket="+os.Getenv(mds.SocketEnv),
+		"--listen-port="+strconv.Itoa(svc.port), "--key-file="+filepath.Join(e.dir, "hmac-key"))...)
+	svc2.cmd.Stdout, svc2.cmd.Stderr = svc2, svc2
+	done := make(chan struct{})
+	svc2.done = done
+	if err := svc2.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { svc2.cmd.Wait(); close(done) }()
+	t.Cleanup(svc2.stop)
+	e.waitFor(bp, "the service's start", func() bool {
+		return strings.Contains(svc2.output(), "metadata service: registration on")
+	})
+	if !strings.Contains(svc2.output(), "registered 1 running pods of "+e.Dir) {
+		t.Errorf("the restarted service did not register the running pod again:\n%s", svc2.output())
+	}
+	if err := os.WriteFile(filepath.Join(sig, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-bp.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pod did not exit")
+	}
+	if out := bp.out.String(); !strings.Contains(out, bp.UUID+"\nasked") {
+		t.Errorf("the pod asked the restarted service for its UUID and got %q, want %s (stderr %s)", out, bp.UUID, bp.errb.String())
 	}
 }
