@@ -140,13 +140,20 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 		Debug: globalFlags.Debug, Net: pf.net, Hostname: pf.hostname, Interactive: pf.interactive, IPC: pf.ipc,
 		DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
 		DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
-		MDSRegister: stage0.MDSMode(pf.mdsRegister),
+		MDSRegister: stage0.MDSMode(pf.mdsRegister), Warnf: warnf(cmd),
 	}
 	warnRun(cmd, io)
 	debugf(cmd, "pod %s: exec stage1", pr.Pod.UUID)
 	err = pr.Exec(opts)
 	pr.Close()
 	return err
+}
+
+// warnf prints warnings of stage0 on the command's stderr.
+func warnf(cmd *cobra.Command) func(string, ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "rkt: warning: "+format+"\n", args...)
+	}
 }
 
 // warnRun prints a warning for every run-time check that is skipped.
@@ -196,7 +203,7 @@ var cmdRunPrepared = &cobra.Command{
 		return stage0.RunPrepared(ctx, s, filepath.Join(globalFlags.Dir, "pods"), args[0], stage0.RunOptions{
 			Debug: globalFlags.Debug, Net: f.net, Hostname: f.hostname, Interactive: f.interactive, IPC: f.ipc,
 			DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
-			LocalConfig: globalFlags.LocalConfigDir, MDSRegister: stage0.MDSMode(f.mdsRegister),
+			LocalConfig: globalFlags.LocalConfigDir, MDSRegister: stage0.MDSMode(f.mdsRegister), Warnf: warnf(cmd),
 		})
 	},
 }

@@ -34,7 +34,7 @@ const mdsTimeout = 5 * time.Second
 // run/) with the metadata service, as
 // mode says. Without the service's socket and without MDSRequired it
 // costs one stat.
-func registerMDS(p *pod.Pod, mode MDSMode) error {
+func registerMDS(p *pod.Pod, mode MDSMode, warnf func(string, ...any)) error {
 	if mode == MDSOff {
 		return nil
 	}
@@ -57,7 +57,9 @@ func registerMDS(p *pod.Pod, mode MDSMode) error {
 	case mode != MDSRequired:
 		// The socket is there but nobody answers (a service that died):
 		// run as without one.
-		fmt.Fprintf(os.Stderr, "rkt: warning: pod %s not registered with the metadata service: %v\n", p.UUID, err)
+		if warnf != nil {
+			warnf("pod %s not registered with the metadata service: %v", p.UUID, err)
+		}
 		return nil
 	case errors.Is(err, mds.ErrNotRunning):
 		return fmt.Errorf("--mds-register: %w (start it: systemctl start rkt-metadata.socket, or rkt metadata-service; or run without --mds-register)", err)

@@ -35,7 +35,10 @@ type RunOptions struct {
 	// MDSRegister says whether to register the pod with the metadata
 	// service; "" is MDSAuto.
 	MDSRegister MDSMode
-	ExtraArgs   []string
+	// Warnf, if set, gets the warnings (a metadata service that does not
+	// answer).
+	Warnf     func(format string, args ...any)
+	ExtraArgs []string
 }
 
 // defaultNet fills in the stage1's own default network when the user
@@ -95,7 +98,7 @@ func (pr *Prepared) Exec(opts RunOptions) error {
 	}
 	// Registered before it moves to run/, so that a failure leaves
 	// nothing behind.
-	if err := registerMDS(pr.Pod, opts.MDSRegister); err != nil {
+	if err := registerMDS(pr.Pod, opts.MDSRegister, opts.Warnf); err != nil {
 		pr.Abort()
 		return err
 	}
@@ -157,7 +160,7 @@ func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string,
 	}
 	// Registered while still prepared: a failure leaves the pod
 	// prepared, to be run again.
-	if err := registerMDS(p, opts.MDSRegister); err != nil {
+	if err := registerMDS(p, opts.MDSRegister, opts.Warnf); err != nil {
 		return err
 	}
 	if err := p.ToRun(); err != nil {

@@ -261,6 +261,21 @@ func TestMDSRegisterWithoutService(t *testing.T) {
 	if !strings.Contains(out, "AC_METADATA_URL is unset") {
 		t.Errorf("an unregistered pod's app: %q, want AC_METADATA_URL unset", out)
 	}
+	// A socket nobody listens on (a service that died): a warning by
+	// default, the same failure with --mds-register.
+	stale := filepath.Join(e.dir, "stale.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	t.Setenv(mds.SocketEnv, stale)
+	r = e.run(e.img, "--exec=/inspect", "--", "--print-env=AC_METADATA_URL")
+	if r.Exit != 0 || !strings.Contains(r.Stderr, "not registered with the metadata service") || !strings.Contains(r.Stdout, "AC_METADATA_URL is unset") {
+		t.Errorf("a stale socket without --mds-register: %s", describeResult(nil, r))
+	}
+	e.MustFail(254, "the metadata service is not running", insecureImage, "run", hostNet, "--mds-register", e.img)
 }
 
 // TestMDSSocketActivation: the service takes its registration socket
