@@ -84,6 +84,9 @@ func stage1ImagesDir() string {
 func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	phase := phaseTimer(cmd)
 	pf := runPodFlags
+	// Recorded for rkt generate systemd UUID; before parseApps adds the
+	// pod flags that follow the images to pf.
+	recorded := runArgs(cmd, args, map[string]bool{"quiet": true})
 	apps, err := parseApps(args, pf, !prepare)
 	if err != nil {
 		return err
@@ -92,6 +95,7 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	if err != nil {
 		return err
 	}
+	spec.RunArgs = recorded
 	io := &globalFlags.InsecureOptions
 	spec.Consent = stage0.Consent{Capabilities: io.SkipCapabilities(), Seccomp: io.SkipSeccomp()}
 	if pf.interactive && len(apps) > 1 {

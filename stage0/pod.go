@@ -60,6 +60,9 @@ type PodSpec struct {
 	// Consent is what the operator allowed beyond the default isolation
 	// (--insecure-options): it lets images widen their apps' privileges.
 	Consent Consent
+	// RunArgs, when set, is recorded in the pod manifest (AnnoRunArgs)
+	// for `rkt generate systemd UUID`.
+	RunArgs *RunArgs
 }
 
 // DNSConfMode returns stage1's --dns-conf-mode for the spec's DNS and hosts
@@ -136,6 +139,9 @@ func Prepare(ctx context.Context, f *Fetcher, podsDir string, spec *PodSpec, pha
 	phase("stage1 image")
 	pm, infos, err := buildPodManifest(ctx, f, spec)
 	if err != nil {
+		return nil, err
+	}
+	if err := recordRunArgs(pm, spec.RunArgs); err != nil {
 		return nil, err
 	}
 	phase("app images and pod manifest")
