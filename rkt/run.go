@@ -32,7 +32,9 @@ apply to that app: --name --exec --user --group --supplementary-gids
 --working-dir --environment --mount --readonly-rootfs --signature --cpu
 --memory --cpu-shares --oom-score-adj --pids-limit --caps-retain --caps-remove
 --seccomp --annotation. Pod flags may appear anywhere. Arguments after "--"
-replace the image's, up to "---".
+replace the image's, up to "---". --exec replaces the image's whole command
+line: without arguments after "--", the executable runs with none (the
+image's arguments are for the image's executable).
 
 An image's isolators may narrow the default capabilities and seccomp filter
 but not widen them: an image that asks for more is refused unless the

@@ -92,7 +92,7 @@ func appFlags(a *stage0.AppSpec, iso *isolatorFlags, pf *podFlags, forRun bool) 
 	fs.SetInterspersed(false)
 	fs.Usage = func() {}
 	fs.StringVar(&a.Name, "name", "", "app name (lower-case letters, digits and dashes)")
-	fs.StringVar(&a.Exec, "exec", "", "executable to run instead of the image's")
+	fs.StringVar(&a.Exec, "exec", "", "executable to run instead of the image's command line: the image's arguments are dropped too, unless arguments follow --")
 	fs.StringVar(&a.User, "user", "", "user (number, or name in the image's /etc/passwd)")
 	fs.StringVar(&a.Group, "group", "", "group (number, or name in the image's /etc/group)")
 	fs.StringVar(&iso.suppGIDs, "supplementary-gids", "", "comma-separated supplementary group IDs")
@@ -366,7 +366,7 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 
 // podSpec turns the pod flags and apps into a stage0.PodSpec.
 func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
-	spec := &stage0.PodSpec{Apps: apps, SetEnv: pf.setEnv, InheritEnv: pf.inheritEnv, Stage1: pf.stage1}
+	spec := &stage0.PodSpec{Apps: apps, SetEnv: pf.setEnv, InheritEnv: pf.inheritEnv, Stage1: pf.stage1, Hostname: pf.hostname}
 	for _, f := range pf.setEnvFile {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -432,7 +432,6 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 	if len(spec.Ports) > 0 && (host || none) {
 		return nil, usagef("--port needs a pod network: with --net=%s there is nothing to forward to", pf.net)
 	}
-	spec.Hostname = pf.hostname
 	spec.DNS = netflag.DNSFlags{Servers: pf.dns, Search: pf.dnsSearch, Options: pf.dnsOpt, Domain: pf.dnsDomain}
 	spec.HostsEntries = pf.hostsEntries
 	if _, err := spec.DNSConfMode(); err != nil {

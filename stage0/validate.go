@@ -29,6 +29,11 @@ func (spec *PodSpec) Check() error {
 			}
 		}
 	}
+	if spec.Hostname != "" {
+		if err := CheckHostname(spec.Hostname); err != nil {
+			return fmt.Errorf("--hostname: %w", err)
+		}
+	}
 	for _, kv := range spec.SetEnv {
 		if err := CheckEnvVar(kv); err != nil {
 			return fmt.Errorf("--set-env: %w", err)
@@ -54,6 +59,24 @@ func CheckAppName(name string) error {
 		msg += fmt.Sprintf(" (e.g. %q)", s)
 	}
 	return fmt.Errorf("%s", msg)
+}
+
+// hostLabel is one label of an RFC 1123 host name.
+var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// CheckHostname checks a pod's host name: an RFC 1123 name of at most
+// 253 characters, dot-separated labels of 1 to 63 letters, digits and
+// dashes, not starting or ending with a dash.
+func CheckHostname(name string) error {
+	if len(name) > 253 {
+		return fmt.Errorf("%q is not a host name: longer than 253 characters", name)
+	}
+	for _, l := range strings.Split(name, ".") {
+		if !hostLabel.MatchString(l) {
+			return fmt.Errorf("%q is not a host name (RFC 1123): use dot-separated labels of 1 to 63 letters, digits and dashes, not starting or ending with a dash", name)
+		}
+	}
+	return nil
 }
 
 // CheckEnvVar checks one K=V environment assignment.

@@ -24,6 +24,16 @@ func TestSpecCheck(t *testing.T) {
 		{PodSpec{SetEnv: []string{"A B=1"}}, `--set-env: "A B=1"`},
 		{PodSpec{SetEnv: []string{"NOEQUALS"}}, "want K=V"},
 		{PodSpec{SetEnvFile: []string{"export D=1"}}, "--set-env-file"},
+		{PodSpec{Hostname: "web-1.example.com"}, ""},
+		{PodSpec{Hostname: "Web1"}, ""},
+		{PodSpec{Hostname: "a_b"}, `--hostname: "a_b" is not a host name`},
+		{PodSpec{Hostname: "-web"}, "--hostname"},
+		{PodSpec{Hostname: "web-"}, "--hostname"},
+		{PodSpec{Hostname: "a..b"}, "--hostname"},
+		{PodSpec{Hostname: "two words"}, "--hostname"},
+		{PodSpec{Hostname: "x\nevil"}, "--hostname"},
+		{PodSpec{Hostname: strings.Repeat("a", 64)}, "--hostname"},
+		{PodSpec{Hostname: strings.Repeat("a.", 126) + "ab"}, "longer than 253"},
 	} {
 		err := tc.spec.Check()
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
