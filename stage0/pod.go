@@ -153,7 +153,7 @@ func Prepare(ctx context.Context, f *Fetcher, podsDir string, spec *PodSpec, pha
 		if err := pr.writePodDir(s1, infos); err != nil {
 			return err
 		}
-		return pr.writeNetFiles(spec)
+		return writeNetFiles(pr.Pod, spec)
 	})
 	if err != nil {
 		return nil, err
@@ -278,8 +278,8 @@ var errNoApps = errors.New("no image given: rkt run IMAGE [flags] [--- IMAGE2 ..
 
 // writeNetFiles writes the resolv.conf and hosts file stage1 uses when
 // --dns-conf-mode says stage0.
-func (pr *Prepared) writeNetFiles(spec *PodSpec) error {
-	etc := filepath.Join(pr.Pod.Path(), stage1abi.Stage1RootfsDir, "etc")
+func writeNetFiles(p *pod.Pod, spec *PodSpec) error {
+	etc := filepath.Join(p.Path(), stage1abi.Stage1RootfsDir, "etc")
 	if mode, _ := spec.DNS.Mode(); mode == netflag.ResolvStage0 {
 		if err := os.MkdirAll(etc, 0o755); err != nil {
 			return err
@@ -291,7 +291,7 @@ func (pr *Prepared) writeNetFiles(spec *PodSpec) error {
 	if _, entries, _ := netflag.ParseHostsEntries(spec.HostsEntries); len(entries) > 0 {
 		hostname := spec.Hostname
 		if hostname == "" {
-			hostname = "rkt-" + pr.Pod.UUID
+			hostname = "rkt-" + p.UUID
 		}
 		if err := os.MkdirAll(etc, 0o755); err != nil {
 			return err
