@@ -62,7 +62,7 @@ func (pf *podFlags) register(fs *pflag.FlagSet, forRun bool) {
 	fs.BoolVar(&pf.interactive, "interactive", pf.interactive, "give the (single) app a terminal of its own, relayed to this one")
 	fs.Var((*appendValue)(&pf.volumes), "volume", "pod volume: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or NAME,kind=empty[,mode=0755][,uid=0][,gid=0]")
 	fs.Var((*appendValue)(&pf.setEnv), "set-env", "environment variable K=V for every app")
-	fs.Var((*appendValue)(&pf.setEnvFile), "set-env-file", "file of K=V lines for every app")
+	fs.Var((*appendValue)(&pf.setEnvFile), "set-env-file", "file of NAME=VALUE lines for every app, read as systemd reads an EnvironmentFile= (quotes, # and ; comments, backslash continuations)")
 	fs.BoolVar(&pf.inheritEnv, "inherit-env", pf.inheritEnv, "apps inherit rkt's environment")
 	fs.StringVar(&pf.uuidFileSave, "uuid-file-save", pf.uuidFileSave, "write the pod's UUID to this file")
 	fs.StringVar(&pf.podManifest, "pod-manifest", pf.podManifest, "run this appc pod manifest instead of images and flags")

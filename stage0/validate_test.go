@@ -74,3 +74,61 @@ func TestCheckLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestParseEnvFileSystemd: systemd's EnvironmentFile= rules.
+func TestParseEnvFileSystemd(t *testing.T) {
+	file := strings.Join([]string{
+		`# comment`,
+		`; another comment \`,
+		`  still the comment`,
+		`PLAIN=value  `,
+		`  SPACED = x  y  `,
+		`DQ="two words # not a comment"`,
+		`SQ='single $HOME \n'`,
+		`ESC="a \"q\" \\ \$ \x"`,
+		`CONT=one \`,
+		`two`,
+		`DQCONT="first \`,
+		`second"`,
+		`MIXED="quoted"tail`,
+		`BS=a\ b\\c`,
+		`EMPTY=`,
+		`EMPTYQ=""`,
+		`MULTI='line1`,
+		`line2'`,
+		`LAST=no newline`,
+	}, "\n")
+	got, err := ParseEnvFile("f", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"PLAIN=value",
+		"SPACED=x  y",
+		"DQ=two words # not a comment",
+		`SQ=single $HOME \n`,
+		`ESC=a "q" \ $ \x`,
+		"CONT=one two",
+		"DQCONT=first second",
+		"MIXED=quotedtail",
+		`BS=a b\c`,
+		"EMPTY=",
+		"EMPTYQ=",
+		"MULTI=line1\nline2",
+		"LAST=no newline",
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("ParseEnvFile:\n got %q\nwant %q", got, want)
+	}
+	for in, msg := range map[string]string{
+		"A=1\nNOEQUALS\n":   `f:2: "NOEQUALS": want NAME=VALUE`,
+		"A=\"open\n":        "f:1: a quoted value is not closed",
+		"A=1\n1B=2\n":       `f:2: "1B=2"`,
+		"A=1\n\nB C=1\n":    `f:3: "B C=1"`,
+		"A=1\nexport D=1\n": `drop "export"`,
+	} {
+		if _, err := ParseEnvFile("f", []byte(in)); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("ParseEnvFile(%q): %v, want %q", in, err, msg)
+		}
+	}
+}

@@ -61,3 +61,18 @@ func TestPreparedOptions(t *testing.T) {
 	e.MustFail(254, "--hosts-entry", "run-prepared", "--hosts-entry=nonsense", uuid)
 	e.MustFail(254, "not a host name", e.podArgs("prepare", nil, "--hostname=-x")...)
 }
+
+// TestExportUUIDFile: rkt export takes the pod from --uuid-file, as the
+// other pod commands do.
+func TestExportUUIDFile(t *testing.T) {
+	e := newPodEnv(t)
+	f := filepath.Join(t.TempDir(), "uuid")
+	e.Run(e.podArgs("run", nil, "--uuid-file-save="+f)...)
+	out := filepath.Join(t.TempDir(), "out.aci")
+	e.MustRun("export", "--uuid-file="+f, out)
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+		t.Errorf("export --uuid-file wrote nothing: %v", err)
+	}
+	e.MustFail(254, "not both", "export", "--uuid-file="+f, "ffffffff", out)
+	e.MustFail(254, "--uuid-file", "export", out)
+}
