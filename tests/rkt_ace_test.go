@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -130,9 +131,10 @@ func startMDSWith(t *testing.T, e *realEnv, activated bool) *mdsService {
 }
 
 // aceImages builds actool and the ACE validator from the pinned module
-// and packs the main and sidekick images; prestart, if set, puts an
-// empty /prestart in the main image (what the pre-start event handler
-// would have made).
+// and packs the main and sidekick images; prestart, if set, leaves the
+// event handlers out of the main image and puts an empty /prestart in
+// it instead (what its pre-start handler would have made), so that the
+// main and sidekick checks run without the handlers.
 func aceImages(t *testing.T, dir string, prestart bool) (main, sidekick string) {
 	t.Helper()
 	actool, err := testutils.BuildPackage(dir, "actool", "github.com/appc/spec/actool")
@@ -161,8 +163,19 @@ func aceImages(t *testing.T, dir string, prestart bool) (main, sidekick string) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := strings.NewReplacer("@ACI_OS@", "linux", "@ACI_ARCH@", arch).Replace(string(in))
-		if err := os.WriteFile(filepath.Join(layout, "manifest"), []byte(m), 0o644); err != nil {
+		m := []byte(strings.NewReplacer("@ACI_OS@", "linux", "@ACI_ARCH@", arch).Replace(string(in)))
+		if len(extra) > 0 {
+			// Without the event handlers: the files are there already.
+			var im map[string]any
+			if err := json.Unmarshal(m, &im); err != nil {
+				t.Fatal(err)
+			}
+			delete(im["app"].(map[string]any), "eventHandlers")
+			if m, err = json.Marshal(im); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(layout, "manifest"), m, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		bin, err := os.ReadFile(validator)
@@ -210,8 +223,8 @@ func TestACEValidator(t *testing.T) {
 }
 
 // TestACEValidatorApps runs the validator's main and sidekick checks (all
-// but the event handlers': the main image has /prestart already, as its
-// pre-start handler would have made it) on the networks a pod reaches
+// but the event handlers': the main image has none, and /prestart
+// already, as its pre-start handler would have made it) on the networks a pod reaches
 // the metadata service through: the default network's gateway, the
 // default-restricted one's, and the host's loopback. gc unregisters the
 // pods.
