@@ -236,6 +236,7 @@ var cmdCatManifest = &cobra.Command{
 var stopFlags struct {
 	force    bool
 	uuidFile string
+	timeout  time.Duration
 }
 
 var cmdStop = &cobra.Command{
@@ -243,13 +244,17 @@ var cmdStop = &cobra.Command{
 	Short:   "Stop running pods (SIGTERM to the apps, SIGKILL after a grace period; --force: SIGKILL now)",
 	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {
+		if stopFlags.timeout < 0 {
+			return usagef("--timeout=%v: want a positive duration such as 30s", stopFlags.timeout)
+		}
 		uuids, err := uuidArg(args, stopFlags.uuidFile)
 		if err != nil {
 			return err
 		}
+		opts := stage0.StopOptions{Force: stopFlags.force, Timeout: stopFlags.timeout}
 		return eachPod(cmd, uuids, "%s\n", func(u string, err error) string {
 			return fmt.Sprintf("stopping pod %s: %v", u, err)
-		}, func(p *pod.Pod) error { return stage0.Stop(context.Background(), p, stopFlags.force) })
+		}, func(p *pod.Pod) error { return stage0.Stop(context.Background(), p, opts) })
 	},
 }
 
@@ -368,6 +373,7 @@ func init() {
 	cmdCatManifest.Flags().BoolVar(&catManifestFlags.pretty, "pretty-print", true, "indent the JSON")
 	cmdCatManifest.Flags().StringVar(&catManifestFlags.uuidFile, "uuid-file", "", "read the UUID from this file")
 	cmdStop.Flags().BoolVar(&stopFlags.force, "force", false, "SIGKILL the apps at once")
+	cmdStop.Flags().DurationVar(&stopFlags.timeout, "timeout", 0, "SIGKILL the apps this long after the SIGTERM (e.g. 30s), in place of the pod's --stop-timeout (default 10s)")
 	cmdStop.Flags().StringVar(&stopFlags.uuidFile, "uuid-file", "", "read the UUID from this file")
 	f = cmdGC.Flags()
 	f.DurationVar(&gcFlags.grace, "grace-period", 30*time.Minute, "how long exited pods stay before removal")

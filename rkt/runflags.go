@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -13,6 +14,7 @@ import (
 	"github.com/rkt/rkt/networking/netflag"
 	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/caps"
+	"github.com/rkt/rkt/pkg/stage1abi"
 	"github.com/rkt/rkt/stage0"
 )
 
@@ -40,6 +42,7 @@ type podFlags struct {
 	dnsOpt       []string
 	dnsDomain    string
 	hostsEntries []string
+	stopTimeout  string
 }
 
 // newPodFlags returns the pod flags with their defaults.
@@ -74,6 +77,7 @@ func (pf *podFlags) register(fs *pflag.FlagSet, forRun bool) {
 	fs.StringVar(&pf.stage1.FromDir, "stage1-from-dir", pf.stage1.FromDir, "stage1 image file name in the stage1 images directory (e.g. stage1-fly.aci)")
 	fs.StringVar(&pf.ipc, "ipc", pf.ipc, "IPC namespace: auto, private or parent")
 	fs.Var((*appendValue)(&pf.annotations), "pod-annotation", "pod annotation K=V")
+	fs.StringVar(&pf.stopTimeout, "stop-timeout", pf.stopTimeout, "how long the apps get between SIGTERM and SIGKILL when the pod stops (e.g. 30s; default 10s)")
 	if !forRun {
 		fs.BoolVar(&pf.quiet, "quiet", pf.quiet, "print only the UUID")
 	}
@@ -113,6 +117,7 @@ type isolatorFlags struct {
 	suppGIDs                                       string
 	mounts                                         []string
 	annotations                                    []string
+	socketActivated                                string
 }
 
 func (f *isolatorFlags) register(fs *pflag.FlagSet) {
@@ -125,6 +130,8 @@ func (f *isolatorFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.capsRemove, "caps-remove", "", "capabilities to drop from the default set")
 	fs.StringVar(&f.seccomp, "seccomp", "", "mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,...")
 	fs.Var((*appendValue)(&f.annotations), "annotation", "app annotation K=V")
+	fs.StringVar(&f.socketActivated, "socket-activated", "", "give this app the sockets systemd passed rkt (LISTEN_FDS): true or false (default: true in a one-app pod)")
+	fs.Lookup("socket-activated").NoOptDefVal = "true"
 }
 
 // apply turns the isolator flags into pod-manifest terms.
@@ -208,6 +215,12 @@ func (f *isolatorFlags) apply(a *stage0.AppSpec) error {
 			return usagef("--pids-limit=%s: want a positive number", f.pidsLimit)
 		}
 		f.annotations = append(f.annotations, "rkt.dev/pids-limit="+f.pidsLimit)
+	}
+	if f.socketActivated != "" {
+		if f.socketActivated != "true" && f.socketActivated != "false" {
+			return usagef("--socket-activated=%s: want true or false", f.socketActivated)
+		}
+		f.annotations = append(f.annotations, stage1abi.SocketActivatedAnno+"="+f.socketActivated)
 	}
 	if f.suppGIDs != "" {
 		for _, g := range strings.Split(f.suppGIDs, ",") {
@@ -397,6 +410,15 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 			spec.Annotations = map[string]string{}
 		}
 		spec.Annotations[k] = v
+	}
+	if pf.stopTimeout != "" {
+		if d, err := time.ParseDuration(pf.stopTimeout); err != nil || d < 0 {
+			return nil, usagef("--stop-timeout=%s: want a duration such as 30s", pf.stopTimeout)
+		}
+		if spec.Annotations == nil {
+			spec.Annotations = map[string]string{}
+		}
+		spec.Annotations[stage1abi.StopTimeoutAnno] = pf.stopTimeout
 	}
 	if err := spec.Check(); err != nil {
 		return nil, usagef("%v", err)

@@ -122,14 +122,38 @@ func Manifest(p *pod.Pod) ([]byte, error) {
 	return data, nil
 }
 
+// StopOptions steer Stop.
+type StopOptions struct {
+	// Force: SIGKILL the apps at once.
+	Force bool
+	// Timeout, when above zero, is the time the apps get between SIGTERM
+	// and SIGKILL for this stop, in place of the pod's (needs a stage1
+	// of interface version stage1abi.StopTimeoutVersion).
+	Timeout time.Duration
+}
+
 // Stop runs the pod's stage1 stop entrypoint.
-func Stop(ctx context.Context, p *pod.Pod, force bool) error {
+func Stop(ctx context.Context, p *pod.Pod, opts StopOptions) error {
 	if p.State() != pod.StateRunning {
 		return fmt.Errorf("pod %s is %s, not running", p.UUID, p.State())
 	}
 	args := []string{}
-	if force {
+	if opts.Force {
 		args = append(args, "--force")
+	}
+	if opts.Timeout > 0 && !opts.Force {
+		m, _, err := ReadStage1(p.Path())
+		if err != nil {
+			return err
+		}
+		version := 1
+		if v, ok := m.Annotations.Get(AnnoInterface); ok {
+			version, _ = strconv.Atoi(v)
+		}
+		if version < stage1abi.StopTimeoutVersion {
+			return fmt.Errorf("pod %s: its stage1 (interface version %d) takes no stop timeout (version %d does): stop it without --timeout", p.UUID, version, stage1abi.StopTimeoutVersion)
+		}
+		args = append(args, "--timeout="+opts.Timeout.String())
 	}
 	return runEntrypoint(ctx, p, AnnoStop, append(args, p.UUID), nil)
 }

@@ -24,7 +24,11 @@ const (
 
 // InterfaceVersion is the interface version of the bundled stage1 images
 // (the value of AnnoInterface); stage0 gates arguments on it.
-const InterfaceVersion = 6
+const InterfaceVersion = 7
+
+// StopTimeoutVersion is the first interface version whose stop
+// entrypoint takes --timeout=DUR.
+const StopTimeoutVersion = 7
 
 // The environment stage0 gives the run entrypoint.
 const (
@@ -34,6 +38,20 @@ const (
 	// TreeLockFdsEnv lists (comma-separated) the descriptors of the shared
 	// locks on the pod's image trees, held the same way.
 	TreeLockFdsEnv = "RKT_TREE_LOCK_FDS"
+)
+
+// App and pod annotations of the pod manifest that stage1 acts on (besides
+// the image's appc ones).
+const (
+	// SocketActivatedAnno ("true" or "false"), an app annotation (pod
+	// manifest, else image manifest): the app gets the sockets of socket
+	// activation (LISTEN_FDS) rkt run was started with. Without it, the
+	// app of a one-app pod gets them and the apps of a larger pod do not.
+	SocketActivatedAnno = "rkt.dev/socket-activated"
+	// StopTimeoutAnno, a pod annotation (a Go duration, e.g. 30s): how
+	// long the apps get between SIGTERM and SIGKILL when the pod stops
+	// (rkt run --stop-timeout). Default 10s.
+	StopTimeoutAnno = "rkt.dev/stop-grace-period"
 )
 
 // ExitFailure is the exit code of a failure of rkt or of a stage1
@@ -75,6 +93,11 @@ const (
 	// Stage0ResolvConf are the ones stage0 may write (--hosts-entry,
 	// --dns), used with --dns-conf-mode=hosts=stage0 / resolv=stage0.
 	HostsFile        = RktDir + "/hosts"
+	// StopTimeoutFile holds the grace period (a Go duration) of a stop
+	// asked for with a timeout (stop --timeout): the stop entrypoint
+	// writes it before the SIGTERM, and the supervisor reads it on the
+	// signal, in place of the pod's. Private to stage1.
+	StopTimeoutFile = RktDir + "/stop-timeout"
 	Stage0HostsFile  = Stage1RootfsDir + "/etc/rkt-hosts"
 	Stage0ResolvConf = Stage1RootfsDir + "/etc/rkt-resolv.conf"
 )

@@ -43,7 +43,7 @@ func flyRun(ctx context.Context, opts *podcfg.Options) (int, error) {
 	}
 	// The locks stage0 handed over stay with this process, not the app,
 	// and so does whatever rkt's caller left open without close-on-exec.
-	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+	if err := fds.CloseOnExecFrom(3); err != nil {
 		return 0, fmt.Errorf("keep the caller's descriptors from the app: %w", err)
 	}
 	wd, err := os.Getwd()

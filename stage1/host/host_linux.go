@@ -157,6 +157,12 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	// the helper while it runs and to the supervisor once it exists.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	// The sockets of socket activation (LISTEN_FDS, for this process:
+	// rkt run exec'd us in place) go to the supervisor only.
+	listenFds, err := fds.Listening()
+	if err != nil {
+		return fail("socket activation: " + err.Error() + ": start rkt with the sockets systemd passes, or without LISTEN_FDS")
+	}
 	if err := closeInherited(); err != nil {
 		return fail("keep the caller's descriptors from the pod: " + err.Error())
 	}
@@ -227,7 +233,7 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 		// stay ignored in the pod.)
 		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	}
-	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary), term)
+	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary), term, listenFds)
 	if err != nil {
 		pidW.WriteString("0\n")
 		pidW.Close()
@@ -333,7 +339,7 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 // of its own. The supervisor of an interactive pod (term) gets none of
 // this process's stdio, which may be the operator's terminal: /dev/null
 // as stdin, term's pipe as stdout and stderr, and term's socket.
-func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string, term *terminal) (*proc, error) {
+func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string, term *terminal, listenFds int) (*proc, error) {
 	defer cfg.Close()
 	evR, evW, err := os.Pipe()
 	if err != nil {
@@ -360,6 +366,14 @@ func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher strin
 		}
 		defer devNull.Close()
 		files = []uintptr{devNull.Fd(), term.errW.Fd(), term.errW.Fd(), cfg.Fd(), evW.Fd(), term.podSock.Fd()}
+	}
+	if listenFds > 0 {
+		for len(files) < supervisor.ListenFd {
+			files = append(files, ^uintptr(0)) // closed in the child
+		}
+		for _, fd := range fds.Passed(listenFds) {
+			files = append(files, uintptr(fd))
+		}
 	}
 	p, err := start("/proc/self/exe", argv, &syscall.ProcAttr{
 		Env:   []string{},
@@ -432,7 +446,8 @@ func (n *netdownProc) wait(h *hostProc) {
 
 // readEvents reads the supervisor's events: on "ready" it tells systemd
 // (NOTIFY_SOCKET) that the pod is ready (this process is the unit's main
-// PID, so the notification is accepted with NotifyAccess=main); on
+// PID, so the notification is accepted with NotifyAccess=main); it sends
+// on the apps' notifications (supervisor.NotifyEvent) the same way; on
 // "exiting" it tells exiting.
 func (h *hostProc) readEvents(ev *os.File, exiting chan<- struct{}) {
 	defer ev.Close()
@@ -447,6 +462,16 @@ func (h *hostProc) readEvents(ev *os.File, exiting chan<- struct{}) {
 			}
 		case "exiting\n":
 			exiting <- struct{}{}
+		default:
+			// An app's notification, relayed from this process: the
+			// unit's main pid (NotifyAccess=main accepts it).
+			if q, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), supervisor.NotifyEvent); ok {
+				if state, err := strconv.Unquote(q); err == nil {
+					if err := sdNotify(state); err != nil {
+						warn("stage1: relay an app's notification to systemd: " + err.Error())
+					}
+				}
+			}
 		}
 		if err != nil {
 			return
@@ -474,10 +499,10 @@ func sdNotify(state string) error {
 // (it outlives the pod's processes) and nothing else may hold, and
 // whatever rkt's caller left open without close-on-exec, which must not
 // reach the helpers, the CNI plugins or the apps. Every process started
-// from here gets just the descriptors of its Files (fds.Passed are left
-// as they are, for socket activation to hand down).
+// from here gets just the descriptors of its Files (the sockets of
+// socket activation, fds.Passed, go to the supervisor that way).
 func closeInherited() error {
-	return fds.CloseOnExecFrom(3, fds.Passed...)
+	return fds.CloseOnExecFrom(3)
 }
 
 func warn(msg string) { os.Stderr.WriteString(msg + "\n") }

@@ -18,6 +18,7 @@ import (
 	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/stage1abi"
 	"github.com/rkt/rkt/stage2"
 )
 
@@ -32,7 +33,11 @@ const DefaultGracePeriod = 10 * time.Second
 
 // GraceAnnotation is the pod manifest annotation that sets the grace
 // period (a Go duration such as "30s").
-const GraceAnnotation = "rkt.dev/stop-grace-period"
+const GraceAnnotation = stage1abi.StopTimeoutAnno
+
+// SocketActivatedAnnotation is the app annotation that gives the app the
+// sockets of socket activation, or keeps them from it (stage1abi).
+const SocketActivatedAnnotation = stage1abi.SocketActivatedAnno
 
 // DefaultPath is the PATH of apps whose environment has none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -86,6 +91,9 @@ type App struct {
 	Limits cgroup.Limits
 	// SupportsNotify: the app sends READY=1 itself.
 	SupportsNotify bool
+	// SocketActivated is the app's SocketActivatedAnnotation: "true",
+	// "false" or "" (none).
+	SocketActivated string
 	// InlineVolumes are empty volumes defined in the app's own mounts
 	// (appVolume); stage1 prepares them like the pod's.
 	InlineVolumes []EmptyVolume
@@ -308,6 +316,14 @@ func loadApp(dir string, ra *schema.RuntimeApp, vols map[string]types.Volume, op
 	}
 	if v, ok := im.Annotations.Get(NotifyAnnotation); ok && v == "true" {
 		a.SupportsNotify = true
+	}
+	if v, ok := ra.Annotations.Get(SocketActivatedAnnotation); ok {
+		a.SocketActivated = v
+	} else if v, ok := im.Annotations.Get(SocketActivatedAnnotation); ok {
+		a.SocketActivated = v
+	}
+	if a.SocketActivated != "" && a.SocketActivated != "true" && a.SocketActivated != "false" {
+		return nil, fmt.Errorf("annotation %s=%q: want true or false", SocketActivatedAnnotation, a.SocketActivated)
 	}
 	limits, sec, err := applyIsolators(app.Isolators, ra.Annotations, opts)
 	if err != nil {

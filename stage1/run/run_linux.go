@@ -31,6 +31,7 @@ import (
 	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
 	"github.com/rkt/rkt/pkg/exitstatus"
+	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/stage1/host"
@@ -264,7 +265,11 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	if err := <-files; err != nil {
 		return err
 	}
-	data, err := r.supervisorConfig().Encode()
+	scfg, err := r.supervisorConfig()
+	if err != nil {
+		return err
+	}
+	data, err := scfg.Encode()
 	if err != nil {
 		return err
 	}
@@ -515,7 +520,7 @@ func writeFile(p, content string) error {
 }
 
 // supervisorConfig is the configuration sent to the supervisor.
-func (r *runner) supervisorConfig() *supervisor.Config {
+func (r *runner) supervisorConfig() (*supervisor.Config, error) {
 	cfg := &supervisor.Config{
 		UUID: r.pod.UUID, PodDir: r.pod.Dir, Hostname: r.pod.Hostname,
 		Loopback: !r.opts.NetHost(), Debug: r.opts.Debug,
@@ -523,10 +528,31 @@ func (r *runner) supervisorConfig() *supervisor.Config {
 		GracePeriod: r.pod.GracePeriod,
 		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
 	}
+	// systemd's environment is the host-side process's (our parent's,
+	// rkt run's pid).
+	env := os.Environ()
+	listenFds, err := fds.ListenEnv(env, os.Getppid())
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	listeners := 0
+	if listenFds > 0 {
+		cfg.ListenFds = listenFds
+	}
+	watchdog := watchdogUsec(env, os.Getppid())
 	for _, a := range r.pod.Apps {
 		l := a.Launch
 		if a.SupportsNotify {
 			l.Env = append(append([]string(nil), l.Env...), "NOTIFY_SOCKET="+supervisor.NotifySocket(r.pod.UUID, l.Name))
+			l.WatchdogUsec = watchdog
+		}
+		// Socket activation: the app of a one-app pod, unless it says
+		// no; in a larger pod, the apps that say yes.
+		listen := listenFds > 0 && (a.SocketActivated == "true" || (len(r.pod.Apps) == 1 && a.SocketActivated == ""))
+		if listen {
+			listeners++
+			l.ListenFdNames = getenv(env, "LISTEN_FDNAMES")
+			r.logf("app %s gets the %d sockets of socket activation", l.Name, listenFds)
 		}
 		if r.opts.Debug {
 			l.DebugEpoch = r.start.UnixNano()
@@ -542,11 +568,37 @@ func (r *runner) supervisorConfig() *supervisor.Config {
 		}
 		cfg.Apps = append(cfg.Apps, supervisor.App{
 			Name: l.Name, Launch: launch, NewSession: l.NewSession,
-			UnifiedCgroup: unified, SupportsNotify: a.SupportsNotify,
+			UnifiedCgroup: unified, SupportsNotify: a.SupportsNotify, Listen: listen,
 			StatusFile:  filepath.Join(r.pod.Dir, podcfg.AppStatus(l.Name)),
 			StartedFile: filepath.Join(r.pod.Dir, podcfg.AppStarted(l.Name)),
 			OOMEvents:   a.OOMEvents,
 		})
 	}
-	return cfg
+	if listenFds > 0 && listeners == 0 {
+		fmt.Fprintf(os.Stderr, "stage1: warning: no app of the pod gets the %d sockets of socket activation (LISTEN_FDS): give the app that serves them --socket-activated\n", listenFds)
+	}
+	return cfg, nil
+}
+
+// watchdogUsec is systemd's watchdog interval (WATCHDOG_USEC) when it is
+// meant for process pid (WATCHDOG_PID names it, or is absent), else "".
+func watchdogUsec(env []string, pid int) string {
+	usec := getenv(env, "WATCHDOG_USEC")
+	if n, err := strconv.ParseUint(usec, 10, 64); err != nil || n == 0 {
+		return ""
+	}
+	if p := getenv(env, "WATCHDOG_PID"); p != "" && p != strconv.Itoa(pid) {
+		return ""
+	}
+	return usec
+}
+
+// getenv is the last value of k in env, or "".
+func getenv(env []string, k string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], k+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

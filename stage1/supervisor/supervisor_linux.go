@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/exitstatus"
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
 // appState is the supervisor's view of one app.
@@ -123,6 +124,11 @@ func Main(ctx context.Context, args []string) int {
 		return 254
 	}
 	s.cfg = cfg
+	// The sockets of socket activation go to the launchers of the apps
+	// that asked for them, and to no other.
+	for i := 0; i < cfg.ListenFds; i++ {
+		unix.CloseOnExec(ListenFd + i)
+	}
 	if cfg.Debug {
 		s.logf = func(msg string) {
 			warn("stage1 [" + Millis(time.Duration(time.Now().UnixNano()-cfg.Epoch)) + "ms] supervisor: " + msg)
@@ -213,7 +219,7 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 		return 0, err
 	}
 	starts := make(chan startEvent, len(s.cfg.Apps))
-	notes := make(chan string, 16)
+	notes := make(chan note, 16)
 	for i := range s.cfg.Apps {
 		a := &s.cfg.Apps[i]
 		st := &appState{cfg: a}
@@ -247,18 +253,15 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 				s.reap()
 			case unix.SIGTERM, unix.SIGINT, unix.SIGHUP:
 				s.logf("got " + sig.String() + ": stopping the pod")
+				s.stopTimeout()
 				s.stop(sig.(syscall.Signal))
 			}
 		case line := <-gate:
 			s.opened(line)
 		case ev := <-starts:
 			s.started(ev)
-		case app := <-notes:
-			if st := s.apps[app]; st != nil && !st.ready {
-				s.logf("app " + app + " is ready")
-				st.ready = true
-				s.checkReady()
-			}
+		case n := <-notes:
+			s.notified(n)
 		case <-ctx.Done():
 			s.logf("cancelled: killing the pod")
 			unix.Kill(-1, unix.SIGKILL)
@@ -362,9 +365,18 @@ func (s *supervisor) fork(a *App) (*launcherProc, error) {
 	defer stdin.Close()
 	attr := &syscall.ProcAttr{
 		Env:   []string{},
-		Files: []uintptr{stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfgR.Fd(), statusW.Fd()},
+		Files: []uintptr{stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd()},
 		Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS},
 	}
+	if a.Listen && s.cfg.ListenFds > 0 {
+		// The sockets first, as 3.. (where the app gets them); the
+		// launcher's own descriptors after them.
+		for i := 0; i < s.cfg.ListenFds; i++ {
+			attr.Files = append(attr.Files, uintptr(ListenFd+i))
+		}
+		attr.Env = []string{LaunchListenFdsEnv + "=" + strconv.Itoa(s.cfg.ListenFds)}
+	}
+	attr.Files = append(attr.Files, cfgR.Fd(), statusW.Fd())
 	if s.term != nil {
 		// The one app of an interactive pod: only its launcher has the
 		// terminal socket, and only until it execs the app.
@@ -504,6 +516,28 @@ func (s *supervisor) recordExit(st *appState, code int) {
 	}
 }
 
+// stopTimeout applies the grace period of a stop asked for with a timeout
+// (rkt stop --timeout), if the stop entrypoint recorded one: it replaces
+// the pod's, and rearms a grace period already running.
+func (s *supervisor) stopTimeout() {
+	p := filepath.Join(s.cfg.PodDir, stage1abi.StopTimeoutFile)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return
+	}
+	os.Remove(p)
+	d, err := time.ParseDuration(strings.TrimSpace(string(data)))
+	if err != nil || d <= 0 {
+		warn("stage1: ignoring the stop timeout " + strconv.Quote(string(data)) + ": not a duration")
+		return
+	}
+	s.logf("stop timeout " + d.String())
+	s.cfg.GracePeriod = d
+	if s.grace != nil {
+		s.grace.Reset(d)
+	}
+}
+
 // stop forwards sig to every running app and arms the grace period.
 func (s *supervisor) stop(sig syscall.Signal) {
 	for _, st := range s.order {
@@ -517,9 +551,44 @@ func (s *supervisor) stop(sig syscall.Signal) {
 	}
 }
 
+// note is one datagram an app sent to its notification socket.
+type note struct {
+	app  string
+	msgs []string // its assignments (lines), as sent
+}
+
+// notified handles an app's notification: READY=1 counts towards the
+// pod's readiness (which the host-side process reports with READY=1 of
+// its own once every app is ready); the rest is relayed to systemd, but
+// for what only rkt may say (Relayed).
+func (s *supervisor) notified(n note) {
+	st := s.apps[n.app]
+	if st == nil {
+		return
+	}
+	var relay []string
+	for _, m := range n.msgs {
+		if m == "READY=1" {
+			if !st.ready {
+				s.logf("app " + n.app + " is ready")
+				st.ready = true
+				s.checkReady()
+			}
+			continue
+		}
+		if Relayed(m) {
+			relay = append(relay, m)
+		}
+	}
+	if len(relay) > 0 {
+		s.events.WriteString(NotifyEvent + strconv.Quote(strings.Join(relay, "\n")) + "\n")
+	}
+}
+
 // listenNotify opens an app's notification socket name (abstract, in the
-// pod's network namespace) and reports READY=1 sent from inside the pod.
-func listenNotify(name, app string, notes chan<- string) error {
+// pod's network namespace) and reports each datagram sent from inside the
+// pod.
+func listenNotify(name, app string, notes chan<- note) error {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return wrap("app "+app+": notify socket", err)
@@ -546,10 +615,14 @@ func listenNotify(name, app string, notes chan<- string) error {
 			if !fromPod(oob[:oobn]) {
 				continue
 			}
+			var msgs []string
 			for _, l := range strings.Split(string(buf[:n]), "\n") {
-				if l == "READY=1" {
-					notes <- app
+				if l != "" {
+					msgs = append(msgs, l)
 				}
+			}
+			if len(msgs) > 0 {
+				notes <- note{app: app, msgs: msgs}
 			}
 		}
 	}()
