@@ -281,3 +281,19 @@ func TestStopTimeoutBad(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// TestStopTimeoutOldStage1: rkt stop --timeout of a pod whose stage1 is
+// of an interface version before stop timeouts (the stub's) fails with
+// exit 254, saying so, and signals nothing.
+func TestStopTimeoutOldStage1(t *testing.T) {
+	e := newPodEnv(t)
+	bp := e.startPod("rkt.dev/stub-sleep=30s")
+	e.MustFail(254, "takes no stop timeout", "stop", "--timeout=1s", bp.UUID)
+	select {
+	case <-bp.done:
+		t.Errorf("the pod stopped")
+	case <-time.After(200 * time.Millisecond):
+	}
+	e.MustRun("stop", bp.UUID)
+	bp.wait(t, 10*time.Second)
+}

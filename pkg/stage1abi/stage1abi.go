@@ -93,13 +93,13 @@ const (
 	// Stage0ResolvConf are the ones stage0 may write (--hosts-entry,
 	// --dns), used with --dns-conf-mode=hosts=stage0 / resolv=stage0.
 	HostsFile        = RktDir + "/hosts"
+	Stage0HostsFile  = Stage1RootfsDir + "/etc/rkt-hosts"
+	Stage0ResolvConf = Stage1RootfsDir + "/etc/rkt-resolv.conf"
 	// StopTimeoutFile holds the grace period (a Go duration) of a stop
 	// asked for with a timeout (stop --timeout): the stop entrypoint
 	// writes it before the SIGTERM, and the supervisor reads it on the
 	// signal, in place of the pod's. Private to stage1.
 	StopTimeoutFile = RktDir + "/stop-timeout"
-	Stage0HostsFile  = Stage1RootfsDir + "/etc/rkt-hosts"
-	Stage0ResolvConf = Stage1RootfsDir + "/etc/rkt-resolv.conf"
 )
 
 // AppRoot returns the app's root mount point, relative to the pod dir.

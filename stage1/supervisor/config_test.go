@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bufio"
+	"bytes"
 	"reflect"
 	"strings"
 	"testing"
@@ -74,5 +75,36 @@ func TestMillis(t *testing.T) {
 		if got := Millis(d); got != want {
 			t.Errorf("Millis(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestRelayed: what an app may not say for rkt is not relayed to systemd.
+func TestRelayed(t *testing.T) {
+	for _, m := range []string{"STATUS=x", "WATCHDOG=1", "STOPPING=1", "RELOADING=1", "ERRNO=2", "EXTEND_TIMEOUT_USEC=1", "WATCHDOG=trigger", "MONOTONIC_USEC=5"} {
+		if !Relayed(m) {
+			t.Errorf("%q is not relayed", m)
+		}
+	}
+	for _, m := range []string{"MAINPID=1", "NOTIFYACCESS=all", "FDSTORE=1", "FDNAME=x", "FDSTOREREMOVE=1", "FDPOLL=0", "BARRIER=1", "READY=1", "garbage", "=x"} {
+		if Relayed(m) {
+			t.Errorf("%q is relayed", m)
+		}
+	}
+}
+
+// TestConfigListen: the sockets' count and each app's Listen survive
+// Encode and Decode.
+func TestConfigListen(t *testing.T) {
+	in := &Config{UUID: "u", PodDir: "/p", ListenFds: 2, Apps: []App{{Name: "a", Listen: true}, {Name: "b"}}}
+	data, err := in.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Decode(bufio.NewReader(bytes.NewReader(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.ListenFds != 2 || !out.Apps[0].Listen || out.Apps[1].Listen {
+		t.Errorf("decoded %+v", out)
 	}
 }

@@ -15,8 +15,8 @@ package main
 import (
 	"context"
 	"os"
-	"strconv"
 	"runtime"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
