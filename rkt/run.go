@@ -31,7 +31,7 @@ IMAGE is an image ID, file, URL or name (see rkt fetch). Flags after an image
 apply to that app: --name --exec --user --group --supplementary-gids
 --working-dir --environment --mount --readonly-rootfs --signature --cpu
 --memory --cpu-shares --oom-score-adj --pids-limit --caps-retain --caps-remove
---seccomp --annotation. Pod flags may appear anywhere. Arguments after "--"
+--seccomp --annotation --socket-activated. Pod flags may appear anywhere. Arguments after "--"
 replace the image's, up to "---".
 
 An image's isolators may narrow the default capabilities and seccomp filter

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -124,13 +125,14 @@ func lineWith(out, prefix string) string {
 	return ""
 }
 
-// TestSocketActivationMultiApp: in a two-app pod only the app given
-// --socket-activated gets the socket; the other has no fd 3 and no
-// LISTEN_FDS.
+// TestSocketActivationMultiApp: in a two-app pod (with a network
+// namespace of its own) only the app given --socket-activated gets the
+// socket; the other has no fd 3 and no LISTEN_FDS.
 func TestSocketActivationMultiApp(t *testing.T) {
 	e := newRealEnv(t)
 	other := e.writeImage("other.aci", e.inspectACI("rkt.dev/other"))
 	answer, _, out, code := e.socketActivated(
+		"--net=none", // the sockets work from the pod's own network namespace
 		other, "--exec=/inspect", "--", "--print-msg=other app", "--print-fds", "--print-env=LISTEN_FDS", "--print-env=LISTEN_PID", "---",
 		e.img, "--socket-activated", "--exec=/inspect", "--", "--print-pid", "--serve-fd=3")
 	if code != 0 {
@@ -144,6 +146,48 @@ func TestSocketActivationMultiApp(t *testing.T) {
 	}
 	if l := lineWith(out, "fd: 3 "); l != "" && strings.Contains(l, "socket:") {
 		t.Errorf("the other app has the socket: %q\nstdout: %s", l, out)
+	}
+}
+
+// TestSocketActivationOptOut: the app of a one-app pod given
+// --socket-activated=false gets no socket, and rkt says no app took them.
+func TestSocketActivationOptOut(t *testing.T) {
+	e := newRealEnv(t)
+	sa, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Fatalf("systemd-socket-activate (package systemd) is needed: %v", err)
+	}
+	addr := "127.0.0.1:" + freeLoopbackPort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rkt := e.Cmd(ctx, insecureImage, "run", hostNet, e.img, "--socket-activated=false", "--exec=/inspect", "--", "--print-fds", "--print-env=LISTEN_FDS")
+	cmd := exec.CommandContext(ctx, sa, append([]string{"-l", addr, rkt.Path}, rkt.Args[1:]...)...)
+	cmd.Env = rkt.Env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var c net.Conn
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect to %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer c.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("rkt run: %v\nstderr: %s", err, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "LISTEN_FDS is unset") || strings.Contains(lineWith(out, "fd: 3 "), "socket:") {
+		t.Errorf("the app that said no got the socket\nstdout: %s", out)
+	}
+	if !strings.Contains(stderr.String(), "no app of the pod gets the sockets of socket activation (LISTEN_FDS=1)") {
+		t.Errorf("rkt did not say no app took the sockets\nstderr: %s", stderr.String())
 	}
 }
 
@@ -296,4 +340,23 @@ func TestStopTimeoutOldStage1(t *testing.T) {
 	}
 	e.MustRun("stop", bp.UUID)
 	bp.wait(t, 10*time.Second)
+}
+
+// TestSIGTERMExitCodes: SIGTERM to rkt run (systemctl stop with
+// KillMode=mixed) makes rkt exit 0 when the app exits cleanly on it, and
+// 143 (the units' SuccessExitStatus=143) when the app dies of it.
+func TestSIGTERMExitCodes(t *testing.T) {
+	e := newRealEnv(t)
+	for _, c := range []struct {
+		flag string
+		want int
+	}{{"--silent-sigterm", 0}, {"--print-msg=x", 143}} {
+		bp := e.startSleeper(c.flag)
+		if err := bp.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := bp.wait(t, 15*time.Second); code != c.want {
+			t.Errorf("app %s: rkt run after SIGTERM exited %d, want %d\nstderr: %s", c.flag, code, c.want, bp.errb.String())
+		}
+	}
 }

@@ -575,7 +575,7 @@ func (r *runner) supervisorConfig() (*supervisor.Config, error) {
 		})
 	}
 	if listenFds > 0 && listeners == 0 {
-		fmt.Fprintf(os.Stderr, "stage1: warning: no app of the pod gets the %d sockets of socket activation (LISTEN_FDS): give the app that serves them --socket-activated\n", listenFds)
+		fmt.Fprintf(os.Stderr, "stage1: warning: no app of the pod gets the sockets of socket activation (LISTEN_FDS=%d): give the app that serves them --socket-activated\n", listenFds)
 	}
 	return cfg, nil
 }
