@@ -43,6 +43,8 @@ func Main(ctx context.Context, args []string) int {
 		}
 	}
 	if err := Stop(ctx, dir, *force); err != nil {
+		// Not signalled: a later stop must not inherit this timeout.
+		os.Remove(filepath.Join(dir, podcfg.StopTimeoutFile))
 		fmt.Fprintf(os.Stderr, "stage1 stop: pod %s: %v\n", uuid, err)
 		return 254
 	}
@@ -87,6 +89,9 @@ func Stop(ctx context.Context, podDir string, force bool) error {
 func writeTimeout(podDir string, d time.Duration) error {
 	p := filepath.Join(podDir, podcfg.StopTimeoutFile)
 	tmp := p + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("record the stop timeout: %w", err)
+	}
 	if err := os.WriteFile(tmp, []byte(d.String()+"\n"), 0o644); err != nil {
 		return fmt.Errorf("record the stop timeout: %w", err)
 	}
