@@ -360,3 +360,23 @@ func TestSIGTERMExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestSocketActivationBadEnv: LISTEN_FDS for rkt naming descriptors that
+// are not open fails the run with 254 and one line saying so; the app
+// does not run.
+func TestSocketActivationBadEnv(t *testing.T) {
+	e := newRealEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := e.Cmd(ctx, insecureImage, "run", hostNet, e.img, "--exec=/inspect", "--", "--print-msg=app ran")
+	cmd.Args = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$@"`, "sh"}, cmd.Args...)
+	cmd.Path = "/bin/sh"
+	out, err := cmd.CombinedOutput()
+	code := -1
+	if cmd.ProcessState != nil {
+		code = cmd.ProcessState.ExitCode()
+	}
+	if err == nil || code != 254 || !strings.Contains(string(out), "LISTEN_FDS=2: descriptor 3 is not open") || strings.Contains(string(out), "app ran") {
+		t.Errorf("rkt run with LISTEN_FDS=2 and no descriptors: exit %d, want 254 naming descriptor 3\noutput: %s", code, out)
+	}
+}
