@@ -126,7 +126,14 @@ func Main(ctx context.Context, args []string) int {
 	s.cfg = cfg
 	// The sockets of socket activation go to the launchers of the apps
 	// that asked for them, and to no other.
+	// They must be sockets: anything else there is none of theirs.
 	for i := 0; i < cfg.ListenFds; i++ {
+		var st unix.Stat_t
+		if err := unix.Fstat(ListenFd+i, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+			warn("stage1 supervisor: descriptor " + strconv.Itoa(ListenFd+i) + " is not a socket of socket activation: the apps get none")
+			cfg.ListenFds = 0
+			break
+		}
 		unix.CloseOnExec(ListenFd + i)
 	}
 	if cfg.Debug {
