@@ -144,7 +144,7 @@ func TestHandlerTimeout(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			a := app("a", "--print-msg=main ran")
 			// A child in the background and the shell itself: both hang.
-			c.set(&a, []string{"/bin/sh", "-c", "sleep 60 & sleep 60; touch /vol/survived"})
+			c.set(&a, []string{"/bin/sh", "-c", "sleep 20 & sleep 20; touch /vol/survived"})
 			start := time.Now()
 			_, r, vol := handlerPod(t, ann, a)
 			d := time.Since(start)
