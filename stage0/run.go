@@ -32,7 +32,13 @@ type RunOptions struct {
 	DisableSeccomp bool
 	DNSConfMode    string
 	LocalConfig    string
-	ExtraArgs      []string
+	// MDSRegister says whether to register the pod with the metadata
+	// service; "" is MDSAuto.
+	MDSRegister MDSMode
+	// Warnf, if set, gets the warnings (a metadata service that does not
+	// answer).
+	Warnf     func(format string, args ...any)
+	ExtraArgs []string
 }
 
 // defaultNet fills in the stage1's own default network when the user
@@ -90,6 +96,12 @@ func (pr *Prepared) Exec(opts RunOptions) error {
 	if err != nil {
 		return err
 	}
+	// Registered before it moves to run/, so that a failure leaves
+	// nothing behind.
+	if err := registerMDS(pr.Pod, opts.MDSRegister, opts.Warnf); err != nil {
+		pr.Abort()
+		return err
+	}
 	if err := pr.Pod.ToRun(); err != nil {
 		return err
 	}
@@ -99,7 +111,10 @@ func (pr *Prepared) Exec(opts RunOptions) error {
 
 // RunPrepared locks a prepared pod, moves it to run/ and execs stage1.
 // Of several racing callers exactly one wins; the others get an error.
-func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string, opts RunOptions) error {
+// Options left empty in opts are those given to rkt prepare; net, when
+// it has DNS or hosts entries, replaces the prepared pod's (and
+// opts.DNSConfMode should say so).
+func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string, opts RunOptions, net *PodSpec) error {
 	p, err := pod.Get(podsDir, uuid)
 	if err != nil {
 		return err
@@ -114,6 +129,22 @@ func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string,
 		return err
 	}
 	defer p.Unlock()
+	saved, err := preparedOptions(p)
+	if err != nil {
+		return err
+	}
+	if net != nil {
+		hostname := opts.Hostname
+		if hostname == "" {
+			hostname = saved.Hostname
+		}
+		n := *net
+		n.Hostname = hostname
+		if err := writeNetFiles(p, &n); err != nil {
+			return err
+		}
+	}
+	opts.merge(saved)
 	m, root, err := ReadStage1(p.Path())
 	if err != nil {
 		return err
@@ -145,6 +176,11 @@ func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string,
 		if _, err := os.Stat(filepath.Join(s.TreePath(id), "rendered")); err != nil {
 			return fmt.Errorf("pod %s: an image it uses was removed from the store (tree %s): prepare the pod again", p.UUID, id)
 		}
+	}
+	// Registered while still prepared: a failure leaves the pod
+	// prepared, to be run again.
+	if err := registerMDS(p, opts.MDSRegister, opts.Warnf); err != nil {
+		return err
 	}
 	if err := p.ToRun(); err != nil {
 		return err

@@ -43,6 +43,10 @@ const (
 	TreeLockFdsEnv = "RKT_TREE_LOCK_FDS"
 )
 
+// MetadataURLEnv is the app's environment variable naming the metadata
+// service (http://HOST:PORT/TOKEN), set when the pod was registered.
+const MetadataURLEnv = "AC_METADATA_URL"
+
 // ExitFailure is the exit code of a failure of rkt or of a stage1
 // entrypoint itself (as opposed to an app's exit code).
 const ExitFailure = 254
@@ -57,6 +61,11 @@ const (
 	// gc and image gc keep those trees while the pod exists.
 	TreeIDsFile = "tree-ids"
 	AppsInfoDir = "appsinfo"
+	// MDSTokenFile (mode 0600) holds the pod's metadata service token
+	// and, on a second line, the service's port, when stage0 registered
+	// the pod with the metadata service: stage1 gives the apps
+	// AC_METADATA_URL from it.
+	MDSTokenFile = "mds-token"
 
 	// Written by stage1.
 	PidFile          = "pid"

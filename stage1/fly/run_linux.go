@@ -80,7 +80,7 @@ func flyRun(ctx context.Context, opts *podcfg.Options) (int, error) {
 		}
 	}
 	env := strings.Join(a.Env, "\x00") + "\x00"
-	if err := os.WriteFile(filepath.Join(pod.Dir, podcfg.AppEnv(a.Name)), []byte(env), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(pod.Dir, podcfg.AppEnv(a.Name)), []byte(env), 0o600); err != nil {
 		return 0, err
 	}
 	if err := proc.Record(filepath.Join(pod.Dir, podcfg.PidFile), os.Getpid()); err != nil {

@@ -169,10 +169,17 @@ func Load(ctx context.Context, dir string, opts *Options) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
+	mdsURL, err := metadataURL(dir, opts)
+	if err != nil {
+		return nil, err
+	}
 	for i := range pm.Apps {
 		a, err := loadApp(dir, &pm.Apps[i], vols, opts)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", pm.Apps[i].Name, err)
+		}
+		if mdsURL != "" {
+			a.Launch.Env = append(a.Launch.Env, stage1abi.MetadataURLEnv+"="+mdsURL)
 		}
 		a.Launch.HostsFile, a.Launch.ResolvConf = hosts, resolv
 		if hosts == filepath.Join(dir, HostsFile) && imageHas(a.Launch.LowerDirs, "/etc/hosts") {

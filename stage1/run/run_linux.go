@@ -477,14 +477,16 @@ func (r *runner) writeFiles() error {
 	}
 	for _, a := range r.pod.Apps {
 		env := strings.Join(a.Launch.Env, "\x00") + "\x00"
-		if err := writeFile(filepath.Join(dir, podcfg.AppEnv(a.Launch.Name)), env); err != nil {
+		// Root-only: the environment may hold secrets (AC_METADATA_URL's
+		// token, --set-env values).
+		if err := writePrivate(filepath.Join(dir, podcfg.AppEnv(a.Launch.Name)), env); err != nil {
 			return err
 		}
 		ec, err := json.Marshal(a.Launch.EnterConfig())
 		if err != nil {
 			return fmt.Errorf("app %s: enter configuration: %w", a.Launch.Name, err)
 		}
-		if err := writeFile(filepath.Join(dir, podcfg.AppEnter(a.Launch.Name)), string(ec)); err != nil {
+		if err := writePrivate(filepath.Join(dir, podcfg.AppEnter(a.Launch.Name)), string(ec)); err != nil {
 			return err
 		}
 	}
@@ -504,6 +506,13 @@ func makeEmptyVolume(ev podcfg.EmptyVolume) error {
 	}
 	if err := os.Chmod(ev.Path, ev.Mode); err != nil {
 		return fmt.Errorf("volume %s: set mode %v: %w", ev.Name, ev.Mode, err)
+	}
+	return nil
+}
+
+func writePrivate(p, content string) error {
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
 }
