@@ -22,6 +22,13 @@ const (
 	AnnoDefaultNet = "rkt.dev/stage1/default-net"
 )
 
+// HandlerTimeoutAnnotation is the pod manifest annotation that sets how
+// long an app's pre-start or post-stop event handler may run (a Go
+// duration; default 60s) before stage1 kills it. Operators set it with
+// rkt's pod annotations; the stage1 flavors read it, and name it when a
+// handler times out.
+const HandlerTimeoutAnnotation = "rkt.dev/event-handler-timeout"
+
 // InterfaceVersion is the interface version of the bundled stage1 images
 // (the value of AnnoInterface); stage0 gates arguments on it.
 const InterfaceVersion = 7

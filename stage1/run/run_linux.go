@@ -37,6 +37,7 @@ import (
 	"github.com/rkt/rkt/stage1/host"
 	"github.com/rkt/rkt/stage1/podcfg"
 	"github.com/rkt/rkt/stage1/supervisor"
+	"github.com/rkt/rkt/stage2"
 )
 
 // ExitFailure is the exit code of a stage1 failure.
@@ -528,14 +529,36 @@ func writeFile(p, content string) error {
 	return nil
 }
 
+// handler is the launcher configuration of app l's event handler name
+// running exec (nil without exec): the app's own, so that the handler
+// runs in the app's root with its environment, user, working directory
+// and isolation, but without the app's pid file (the handler is not the
+// app rkt enter joins), its terminal (that stays the app's) or its
+// readiness socket (it gets the app's environment before stage1 adds
+// NOTIFY_SOCKET).
+func handler(l stage2.App, name string, exec []string) *supervisor.Handler {
+	if exec == nil {
+		return nil
+	}
+	l.Exec, l.Handler = exec, name
+	l.AppPidFile, l.Terminal = "", false
+	launch, err := json.Marshal(&l)
+	if err != nil {
+		launch = nil // the launcher reports the empty configuration
+	}
+	// %q: quoted arguments, no newline (the configuration is lines).
+	return &supervisor.Handler{Launch: launch, Exec: fmt.Sprintf("%q", exec)}
+}
+
 // supervisorConfig is the configuration sent to the supervisor.
 func (r *runner) supervisorConfig() (*supervisor.Config, error) {
 	cfg := &supervisor.Config{
 		UUID: r.pod.UUID, PodDir: r.pod.Dir, Hostname: r.pod.Hostname,
 		Loopback: !r.opts.NetHost(), Debug: r.opts.Debug,
-		Epoch:       r.start.UnixNano(),
-		GracePeriod: r.pod.GracePeriod,
-		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
+		Epoch:          r.start.UnixNano(),
+		GracePeriod:    r.pod.GracePeriod,
+		HandlerTimeout: r.pod.HandlerTimeout,
+		ReadyLink:      filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
 	}
 	// systemd's environment is the host-side process's (our parent's,
 	// rkt run's pid).
@@ -551,6 +574,16 @@ func (r *runner) supervisorConfig() (*supervisor.Config, error) {
 	watchdog := watchdogUsec(env, os.Getppid())
 	for _, a := range r.pod.Apps {
 		l := a.Launch
+		if r.opts.Debug {
+			l.DebugEpoch = r.start.UnixNano()
+		}
+		if r.opts.NetContained() && r.opts.ResolvMode == "default" {
+			l.NetResolvConf = filepath.Join(r.pod.Dir, podcfg.ResolvConfGenerated)
+		}
+		unified := l.UnifiedCgroup
+		l.UnifiedCgroup = "" // the supervisor starts the launcher in it
+		preStart, postStop := handler(l, "pre-start", a.PreStart), handler(l, "post-stop", a.PostStop)
+		// systemd's protocols are the app's, not its event handlers'.
 		if a.SupportsNotify {
 			l.Env = append(append([]string(nil), l.Env...), "NOTIFY_SOCKET="+supervisor.NotifySocket(r.pod.UUID, l.Name))
 			l.WatchdogUsec = watchdog
@@ -563,14 +596,6 @@ func (r *runner) supervisorConfig() (*supervisor.Config, error) {
 			l.ListenFdNames = getenv(env, "LISTEN_FDNAMES")
 			r.logf("app %s gets the %d sockets of socket activation", l.Name, listenFds)
 		}
-		if r.opts.Debug {
-			l.DebugEpoch = r.start.UnixNano()
-		}
-		if r.opts.NetContained() && r.opts.ResolvMode == "default" {
-			l.NetResolvConf = filepath.Join(r.pod.Dir, podcfg.ResolvConfGenerated)
-		}
-		unified := l.UnifiedCgroup
-		l.UnifiedCgroup = "" // the supervisor starts the launcher in it
 		launch, err := json.Marshal(&l)
 		if err != nil {
 			launch = nil // the launcher reports the empty configuration
@@ -581,6 +606,7 @@ func (r *runner) supervisorConfig() (*supervisor.Config, error) {
 			StatusFile:  filepath.Join(r.pod.Dir, podcfg.AppStatus(l.Name)),
 			StartedFile: filepath.Join(r.pod.Dir, podcfg.AppStarted(l.Name)),
 			OOMEvents:   a.OOMEvents,
+			PreStart:    preStart, PostStop: postStop,
 		})
 	}
 	if listenFds > 0 && listeners == 0 {
