@@ -97,6 +97,10 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	if pf.interactive && len(apps) > 1 {
 		return usagef("--interactive works with one app only")
 	}
+	logSize, err := logSizeFlag(pf.logSize)
+	if err != nil {
+		return err
+	}
 	if spec.Stage1.ImagesDir == "" {
 		spec.Stage1.ImagesDir = stage1ImagesDir()
 		if c, err := loadConfig(); err == nil && c.Paths.Stage1Images != "" {
@@ -140,6 +144,7 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 		Debug: globalFlags.Debug, Net: pf.net, Hostname: pf.hostname, Interactive: pf.interactive, IPC: pf.ipc,
 		DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
 		DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
+		LogSize: logSize, NoLogPrefix: !pf.logPrefix,
 	}
 	warnRun(cmd, io)
 	debugf(cmd, "pod %s: exec stage1", pr.Pod.UUID)
@@ -167,7 +172,9 @@ func warnRun(cmd *cobra.Command, io *insecureOptions) {
 var runPreparedFlags = struct {
 	net, hostname, ipc string
 	interactive        bool
-}{net: "", ipc: "auto"}
+	logSize            string
+	logPrefix          bool
+}{net: "", ipc: "auto", logPrefix: true}
 
 var cmdRunPrepared = &cobra.Command{
 	Use:     "run-prepared UUID",
@@ -178,6 +185,10 @@ var cmdRunPrepared = &cobra.Command{
 		f := runPreparedFlags
 		if _, _, _, err := netflag.ParseNetFlag(f.net); err != nil {
 			return usagef("--net: %v", err)
+		}
+		logSize, err := logSizeFlag(f.logSize)
+		if err != nil {
+			return err
 		}
 		ctx, cancel := signalContext()
 		defer cancel()
@@ -191,6 +202,7 @@ var cmdRunPrepared = &cobra.Command{
 			Debug: globalFlags.Debug, Net: f.net, Hostname: f.hostname, Interactive: f.interactive, IPC: f.ipc,
 			DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
 			LocalConfig: globalFlags.LocalConfigDir,
+			LogSize:     logSize, NoLogPrefix: !f.logPrefix,
 		})
 	},
 }
@@ -201,4 +213,5 @@ func init() {
 	f.StringVar(&runPreparedFlags.hostname, "hostname", "", "the pod's hostname")
 	f.StringVar(&runPreparedFlags.ipc, "ipc", "auto", "IPC namespace: auto, private or parent")
 	f.BoolVar(&runPreparedFlags.interactive, "interactive", false, "give the app a terminal of its own, relayed to this one")
+	registerLogFlags(f, &runPreparedFlags.logSize, &runPreparedFlags.logPrefix)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rkt/rkt/networking/netflag"
 	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/caps"
+	"github.com/rkt/rkt/pkg/podlog"
 	"github.com/rkt/rkt/stage0"
 )
 
@@ -40,11 +41,13 @@ type podFlags struct {
 	dnsOpt       []string
 	dnsDomain    string
 	hostsEntries []string
+	logSize      string
+	logPrefix    bool
 }
 
 // newPodFlags returns the pod flags with their defaults.
 func newPodFlags(defaultPull string) *podFlags {
-	return &podFlags{net: "", pullPolicy: defaultPull, ipc: "auto"} // "": the stage1's default (default, or host for fly)
+	return &podFlags{net: "", pullPolicy: defaultPull, ipc: "auto", logPrefix: true} // "": the stage1's default (default, or host for fly)
 }
 
 // register adds the pod flags to fs. The current values are the
@@ -76,6 +79,8 @@ func (pf *podFlags) register(fs *pflag.FlagSet, forRun bool) {
 	fs.Var((*appendValue)(&pf.annotations), "pod-annotation", "pod annotation K=V")
 	if !forRun {
 		fs.BoolVar(&pf.quiet, "quiet", pf.quiet, "print only the UUID")
+	} else {
+		registerLogFlags(fs, &pf.logSize, &pf.logPrefix)
 	}
 }
 
@@ -444,4 +449,25 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 		return nil, usagef("--ipc=%s: want auto, private or parent", pf.ipc)
 	}
 	return spec, nil
+}
+
+// registerLogFlags adds the flags of the apps' logs (run, run-prepared).
+func registerLogFlags(fs *pflag.FlagSet, size *string, prefix *bool) {
+	fs.StringVar(size, "log-size", *size, "size of each app's log file in the pod directory (rkt logs), rotated once: 1Mi (the default), 512Ki, ...; at least 64Ki")
+	fs.BoolVar(prefix, "log-prefix", *prefix, "in a pod of several apps, begin each line of their output on rkt's stdout and stderr with the app's name")
+}
+
+// logSizeFlag parses --log-size ("": the default, 0).
+func logSizeFlag(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := parseQuantity(s)
+	if err != nil {
+		return 0, usagef("--log-size: %v", err)
+	}
+	if n < podlog.MinMaxSize {
+		return 0, usagef("--log-size=%s: want at least 64Ki", s)
+	}
+	return n, nil
 }

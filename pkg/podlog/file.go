@@ -165,5 +165,10 @@ func (f *File) Close() error {
 		unix.Close(f.fd)
 		f.fd = -1
 	}
-	return unix.Close(f.dir)
+	if f.dir < 0 {
+		return nil
+	}
+	err := unix.Close(f.dir)
+	f.dir = -1
+	return err
 }

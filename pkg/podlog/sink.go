@@ -63,13 +63,15 @@ type App struct {
 	file *File
 }
 
-// AddApp opens the app's log file.
+// AddApp opens the app's log file. If that fails, the app's output
+// still goes to the journal or the console, and the error says why its
+// file gets nothing.
 func (s *Sink) AddApp(name string) (*App, error) {
 	f, err := OpenFile(s.opts.Dir, name, s.opts.MaxSize)
 	if err != nil {
-		return nil, err
+		f = &File{dir: -1, fd: -1, name: name}
 	}
-	return &App{s: s, name: name, file: f}, nil
+	return &App{s: s, name: name, file: f}, err
 }
 
 // Note writes a note of rkt's in the app's log file.

@@ -40,7 +40,18 @@ const (
 	// process, passed on to the interactive app's launcher as its
 	// LaunchTerminalFd.
 	TerminalFd = 5
+	// LogFd (pods without a terminal): a unix seqpacket socket to the
+	// host-side process. Before it starts any launcher, the supervisor
+	// makes a pipe for each app's stdout and one for its stderr, and
+	// sends the read ends, one message per app: LogApp + the app's name,
+	// with the two descriptors (SCM_RIGHTS; none for an app that has a
+	// terminal), then closes the socket. The host-side process, out of
+	// the pod's reach, reads them (pkg/podlog).
+	LogFd = 6
 )
+
+// LogApp begins each message on LogFd.
+const LogApp = "app "
 
 // Descriptors of a launcher, run as `rkt-stage2 [CGROUP]` (a cgroup v2
 // directory to join besides the App's, when it could not be started in
