@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rkt/rkt/pkg/pod"
 	"github.com/rkt/rkt/pkg/podlog"
 	"github.com/rkt/rkt/pkg/termsafe"
 	"github.com/rkt/rkt/stage0"
@@ -29,7 +30,8 @@ pod runs and after it exited, until it is garbage-collected. Each file is bounde
 app are gone. In a pod of several apps each line begins with the app's name,
 unless --app picks one. Control characters are escaped. An app run with
 --interactive had the terminal: its output is not logged.`,
-	Args: cobra.MaximumNArgs(1),
+	Args:              cobra.MaximumNArgs(1),
+	ValidArgsFunction: completePodUUIDs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		p, err := podArg(args, logsFlags.uuidFile)
 		if err != nil {
@@ -77,6 +79,22 @@ unless --app picks one. Control characters are escaped. An app run with
 		}
 		return err
 	},
+}
+
+// completePodUUIDs completes a pod UUID argument with the pods of the
+// data directory.
+func completePodUUIDs(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	pods, _ := pod.List(podsDir())
+	var out []string
+	for _, p := range pods {
+		if strings.HasPrefix(p.UUID, toComplete) {
+			out = append(out, p.UUID)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // parseSince parses --since: a duration back from now ("10m") or a
