@@ -281,3 +281,16 @@ func TestLogsJournal(t *testing.T) {
 		t.Errorf("rkt logs: %q %q", out, errOut)
 	}
 }
+
+// TestLogsFly: the fly flavor keeps its app's log file too.
+func TestLogsFly(t *testing.T) {
+	e := newRealEnv(t)
+	requireStage1Beside(t, e.Bin, "stage1-fly.aci")
+	uuid, r := e.runUUID(append([]string{"--stage1-from-dir=stage1-fly.aci", e.img, "--name=web"}, shExec(`echo fly-out; echo fly-err >&2`)...)...)
+	if r.Exit != 0 || r.Stdout != "fly-out\n" || !strings.Contains(r.Stderr, "fly-err\n") {
+		t.Fatalf("%s", describeResult([]string{"run", "fly"}, r))
+	}
+	if out, errOut := e.logs(uuid); out != "fly-out\n" || errOut != "fly-err\n" {
+		t.Errorf("rkt logs: stdout %q, stderr %q", out, errOut)
+	}
+}

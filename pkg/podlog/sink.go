@@ -36,6 +36,21 @@ type SinkOptions struct {
 	Warn func(string)
 }
 
+// JournalFor returns a connection to the journal's native socket (socket,
+// or the default if "") when stdout or stderr is the journal's stream
+// ($JOURNAL_STREAM names it); nil if they are not, or if nothing listens
+// there (then why, for a debug line).
+func JournalFor(stdout, stderr *os.File, socket string) (*journal.Conn, string) {
+	if !journal.IsStream(os.Getenv(journal.StreamEnv), int(stdout.Fd()), int(stderr.Fd())) {
+		return nil, ""
+	}
+	c, err := journal.Dial(socket)
+	if err != nil {
+		return nil, "rkt's output is the journal, but its socket is not there: " + err.Error()
+	}
+	return c, "the apps' output goes to the journal"
+}
+
 // Sink takes the output of a pod's apps.
 type Sink struct {
 	opts    SinkOptions

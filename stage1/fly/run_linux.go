@@ -89,7 +89,7 @@ func flyRun(ctx context.Context, opts *podcfg.Options) (int, error) {
 	if err := mountRoot(a); err != nil {
 		return 0, err
 	}
-	return runApp(ctx, pod, a, opts.Interactive)
+	return runApp(ctx, pod, a, opts.Interactive, opts)
 }
 
 // mountRoot mounts the app's overlay root with the host's /dev, /proc and
@@ -171,7 +171,7 @@ func makeEmptyVolume(ev podcfg.EmptyVolume) error {
 
 // runApp starts the app chrooted, forwards signals, records its status
 // and returns its exit code.
-func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive bool) (int, error) {
+func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive bool, opts *podcfg.Options) (int, error) {
 	id, err := stage2.ResolveIdentityIn(a.Root, a.User, a.Group)
 	if err != nil {
 		return 0, fmt.Errorf("app %s: %w", a.Name, err)
@@ -193,8 +193,22 @@ func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive boo
 		c.Dir = "/"
 	}
 	c.Stdout, c.Stderr = os.Stdout, os.Stderr
+	var logs *appLogs
 	if interactive {
 		c.Stdin = os.Stdin
+	} else {
+		// Its output goes through pipes read here, to its log file and
+		// the journal or rkt's stdout and stderr (docs/systemd.md).
+		logs, err = newAppLogs(pod, a.Name, opts)
+		if err != nil {
+			return 0, err
+		}
+		// A closed stdout or stderr must not kill this process, which
+		// copies the app's output there: writes fail with EPIPE (Notify,
+		// not Ignore, which the app would inherit).
+		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+		defer logs.finish()
+		c.Stdout, c.Stderr = logs.stdoutW, logs.stderrW
 	}
 	groups := make([]uint32, len(a.SupplementaryGIDs))
 	for i, g := range a.SupplementaryGIDs {
@@ -219,6 +233,7 @@ func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive boo
 		}
 		return code, reportExit(pod, a, code, fmt.Errorf("app %s: start %s: %w", a.Name, exe, err))
 	}
+	logs.started()
 	proc.Record(filepath.Join(pod.Dir, podcfg.AppPid(a.Name)), c.Process.Pid)
 	if f, err := os.Create(filepath.Join(pod.Dir, podcfg.AppStarted(a.Name))); err == nil {
 		f.Close()
@@ -231,6 +246,7 @@ func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive boo
 		}
 	}()
 	err = c.Wait()
+	logs.finish()
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rkt/rkt/pkg/journal"
 	"github.com/rkt/rkt/pkg/podlog"
 	"github.com/rkt/rkt/pkg/stage1abi"
 	"github.com/rkt/rkt/stage1/supervisor"
@@ -99,13 +98,9 @@ func (l *podLogs) receive() {
 		Prefix: l.clone.LogPrefix && len(apps) > 1,
 		Warn:   warn,
 	}
-	if journal.IsStream(os.Getenv(journal.StreamEnv), 1, 2) {
-		if c, err := journal.Dial(os.Getenv(stage1abi.JournalSocketEnv)); err == nil {
-			opts.Journal = c
-			l.logf("the apps' output goes to the journal")
-		} else {
-			l.logf("rkt's output is the journal, but its socket is not there: " + err.Error())
-		}
+	var why string
+	if opts.Journal, why = podlog.JournalFor(os.Stdout, os.Stderr, os.Getenv(stage1abi.JournalSocketEnv)); why != "" {
+		l.logf(why)
 	}
 	l.sink = podlog.NewSink(opts)
 	for _, a := range apps {
