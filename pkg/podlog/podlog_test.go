@@ -236,3 +236,25 @@ func TestReaderFollowsRotation(t *testing.T) {
 		t.Errorf("read %d records, want 200", total)
 	}
 }
+
+// TestOpenFileFollowsNoSymlink: a symlink planted where an app's log
+// file goes is not followed (its target is neither truncated nor written).
+func TestOpenFileFollowsNoSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "host-file")
+	if err := os.WriteFile(target, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "app")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFile(dir, "app", MinMaxSize)
+	if err == nil {
+		f.Write(AppendRecord(nil, time.Now(), Stdout, []byte("written")))
+		f.Close()
+		t.Error("OpenFile followed a symlink")
+	}
+	if data, _ := os.ReadFile(target); string(data) != "precious" {
+		t.Errorf("the symlink's target was changed: %q", data)
+	}
+}
