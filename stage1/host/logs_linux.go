@@ -61,7 +61,17 @@ type appPipes struct {
 
 func (l *podLogs) receive() {
 	defer close(l.done)
-	defer l.sock.Close()
+	apps := l.recvApps()
+	l.sock.Close()
+	if len(apps) == 0 {
+		return
+	}
+	l.startSink(apps)
+}
+
+// recvApps reads the supervisor's messages until it closes its end.
+// What is not an app name with two pipes (or none) is dropped.
+func (l *podLogs) recvApps() []appPipes {
 	var apps []appPipes
 	buf := make([]byte, 512)
 	oob := make([]byte, unix.CmsgSpace(4*4))
@@ -89,9 +99,11 @@ func (l *podLogs) receive() {
 		}
 		apps = append(apps, a)
 	}
-	if len(apps) == 0 {
-		return
-	}
+	return apps
+}
+
+// startSink opens the apps' log files and starts reading their pipes.
+func (l *podLogs) startSink(apps []appPipes) {
 	opts := podlog.SinkOptions{
 		Dir: stage1abi.LogsDir, MaxSize: l.clone.LogSize, UUID: l.clone.UUID,
 		Stdout: os.Stdout, Stderr: os.Stderr,
