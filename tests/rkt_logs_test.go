@@ -294,3 +294,17 @@ func TestLogsFly(t *testing.T) {
 		t.Errorf("rkt logs: stdout %q, stderr %q", out, errOut)
 	}
 }
+
+// TestLogsInteractive: an app run with --interactive has the terminal:
+// its output is not logged, and its log says so.
+func TestLogsInteractive(t *testing.T) {
+	e := newRealEnv(t)
+	uuid, r := e.runUUID(append([]string{"--interactive", e.img, "--name=web"}, shExec(`echo on-the-terminal`)...)...)
+	if r.Exit != 0 || !strings.Contains(r.Stdout, "on-the-terminal") {
+		t.Fatalf("%s", describeResult([]string{"run", "--interactive"}, r))
+	}
+	out, errOut := e.logs(uuid)
+	if out != "" || !strings.Contains(errOut, "--interactive") || strings.Contains(errOut, "on-the-terminal") {
+		t.Errorf("rkt logs of an interactive app: stdout %q, stderr %q", out, errOut)
+	}
+}
