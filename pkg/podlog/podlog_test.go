@@ -258,3 +258,37 @@ func TestOpenFileFollowsNoSymlink(t *testing.T) {
 		t.Errorf("the symlink's target was changed: %q", data)
 	}
 }
+
+// TestSinkClosedConsole: when the console is a closed pipe, the app's
+// stream is closed too (the app gets EPIPE, as writing there itself), and
+// its log file says so.
+func TestSinkClosedConsole(t *testing.T) {
+	dir := t.TempDir()
+	cr, cw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr.Close()
+	defer cw.Close()
+	s := NewSink(SinkOptions{Dir: dir, Stdout: cw, Stderr: cw})
+	a, err := s.AddApp("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	a.Read(Stdout, r)
+	w.WriteString("kept\n")
+	s.Wait(5 * time.Second)
+	if _, err := w.WriteString("more\n"); err == nil {
+		t.Error("the app's stream is still open")
+	}
+	s.Close([]*App{a})
+	recs, _ := NewReader(dir, "web").Next()
+	if len(recs) != 2 || recs[0].Message != "kept" || recs[1].Stream != Rkt {
+		t.Errorf("records %+v", recs)
+	}
+}

@@ -18,6 +18,7 @@ type Reader struct {
 	f       *os.File
 	ino     uint64
 	partial []byte
+	buf     []byte
 	started bool
 }
 
@@ -91,10 +92,12 @@ func (r *Reader) open() error {
 
 // drain reads r.f to its end.
 func (r *Reader) drain(out []Record) ([]Record, error) {
-	buf := make([]byte, 64<<10)
+	if r.buf == nil {
+		r.buf = make([]byte, 64<<10)
+	}
 	for {
-		n, err := r.f.Read(buf)
-		r.partial = append(r.partial, buf[:n]...)
+		n, err := r.f.Read(r.buf)
+		r.partial = append(r.partial, r.buf[:n]...)
 		if err == io.EOF || n == 0 {
 			break
 		}

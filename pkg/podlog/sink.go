@@ -172,10 +172,6 @@ func (a *App) read(stream string, r *os.File) {
 		if n > 0 {
 			now := time.Now()
 			chunk := buf[:n]
-			if raw && !s.console(console, chunk) {
-				closed()
-				return
-			}
 			for len(chunk) > 0 {
 				i := indexNL(chunk, MaxLine-len(pending))
 				if i < 0 {
@@ -195,7 +191,11 @@ func (a *App) read(stream string, r *os.File) {
 				emit(now, line)
 				pending = pending[:0]
 			}
-			if !a.flush(&recs, &out, console) {
+			ok := a.flush(&recs, &out, console)
+			if raw {
+				ok = s.console(console, buf[:n])
+			}
+			if !ok {
 				closed()
 				return
 			}
