@@ -6,7 +6,7 @@
 // "\n". An entry too large for one datagram goes in a sealed memfd passed
 // with SCM_RIGHTS. It also tells whether a process's stdout or stderr is
 // connected to the journal ($JOURNAL_STREAM). It is small and imports
-// neither fmt nor encoding packages: the pod's host-side process links it.
+// neither fmt nor encoding/json: the pod's host-side process links it.
 package journal
 
 import (

@@ -5,7 +5,7 @@
 // line to its file and to the journal or rkt's own stdout and stderr,
 // and the reader `rkt logs` uses (docs/systemd.md, "Logs"). The writing
 // side runs in the pod's small, resident host-side process: it imports
-// neither fmt nor encoding packages.
+// neither fmt nor encoding/json.
 package podlog
 
 import (
