@@ -292,3 +292,32 @@ func TestSinkClosedConsole(t *testing.T) {
 		t.Errorf("records %+v", recs)
 	}
 }
+
+// TestSinkWaitBounded: Wait returns even when a reader is stuck writing
+// to a console nobody reads (a full pipe), so that rkt can exit and
+// release the pod.
+func TestSinkWaitBounded(t *testing.T) {
+	cr, cw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Close()
+	defer cw.Close()
+	s := NewSink(SinkOptions{Dir: t.TempDir(), Stdout: cw, Stderr: cw})
+	a, _ := s.AddApp("web")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Read(Stdout, r)
+	go func() {
+		w.Write(make([]byte, 1<<20)) // more than the console pipe holds
+		w.Close()
+	}()
+	start := time.Now()
+	s.Wait(200 * time.Millisecond)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Wait took %v", d)
+	}
+	s.Close([]*App{a})
+}

@@ -55,7 +55,8 @@ func JournalFor(stdout, stderr *os.File, socket string) (*journal.Conn, string) 
 type Sink struct {
 	opts    SinkOptions
 	wg      sync.WaitGroup
-	mu      sync.Mutex // the console, and readers
+	mu      sync.Mutex // the console
+	rmu     sync.Mutex // readers
 	readers []*os.File
 	warned  bool
 }
@@ -97,9 +98,9 @@ func (a *App) Note(msg string) {
 // Read reads the app's stream (Stdout or Stderr) from r until its end,
 // in a goroutine of its own; r becomes the sink's.
 func (a *App) Read(stream string, r *os.File) {
-	a.s.mu.Lock()
+	a.s.rmu.Lock()
 	a.s.readers = append(a.s.readers, r)
-	a.s.mu.Unlock()
+	a.s.rmu.Unlock()
 	a.s.wg.Add(1)
 	go func() {
 		defer a.s.wg.Done()
@@ -109,7 +110,9 @@ func (a *App) Read(stream string, r *os.File) {
 
 // Wait waits until every stream reached its end (the pod's processes
 // are gone), at most d; then the streams still open are closed (their
-// writers are outside the pod) and their last lines written.
+// writers are outside the pod) and their last lines written, for at
+// most d more: a reader stuck writing to a console nobody reads is left
+// behind.
 func (s *Sink) Wait(d time.Duration) {
 	done := make(chan struct{})
 	go func() {
@@ -121,12 +124,15 @@ func (s *Sink) Wait(d time.Duration) {
 		return
 	case <-time.After(d):
 	}
-	s.mu.Lock()
+	s.rmu.Lock()
 	for _, r := range s.readers {
 		r.Close()
 	}
-	s.mu.Unlock()
-	<-done
+	s.rmu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // Close closes the log files of apps.
