@@ -308,3 +308,52 @@ func TestLogsInteractive(t *testing.T) {
 		t.Errorf("rkt logs of an interactive app: stdout %q, stderr %q", out, errOut)
 	}
 }
+
+// TestLogsUnreadConsole: a pod whose rkt stdout nobody reads (the app is
+// stuck writing) still stops: rkt stop ends it and rkt exits, its log
+// file holding what got through.
+func TestLogsUnreadConsole(t *testing.T) {
+	e := newRealEnv(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close() // never read
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := e.Cmd(ctx, append([]string{insecureImage, "run", hostNet, "--uuid-file-save=" + uuidFile, e.img, "--name=web"},
+		shExec(`echo started >&2; while :; do echo `+strings.Repeat("y", 200)+`; done`)...)...)
+	cmd.Stdout = w
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var uuid string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, _ := os.ReadFile(uuidFile)
+		uuid = strings.TrimSpace(string(data))
+		log, _ := os.ReadFile(filepath.Join(e.podDir(uuid), stage1abi.AppLog("web")))
+		if uuid != "" && strings.Count(string(log), "\n") > 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the app's output did not reach its log file")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.MustRun("stop", uuid)
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("rkt did not exit after rkt stop\nstderr: %s", errb.String())
+	}
+	if out, _ := e.logs(uuid); !strings.HasPrefix(out, strings.Repeat("y", 200)+"\n") {
+		t.Errorf("rkt logs: %.100q", out)
+	}
+}
