@@ -156,12 +156,20 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 		DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
 		DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
 		LogSize: logSize, NoLogPrefix: !pf.logPrefix,
+		MDSRegister: stage0.MDSMode(pf.mdsRegister), Warnf: warnf(cmd),
 	}
 	warnRun(cmd, io)
 	debugf(cmd, "pod %s: exec stage1", pr.Pod.UUID)
 	err = pr.Exec(opts)
 	pr.Close()
 	return err
+}
+
+// warnf prints warnings of stage0 on the command's stderr.
+func warnf(cmd *cobra.Command) func(string, ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "rkt: warning: "+format+"\n", args...)
+	}
 }
 
 // warnRun prints a warning for every run-time check that is skipped.
@@ -188,7 +196,8 @@ var runPreparedFlags = struct {
 	dnsDomain          string
 	logSize            string
 	logPrefix          bool
-}{logPrefix: true}
+	mdsRegister        string
+}{logPrefix: true, mdsRegister: "auto"}
 
 var cmdRunPrepared = &cobra.Command{
 	Use:   "run-prepared UUID",
@@ -207,6 +216,11 @@ var cmdRunPrepared = &cobra.Command{
 		logSize, err := logSizeFlag(f.logSize)
 		if err != nil {
 			return err
+		}
+		switch f.mdsRegister {
+		case "auto", "true", "false":
+		default:
+			return usagef("--mds-register=%s: want true, false or auto", f.mdsRegister)
 		}
 		switch f.ipc {
 		case "", "auto", "private", "parent":
@@ -238,6 +252,7 @@ var cmdRunPrepared = &cobra.Command{
 			DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
 			DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
 			LogSize: logSize, NoLogPrefix: !f.logPrefix,
+			MDSRegister: stage0.MDSMode(f.mdsRegister), Warnf: warnf(cmd),
 		}, net)
 	},
 }
@@ -255,4 +270,6 @@ func init() {
 	f.StringVar(&rp.dnsDomain, "dns-domain", "", "DNS domain")
 	f.Var((*appendValue)(&rp.hosts), "hosts-entry", "an /etc/hosts entry IP=HOST[,HOST...] (repeatable), or host")
 	registerLogFlags(f, &rp.logSize, &rp.logPrefix)
+	f.StringVar(&rp.mdsRegister, "mds-register", "auto", "register the pod with the metadata service: auto (when it runs), true (fail if it does not), false")
+	f.Lookup("mds-register").NoOptDefVal = "true"
 }

@@ -19,7 +19,6 @@ type appLogs struct {
 	app              *podlog.App
 	stdoutR, stderrR *os.File
 	stdoutW, stderrW *os.File
-	done             bool
 }
 
 func newAppLogs(pod *podcfg.Pod, name string, opts *podcfg.Options) (*appLogs, error) {
@@ -43,33 +42,18 @@ func newAppLogs(pod *podcfg.Pod, name string, opts *podcfg.Options) (*appLogs, e
 	if l.app, err = l.sink.AddApp(name); err != nil {
 		so.Warn("stage1-fly: app " + name + ": its log file: " + err.Error())
 	}
+	l.app.Read(podlog.Stdout, l.stdoutR)
+	l.app.Read(podlog.Stderr, l.stderrR)
 	return l, nil
 }
 
-// started closes the app's ends and begins reading.
-func (l *appLogs) started() {
-	if l == nil {
-		return
-	}
+// finish, once the app's processes (the app and its event handlers,
+// which all get stdoutW and stderrW) are done, closes this process's
+// write ends, waits for the last lines (at most 2 s for writers that
+// outlive them) and closes the log file.
+func (l *appLogs) finish() {
 	l.stdoutW.Close()
 	l.stderrW.Close()
-	l.app.Read(podlog.Stdout, l.stdoutR)
-	l.app.Read(podlog.Stderr, l.stderrR)
-	l.stdoutR, l.stderrR = nil, nil
-}
-
-// finish waits for the app's last lines (at most 2 s for writers that
-// outlive it) and closes the log file; only the first call does.
-func (l *appLogs) finish() {
-	if l == nil || l.done {
-		return
-	}
-	l.done = true
-	for _, f := range []*os.File{l.stdoutR, l.stderrR, l.stdoutW, l.stderrW} {
-		if f != nil {
-			f.Close()
-		}
-	}
 	l.sink.Wait(2 * time.Second)
 	l.sink.Close([]*podlog.App{l.app})
 }
