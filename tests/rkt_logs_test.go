@@ -14,6 +14,7 @@ import (
 	"github.com/rkt/rkt/pkg/journal"
 	"github.com/rkt/rkt/pkg/podlog"
 	"github.com/rkt/rkt/pkg/stage1abi"
+	"github.com/rkt/rkt/tests/testutils"
 )
 
 // Functional tests of the apps' logs: the per-app files in the pod
@@ -355,5 +356,34 @@ func TestLogsUnreadConsole(t *testing.T) {
 	}
 	if out, _ := e.logs(uuid); !strings.HasPrefix(out, strings.Repeat("y", 200)+"\n") {
 		t.Errorf("rkt logs: %.100q", out)
+	}
+}
+
+// TestLogsEventHandlers: what an app's event handlers write is in the
+// app's log, in order, in both flavors.
+func TestLogsEventHandlers(t *testing.T) {
+	e := newRealEnv(t)
+	a := e.inspectACI("rkt.dev/loghandlers")
+	a.Image.Exec = []string{"/bin/sh", "-c", "echo app-out"}
+	a.Image.EventHandlers = []testutils.EventHandler{
+		{Name: "pre-start", Exec: []string{"/bin/sh", "-c", "echo pre-out"}},
+		{Name: "post-stop", Exec: []string{"/bin/sh", "-c", "echo post-out >&2"}},
+	}
+	img := e.writeImage("loghandlers.aci", a)
+	for _, flavor := range []string{"default", "fly"} {
+		t.Run(flavor, func(t *testing.T) {
+			args := []string{img}
+			if flavor == "fly" {
+				requireStage1Beside(t, e.Bin, "stage1-fly.aci")
+				args = append([]string{"--stage1-from-dir=stage1-fly.aci"}, args...)
+			}
+			uuid, r := e.runUUID(args...)
+			if r.Exit != 0 {
+				t.Fatalf("%s", describeResult(args, r))
+			}
+			if out, errOut := e.logs(uuid); out != "pre-out\napp-out\n" || errOut != "post-out\n" {
+				t.Errorf("rkt logs: stdout %q (want pre-out then app-out), stderr %q", out, errOut)
+			}
+		})
 	}
 }
