@@ -84,6 +84,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmdRkt.SetOut(stdout)
 	cmdRkt.SetErr(stderr)
 	cmdRkt.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if strings.HasPrefix(err.Error(), "bad flag syntax: ---") {
+			return usagef("%q separates apps: put it after an image and its arguments (IMAGE [app flags] [-- ARGS...] --- IMAGE2)", "---")
+		}
 		return &usageError{msg: err.Error()}
 	})
 	cmd, err := cmdRkt.ExecuteC()
@@ -96,7 +99,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "rkt: %s\n", termsafe.String(err.Error()))
 	var ue *usageError
+	var afe *appFlagError
 	switch {
+	case errors.As(err, &afe):
+		fmt.Fprintf(stderr, "Run '%s --help' for the app flags.\n", cmd.CommandPath())
 	case isCobraUsageError(err):
 		fmt.Fprintf(stderr, "\n%s", cmd.UsageString())
 	case errors.As(err, &ue):

@@ -135,6 +135,9 @@ var cmdStatus = &cobra.Command{
 			ctx, cancel := context.WithTimeout(context.Background(), d)
 			defer cancel()
 			if err := p.WaitExit(ctx); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					return fmt.Errorf("pod %s is still running after --wait=%s: wait longer, or stop it (rkt stop %s)", p.UUID, d, p.UUID)
+				}
 				return fmt.Errorf("waiting for pod %s to exit: %w", p.UUID, err)
 			}
 			if p, err = pod.Get(podsDir(), p.UUID); err != nil {
