@@ -38,6 +38,11 @@ By default a name the store already has is used as it is, without asking
 the network (so fetch works while its origin is down); --pull-policy=update
 asks the origin for a newer image. URLs and files are always asked again
 (cheap: an unchanged image is not downloaded or read twice).`,
+		Example: `  rkt fetch https://example.com/app-1.0-linux-amd64.aci
+  rkt fetch --signature=app.aci.asc ./app.aci
+  # A name: from the store if there, else through appc discovery:
+  rkt fetch example.com/app:1.0
+  rkt fetch --pull-policy=update example.com/app:1.0`,
 		Args:    cobra.MinimumNArgs(1),
 		PreRunE: ensureSuperuser,
 		RunE:    runFetch,

@@ -116,7 +116,10 @@ var statusFlags struct {
 var cmdStatus = &cobra.Command{
 	Use:   "status UUID",
 	Short: "Print a pod's state, PID, times and app exit codes",
-	Args:  cobra.MaximumNArgs(1),
+	Example: `  rkt status 5f8b1c2d
+  # Wait up to a minute for the pod to exit, then print its exit codes:
+  rkt status --wait=1m --uuid-file=/run/app.uuid`,
+	Args: cobra.MaximumNArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
 		p, err := podArg(args, statusFlags.uuidFile)
 		if err != nil {
@@ -284,8 +287,13 @@ var gcFlags struct {
 }
 
 var cmdGC = &cobra.Command{
-	Use:     "gc",
-	Short:   "Collect exited pods: mark them, then remove those marked longer than the grace period",
+	Use:   "gc",
+	Short: "Collect exited pods: mark them, then remove those marked longer than the grace period",
+	Example: `  # What rkt-gc.service runs (exit status 254 when a pod could not be collected):
+  rkt gc --grace-period=30m
+
+  # Remove every exited pod now:
+  rkt gc --grace-period=0s`,
 	Args:    cobra.NoArgs,
 	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {
@@ -327,6 +335,9 @@ var rmFlags struct {
 var cmdRm = &cobra.Command{
 	Use:   "rm UUID...",
 	Short: "Remove exited pods now",
+	Example: `  rkt rm 5f8b1c2d
+  # A pod whose network teardown keeps failing:
+  rkt rm --force 5f8b1c2d`,
 	Long: `Remove exited pods now: run their stage1 gc (network teardown, unmounts,
 cgroups), then delete them. A pod whose teardown fails stays, and the error
 says what failed; rkt gc retries it and removes it anyway after a few failed

@@ -39,15 +39,9 @@ operator replaces its isolator with the flag after the image (--caps-retain,
 --insecure-options=capabilities or seccomp.
 
 App flags (after an image, for that app):
+
 ` + appOnlyFlags(&stage0.AppSpec{}, &isolatorFlags{}).FlagUsages(),
-		Example: `  # One app, limited to 0.75 CPU and 128 MiB, as user 1000:
-  rkt run example.com/app:1.0 --cpu=750m --memory=128M --user=1000
-
-  # Two apps in one pod, the first with its own arguments:
-  rkt run --net=none example.com/a -- -v --- example.com/b --name=b
-
-  # A local image file without a signature:
-  rkt --insecure-options=image run ./app.aci`,
+		Example: runExample(prepare),
 		PreRunE: ensureSuperuser,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runOrPrepare(cmd, args, prepare)
@@ -57,6 +51,22 @@ App flags (after an image, for that app):
 	runPodFlags.register(c.Flags(), !prepare)
 	c.Flags().Var((*appendValue)(&runPodFlags.mounts), "mount", "volume=NAME,target=PATH for every app")
 	return c
+}
+
+func runExample(prepare bool) string {
+	if prepare {
+		return `  # Prepare now, run later (e.g. from a unit's ExecStart=):
+  uuid=$(rkt prepare --quiet example.com/app:1.0 --memory=128M)
+  rkt run-prepared "$uuid"`
+	}
+	return `  # One app, limited to 0.75 CPU and 128 MiB, as user 1000:
+  rkt run example.com/app:1.0 --cpu=750m --memory=128M --user=1000
+
+  # Two apps in one pod, the first with its own arguments:
+  rkt run --net=none example.com/a -- -v --- example.com/b --name=b
+
+  # A local image file without a signature:
+  rkt --insecure-options=image run ./app.aci`
 }
 
 func init() {
