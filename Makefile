@@ -116,6 +116,7 @@ install: all
 	install -D -m 0644 dist/systemd/rkt-gc.timer $(DESTDIR)$(PREFIX)/lib/systemd/system/rkt-gc.timer
 	install -D -m 0644 dist/tmpfiles.d/rkt.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/rkt.conf
 	install -D -m 0644 dist/sysusers.d/rkt.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/rkt.conf
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions && $(BIN)/rkt completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rkt
 
 demo: all
 	scripts/demo.sh

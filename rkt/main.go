@@ -80,6 +80,7 @@ func main() {
 
 // run executes the CLI and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	setupCompletion()
 	cmdRkt.SetArgs(args)
 	cmdRkt.SetOut(stdout)
 	cmdRkt.SetErr(stderr)
