@@ -37,6 +37,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/cgroup"
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/host"
@@ -271,7 +272,9 @@ func checkApp(pid int, app string) error {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d/root", pid)); err != nil {
 		return fmt.Errorf("app %s (pid %d) is not running: %w", app, pid, err)
 	}
-	if _, err := os.Stat(podcfg.AppStatus(app)); err == nil {
+	// stage0 reserves the status file at prepare time (empty until the
+	// app exits): only a status in it says the app exited.
+	if _, _, exited := exitstatus.Read(podcfg.AppStatus(app)); exited {
 		return fmt.Errorf("app %s has exited", app)
 	}
 	data, err := os.ReadFile(podcfg.PidFile)
