@@ -112,12 +112,19 @@ check-man: build/rkt-mangen
 
 FORCE:
 
+# Units and tmpfiles go to $(PREFIX)/lib (systemd reads /usr/local/lib and
+# /usr/lib), with the rkt path in them set to $(PREFIX)/bin/rkt; the example
+# pod unit goes to the documentation. tests/units checks them with
+# systemd-analyze verify after an install into a DESTDIR.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+UNITS   := rkt-gc.service rkt-gc.timer rkt-pod@.service
 install: all
 	install -D -m 0755 $(BIN)/rkt $(DESTDIR)$(PREFIX)/bin/rkt
 	for f in $(wildcard $(BIN)/stage1-*.aci); do install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/bin/$$(basename $$f); done
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 && install -m 0644 dist/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	install -D -m 0644 dist/systemd/rkt-gc.service $(DESTDIR)$(PREFIX)/lib/systemd/system/rkt-gc.service
-	install -D -m 0644 dist/systemd/rkt-gc.timer $(DESTDIR)$(PREFIX)/lib/systemd/system/rkt-gc.timer
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/doc/rkt
+	for u in $(UNITS); do sed 's|/usr/local/bin/rkt|$(PREFIX)/bin/rkt|g' dist/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
+	sed 's|/usr/local/bin/rkt|$(PREFIX)/bin/rkt|g' dist/systemd/example-pod.service >$(DESTDIR)$(PREFIX)/share/doc/rkt/example-pod.service
 	install -D -m 0644 dist/tmpfiles.d/rkt.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/rkt.conf
 	install -D -m 0644 dist/sysusers.d/rkt.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/rkt.conf
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions && $(BIN)/rkt completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rkt

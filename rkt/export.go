@@ -5,25 +5,25 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rkt/rkt/pkg/pod"
 	"github.com/rkt/rkt/stage0"
 )
 
 var exportFlags struct {
-	app       string
-	overwrite bool
+	app, uuidFile string
+	overwrite     bool
 }
 
 var cmdExport = &cobra.Command{
-	Use:   "export [--app=NAME] UUID OUTPUT.aci",
+	Use:   "export [--app=NAME] (UUID | --uuid-file=FILE) OUTPUT.aci",
 	Short: "Write an exited pod's app, with the changes it made, as an image",
-	Args:  cobra.ExactArgs(2),
+	Args:  cobra.RangeArgs(1, 2),
 	RunE: func(cmd *cobra.Command, args []string) error {
-		p, err := pod.Get(podsDir(), args[0])
+		out := args[len(args)-1]
+		p, err := podArg(args[:len(args)-1], exportFlags.uuidFile)
 		if err != nil {
 			return err
 		}
-		return writeFileAtomic(args[1], exportFlags.overwrite, func(w io.Writer) error {
+		return writeFileAtomic(out, exportFlags.overwrite, func(w io.Writer) error {
 			return stage0.Export(p, exportFlags.app, w)
 		})
 	},
@@ -31,6 +31,7 @@ var cmdExport = &cobra.Command{
 
 func init() {
 	cmdExport.Flags().StringVar(&exportFlags.app, "app", "", "the app to export (needed when the pod has several)")
+	cmdExport.Flags().StringVar(&exportFlags.uuidFile, "uuid-file", "", "read the pod's UUID from this file")
 	cmdExport.Flags().BoolVar(&exportFlags.overwrite, "overwrite", false, "replace the output file if it exists")
 	cmdRkt.AddCommand(cmdExport)
 }

@@ -30,7 +30,9 @@ func newRunCmd(prepare bool) *cobra.Command {
 IMAGE is an image ID, file, URL or name (see rkt fetch). Flags after an image
 apply to that app (the app flags below); pod flags may appear anywhere.
 Arguments after "--" replace the image's, up to "---", which also ends an
-app that has no arguments before the next image.
+app that has no arguments before the next image. --exec replaces the
+image's whole command line: without arguments after "--", the executable
+runs with none (the image's arguments are for the image's executable).
 
 An image's isolators may narrow the default capabilities and seccomp filter
 but not widen them: an image that asks for more is refused unless the
@@ -103,6 +105,9 @@ func stage1ImagesDir() string {
 func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	phase := phaseTimer(cmd)
 	pf := runPodFlags
+	// Recorded for rkt generate systemd UUID; before parseApps adds the
+	// pod flags that follow the images to pf.
+	recorded := runArgs(cmd, args, map[string]bool{"quiet": true})
 	apps, err := parseApps(args, pf, !prepare)
 	if err != nil {
 		return err
@@ -111,6 +116,7 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	if err != nil {
 		return err
 	}
+	spec.RunArgs = recorded
 	io := &globalFlags.InsecureOptions
 	spec.Consent = stage0.Consent{Capabilities: io.SkipCapabilities(), Seccomp: io.SkipSeccomp()}
 	if pf.interactive && len(apps) > 1 {
@@ -144,7 +150,13 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 			return fmt.Errorf("--uuid-file-save: %w", err)
 		}
 	}
+	dnsMode, _ := spec.DNSConfMode() // checked in podSpec
 	if prepare {
+		// run-prepared runs the pod with these unless it is given others.
+		if err := pr.SavePreparedOptions(stage0.PreparedOptions{Net: pf.net, Hostname: pf.hostname, DNSConfMode: dnsMode, IPC: pf.ipc}); err != nil {
+			pr.Abort()
+			return err
+		}
 		pr.Close()
 		if err := pr.Pod.ToPrepared(); err != nil {
 			return err
@@ -154,7 +166,6 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	}
 	pr.Touch()
 	phase("record image use")
-	dnsMode, _ := spec.DNSConfMode() // checked in podSpec
 	opts := stage0.RunOptions{
 		Debug: globalFlags.Debug, Net: pf.net, Hostname: pf.hostname, Interactive: pf.interactive, IPC: pf.ipc,
 		DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
@@ -186,17 +197,41 @@ func warnRun(cmd *cobra.Command, io *insecureOptions) {
 var runPreparedFlags = struct {
 	net, hostname, ipc string
 	interactive        bool
-}{net: "", ipc: "auto"}
+	dns, dnsSearch     []string
+	dnsOpt, hosts      []string
+	dnsDomain          string
+}{}
 
 var cmdRunPrepared = &cobra.Command{
-	Use:     "run-prepared UUID",
-	Short:   "Run a prepared pod",
+	Use:   "run-prepared UUID",
+	Short: "Run a prepared pod",
+	Long: `Run a prepared pod. It runs with the --net, --hostname, --ipc, --dns* and
+--hosts-entry given to rkt prepare, unless others are given here: each of
+--net, --hostname and --ipc replaces prepare's; any of --dns, --dns-search,
+--dns-opt, --dns-domain and --hosts-entry replaces all of prepare's.`,
 	Args:    cobra.ExactArgs(1),
 	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := runPreparedFlags
 		if _, _, _, err := netflag.ParseNetFlag(f.net); err != nil {
 			return usagef("--net: %v", err)
+		}
+		switch f.ipc {
+		case "", "auto", "private", "parent":
+		default:
+			return usagef("--ipc=%s: want auto, private or parent", f.ipc)
+		}
+		net := &stage0.PodSpec{Hostname: f.hostname, HostsEntries: f.hosts,
+			DNS: netflag.DNSFlags{Servers: f.dns, Search: f.dnsSearch, Options: f.dnsOpt, Domain: f.dnsDomain}}
+		if err := net.Check(); err != nil {
+			return usagef("%v", err)
+		}
+		dnsMode, err := net.DNSConfMode()
+		if err != nil {
+			return usagef("%v", err)
+		}
+		if len(f.dns)+len(f.dnsSearch)+len(f.dnsOpt)+len(f.hosts) == 0 && f.dnsDomain == "" {
+			net, dnsMode = nil, ""
 		}
 		ctx, cancel := signalContext()
 		defer cancel()
@@ -209,15 +244,21 @@ var cmdRunPrepared = &cobra.Command{
 		return stage0.RunPrepared(ctx, s, filepath.Join(globalFlags.Dir, "pods"), args[0], stage0.RunOptions{
 			Debug: globalFlags.Debug, Net: f.net, Hostname: f.hostname, Interactive: f.interactive, IPC: f.ipc,
 			DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
-			LocalConfig: globalFlags.LocalConfigDir,
-		})
+			DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
+		}, net)
 	},
 }
 
 func init() {
 	f := cmdRunPrepared.Flags()
-	f.StringVar(&runPreparedFlags.net, "net", "", "networks (see rkt run --net; default: the stage1's default)")
-	f.StringVar(&runPreparedFlags.hostname, "hostname", "", "the pod's hostname")
-	f.StringVar(&runPreparedFlags.ipc, "ipc", "auto", "IPC namespace: auto, private or parent")
-	f.BoolVar(&runPreparedFlags.interactive, "interactive", false, "give the app a terminal of its own, relayed to this one")
+	rp := &runPreparedFlags
+	f.StringVar(&rp.net, "net", "", "networks (see rkt run --net; default: prepare's, else the stage1's default)")
+	f.StringVar(&rp.hostname, "hostname", "", "the pod's hostname (default: prepare's, else rkt-<uuid>)")
+	f.StringVar(&rp.ipc, "ipc", "", "IPC namespace: auto, private or parent (default: prepare's, else auto)")
+	f.BoolVar(&rp.interactive, "interactive", false, "give the app a terminal of its own, relayed to this one")
+	f.Var((*appendValue)(&rp.dns), "dns", "name server IP for the pod (repeatable), or host, or none (default: prepare's)")
+	f.Var((*appendValue)(&rp.dnsSearch), "dns-search", "DNS search domain (repeatable)")
+	f.Var((*appendValue)(&rp.dnsOpt), "dns-opt", "resolv.conf option (repeatable)")
+	f.StringVar(&rp.dnsDomain, "dns-domain", "", "DNS domain")
+	f.Var((*appendValue)(&rp.hosts), "hosts-entry", "an /etc/hosts entry IP=HOST[,HOST...] (repeatable), or host")
 }

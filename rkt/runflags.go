@@ -62,7 +62,7 @@ func (pf *podFlags) register(fs *pflag.FlagSet, forRun bool) {
 	fs.BoolVar(&pf.interactive, "interactive", pf.interactive, "give the (single) app a terminal of its own, relayed to this one")
 	fs.Var((*appendValue)(&pf.volumes), "volume", "pod volume: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or NAME,kind=empty[,mode=0755][,uid=0][,gid=0]")
 	fs.Var((*appendValue)(&pf.setEnv), "set-env", "environment variable K=V for every app")
-	fs.Var((*appendValue)(&pf.setEnvFile), "set-env-file", "file of K=V lines for every app")
+	fs.Var((*appendValue)(&pf.setEnvFile), "set-env-file", "file of NAME=VALUE lines for every app, read as systemd reads an EnvironmentFile= (quotes, # and ; comments, backslash continuations)")
 	fs.BoolVar(&pf.inheritEnv, "inherit-env", pf.inheritEnv, "apps inherit rkt's environment")
 	fs.StringVar(&pf.uuidFileSave, "uuid-file-save", pf.uuidFileSave, "write the pod's UUID to this file")
 	fs.StringVar(&pf.podManifest, "pod-manifest", pf.podManifest, "run this appc pod manifest instead of images and flags")
@@ -102,7 +102,7 @@ func appOnlyFlags(a *stage0.AppSpec, iso *isolatorFlags) *pflag.FlagSet {
 	fs.SortFlags = false
 	fs.Usage = func() {}
 	fs.StringVar(&a.Name, "name", "", "app name (lower-case letters, digits and dashes)")
-	fs.StringVar(&a.Exec, "exec", "", "executable to run instead of the image's")
+	fs.StringVar(&a.Exec, "exec", "", "executable to run instead of the image's command line: the image's arguments are dropped too, unless arguments follow --")
 	fs.StringVar(&a.User, "user", "", "user (number, or name in the image's /etc/passwd)")
 	fs.StringVar(&a.Group, "group", "", "group (number, or name in the image's /etc/group)")
 	fs.StringVar(&iso.suppGIDs, "supplementary-gids", "", "comma-separated supplementary group IDs")
@@ -428,7 +428,7 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 
 // podSpec turns the pod flags and apps into a stage0.PodSpec.
 func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
-	spec := &stage0.PodSpec{Apps: apps, SetEnv: pf.setEnv, InheritEnv: pf.inheritEnv, Stage1: pf.stage1}
+	spec := &stage0.PodSpec{Apps: apps, SetEnv: pf.setEnv, InheritEnv: pf.inheritEnv, Stage1: pf.stage1, Hostname: pf.hostname}
 	for _, f := range pf.setEnvFile {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -494,7 +494,6 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 	if len(spec.Ports) > 0 && (host || none) {
 		return nil, usagef("--port needs a pod network: with --net=%s there is nothing to forward to", pf.net)
 	}
-	spec.Hostname = pf.hostname
 	spec.DNS = netflag.DNSFlags{Servers: pf.dns, Search: pf.dnsSearch, Options: pf.dnsOpt, Domain: pf.dnsDomain}
 	spec.HostsEntries = pf.hostsEntries
 	if _, err := spec.DNSConfMode(); err != nil {

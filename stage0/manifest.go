@@ -133,20 +133,8 @@ func runtimeApp(f *Fetcher, spec *PodSpec, as *AppSpec, info *imagestore.ImageIn
 		app.Isolators = append(types.Isolators(nil), im.App.Isolators...)
 		app.Environment = append(types.Environment(nil), im.App.Environment...)
 	}
-	if as.Exec != "" {
-		app.Exec = types.Exec{as.Exec}
-		if im.App != nil && len(im.App.Exec) > 1 && as.Args == nil {
-			app.Exec = append(app.Exec, im.App.Exec[1:]...)
-		}
-	}
-	if as.Args != nil {
-		if len(app.Exec) == 0 {
-			return ra, fmt.Errorf("arguments given but the image has no executable: add --exec")
-		}
-		app.Exec = append(types.Exec{app.Exec[0]}, as.Args...)
-	}
-	if len(app.Exec) == 0 {
-		return ra, fmt.Errorf("the image has no app to run: give --exec=PATH")
+	if app.Exec, err = appExec(app.Exec, as.Exec, as.Args); err != nil {
+		return ra, err
 	}
 	if as.User != "" {
 		app.User = as.User
@@ -295,6 +283,28 @@ func resolveIDs(rootfs string, app *types.App) error {
 	}
 	app.User, app.Group = strconv.Itoa(id.UID), strconv.Itoa(id.GID)
 	return nil
+}
+
+// appExec is the app's command line from the image's (image), --exec
+// (exec) and the arguments after "--" (args, nil when there was no
+// "--"): --exec replaces the image's whole command line, arguments
+// included, unless arguments are given; arguments alone replace the
+// image's arguments.
+func appExec(image types.Exec, exec string, args []string) (types.Exec, error) {
+	out := append(types.Exec(nil), image...)
+	if exec != "" {
+		out = types.Exec{exec}
+	}
+	if args != nil {
+		if len(out) == 0 {
+			return nil, fmt.Errorf("arguments given but the image has no executable: add --exec")
+		}
+		out = append(types.Exec{out[0]}, args...)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("the image has no app to run: give --exec=PATH")
+	}
+	return out, nil
 }
 
 // checkExec makes sure the app's executable exists in the image and can be

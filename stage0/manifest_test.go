@@ -116,3 +116,35 @@ func TestCheckVolumes(t *testing.T) {
 		t.Errorf("mount without volume: %v", err)
 	}
 }
+
+func TestAppExec(t *testing.T) {
+	image := types.Exec{"/bin/sh", "-c", "echo image"}
+	for _, tc := range []struct {
+		image types.Exec
+		exec  string
+		args  []string
+		want  string // "" = an error
+	}{
+		{image, "", nil, "/bin/sh|-c|echo image"},
+		// --exec drops the image's arguments: /bin/echo prints nothing
+		// of the image's "-c echo image".
+		{image, "/bin/echo", nil, "/bin/echo"},
+		{image, "/bin/echo", []string{"hi"}, "/bin/echo|hi"},
+		{image, "/bin/echo", []string{}, "/bin/echo"},
+		{image, "", []string{"-c", "echo mine"}, "/bin/sh|-c|echo mine"},
+		{nil, "", []string{"x"}, ""},
+		{nil, "", nil, ""},
+		{nil, "/bin/true", nil, "/bin/true"},
+	} {
+		got, err := appExec(tc.image, tc.exec, tc.args)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("appExec(%q, %q, %q) = %q, want an error", tc.image, tc.exec, tc.args, got)
+			}
+			continue
+		}
+		if err != nil || strings.Join(got, "|") != tc.want {
+			t.Errorf("appExec(%q, %q, %q) = %q, %v; want %s", tc.image, tc.exec, tc.args, got, err, tc.want)
+		}
+	}
+}

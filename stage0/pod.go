@@ -60,6 +60,9 @@ type PodSpec struct {
 	// Consent is what the operator allowed beyond the default isolation
 	// (--insecure-options): it lets images widen their apps' privileges.
 	Consent Consent
+	// RunArgs, when set, is recorded in the pod manifest (AnnoRunArgs)
+	// for `rkt generate systemd UUID`.
+	RunArgs *RunArgs
 }
 
 // DNSConfMode returns stage1's --dns-conf-mode for the spec's DNS and hosts
@@ -138,6 +141,9 @@ func Prepare(ctx context.Context, f *Fetcher, podsDir string, spec *PodSpec, pha
 	if err != nil {
 		return nil, err
 	}
+	if err := recordRunArgs(pm, spec.RunArgs); err != nil {
+		return nil, err
+	}
 	phase("app images and pod manifest")
 	pr := &Prepared{Stage1: s1, Manifest: pm, store: f.Store}
 	err = pr.create(podsDir, func() error {
@@ -147,7 +153,7 @@ func Prepare(ctx context.Context, f *Fetcher, podsDir string, spec *PodSpec, pha
 		if err := pr.writePodDir(s1, infos); err != nil {
 			return err
 		}
-		return pr.writeNetFiles(spec)
+		return writeNetFiles(pr.Pod, spec)
 	})
 	if err != nil {
 		return nil, err
@@ -274,8 +280,8 @@ var errNoApps = errors.New("no image given: rkt run IMAGE [flags] [--- IMAGE2 ..
 
 // writeNetFiles writes the resolv.conf and hosts file stage1 uses when
 // --dns-conf-mode says stage0.
-func (pr *Prepared) writeNetFiles(spec *PodSpec) error {
-	etc := filepath.Join(pr.Pod.Path(), stage1abi.Stage1RootfsDir, "etc")
+func writeNetFiles(p *pod.Pod, spec *PodSpec) error {
+	etc := filepath.Join(p.Path(), stage1abi.Stage1RootfsDir, "etc")
 	if mode, _ := spec.DNS.Mode(); mode == netflag.ResolvStage0 {
 		if err := os.MkdirAll(etc, 0o755); err != nil {
 			return err
@@ -287,7 +293,7 @@ func (pr *Prepared) writeNetFiles(spec *PodSpec) error {
 	if _, entries, _ := netflag.ParseHostsEntries(spec.HostsEntries); len(entries) > 0 {
 		hostname := spec.Hostname
 		if hostname == "" {
-			hostname = "rkt-" + pr.Pod.UUID
+			hostname = "rkt-" + p.UUID
 		}
 		if err := os.MkdirAll(etc, 0o755); err != nil {
 			return err

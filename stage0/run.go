@@ -99,7 +99,10 @@ func (pr *Prepared) Exec(opts RunOptions) error {
 
 // RunPrepared locks a prepared pod, moves it to run/ and execs stage1.
 // Of several racing callers exactly one wins; the others get an error.
-func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string, opts RunOptions) error {
+// Options left empty in opts are those given to rkt prepare; net, when
+// it has DNS or hosts entries, replaces the prepared pod's (and
+// opts.DNSConfMode should say so).
+func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string, opts RunOptions, net *PodSpec) error {
 	p, err := pod.Get(podsDir, uuid)
 	if err != nil {
 		return err
@@ -114,6 +117,22 @@ func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string,
 		return err
 	}
 	defer p.Unlock()
+	saved, err := preparedOptions(p)
+	if err != nil {
+		return err
+	}
+	if net != nil {
+		hostname := opts.Hostname
+		if hostname == "" {
+			hostname = saved.Hostname
+		}
+		n := *net
+		n.Hostname = hostname
+		if err := writeNetFiles(p, &n); err != nil {
+			return err
+		}
+	}
+	opts.merge(saved)
 	m, root, err := ReadStage1(p.Path())
 	if err != nil {
 		return err

@@ -123,3 +123,36 @@ func OOMEventFile(dir string, unified bool) string {
 	}
 	return dir + "/memory.oom_control"
 }
+
+// ReasonPodKilled is the reason of an app that died with its pod's
+// process 1 (rkt stop --force SIGKILLs it), which recorded no status.
+const ReasonPodKilled = "killed with the pod (SIGKILL)"
+
+// FillKilled records 137 (SIGKILL) for every app in the status directory
+// dir that was started (its APP-started marker exists) and has no status:
+// called once the pod's process 1 is gone, such an app was killed by the
+// kernel with the pod's PID namespace. It returns the apps it recorded.
+func FillKilled(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var filled []string
+	for _, e := range ents {
+		app, ok := strings.CutSuffix(e.Name(), "-started")
+		if !ok || app == "" {
+			continue
+		}
+		p := dir + "/" + app
+		if _, _, ok := Read(p); ok {
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			continue // not an app's marker
+		}
+		if Write(p, 128+int(unix.SIGKILL), ReasonPodKilled) == nil {
+			filled = append(filled, app)
+		}
+	}
+	return filled
+}

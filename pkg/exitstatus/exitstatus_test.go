@@ -70,3 +70,28 @@ func TestOOMKills(t *testing.T) {
 		t.Errorf("missing: %d", n)
 	}
 }
+
+func TestFillKilled(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"done": "0\n", "done-started": "",
+		"killed": "", "killed-started": "",
+		"never": "", // not started: no status to give
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := FillKilled(dir); len(got) != 1 || got[0] != "killed" {
+		t.Errorf("FillKilled = %q, want [killed]", got)
+	}
+	for app, want := range map[string]string{"done": "0\n", "killed": "137\n" + ReasonPodKilled + "\n", "never": ""} {
+		data, _ := os.ReadFile(filepath.Join(dir, app))
+		if string(data) != want {
+			t.Errorf("status of %s = %q, want %q", app, data, want)
+		}
+	}
+	if got := FillKilled(dir); len(got) != 0 {
+		t.Errorf("a second FillKilled recorded %q again", got)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -188,4 +189,33 @@ func (h *Handle) Close() error {
 	}
 	h.done = true
 	return unix.Close(h.fd)
+}
+
+// WaitExit waits up to timeout for the process to exit and reports
+// whether it did (on kernels without pidfds, by polling its identity).
+func (h *Handle) WaitExit(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	if h.fd >= 0 {
+		for {
+			left := time.Until(deadline)
+			if left < 0 {
+				left = 0
+			}
+			fds := []unix.PollFd{{Fd: int32(h.fd), Events: unix.POLLIN}}
+			n, err := unix.Poll(fds, int(left.Milliseconds()))
+			if err == unix.EINTR {
+				continue
+			}
+			return err == nil && n > 0
+		}
+	}
+	for {
+		if err := h.p.Check(); errors.Is(err, ErrExited) || errors.Is(err, ErrNotIdentified) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

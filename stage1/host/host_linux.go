@@ -31,6 +31,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/stage1/supervisor"
 )
@@ -297,6 +298,10 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 			supRunning = false
 			if !setupFailed {
 				code = c
+				// An app the supervisor did not record died with it: the
+				// supervisor was killed (rkt stop --force), and the kernel
+				// SIGKILLed the pod's PID namespace.
+				exitstatus.FillKilled(exitstatus.Dir)
 			}
 			h.logf("pod exited with " + strconv.Itoa(c))
 			netdown.start()

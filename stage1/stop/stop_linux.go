@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/exitstatus"
 	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/podcfg"
 )
@@ -68,5 +70,16 @@ func Stop(ctx context.Context, podDir string, force bool) error {
 	if err := h.Signal(sig); err != nil && !errors.Is(err, proc.ErrExited) {
 		return err
 	}
+	if force && h.WaitExit(forceWait) {
+		// The apps died with the pod's process 1 and nobody recorded how:
+		// they were SIGKILLed (137), which rkt status shows. (The default
+		// flavor's host-side process does the same when it sees its
+		// supervisor die; the fly flavor has none left.)
+		exitstatus.FillKilled(filepath.Join(podDir, podcfg.StatusDir))
+	}
 	return nil
 }
+
+// forceWait is how long stop --force waits for the pod's process to die
+// before it records the apps' exit.
+const forceWait = 5 * time.Second

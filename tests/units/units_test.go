@@ -1,0 +1,144 @@
+package units
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/rkt/rkt/pkg/testutil"
+)
+
+// prefix is where the test installs, below its DESTDIR.
+const prefix = "/usr/local"
+
+// installed is a `make install DESTDIR=...` tree with the host's systemd
+// units beside it (systemd-analyze verify --root= needs the targets the
+// units name, sysinit.target and the others, inside the root).
+type installed struct {
+	root    string
+	unitDir string // the root's $(PREFIX)/lib/systemd/system
+}
+
+func install(t *testing.T) *installed {
+	t.Helper()
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze is missing: install the systemd package (scripts/deps does)")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is missing (scripts/deps installs it)")
+	}
+	_, self, _, _ := runtime.Caller(0)
+	top := filepath.Join(filepath.Dir(self), "..", "..")
+	root := t.TempDir()
+	cmd := exec.Command("make", "-C", top, "install", "DESTDIR="+root, "PREFIX="+prefix)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install DESTDIR=%s: %v\n%s", root, err, out)
+	}
+	hostUnits := "/usr/lib/systemd/system"
+	if _, err := os.Stat(filepath.Join(hostUnits, "sysinit.target")); err != nil {
+		hostUnits = "/lib/systemd/system"
+	}
+	dst := filepath.Join(root, "usr/lib/systemd")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", hostUnits, dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy the host's units: %v\n%s", err, out)
+	}
+	return &installed{root: root, unitDir: filepath.Join(root, prefix, "lib/systemd/system")}
+}
+
+// verify runs systemd-analyze verify on the unit file at path (inside
+// in.root) and fails on any complaint: verify exits 0 on unknown keys and
+// bad values, which it only prints. The man pages of Documentation= are
+// looked up in the installed ones.
+func (in *installed) verify(t *testing.T, path string) {
+	t.Helper()
+	cmd := exec.Command("systemd-analyze", "verify", "--root="+in.root, path)
+	cmd.Env = append(os.Environ(), "MANPATH="+filepath.Join(in.root, prefix, "share/man"), "SYSTEMD_LOG_LEVEL=notice")
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	err := cmd.Run()
+	if err != nil || strings.TrimSpace(stderr.String()) != "" {
+		t.Errorf("systemd-analyze verify %s: %v\n%s", filepath.Base(path), err, stderr.String())
+	}
+}
+
+// TestInstalledUnits: every installed unit passes systemd-analyze verify;
+// the pod units delegate the cgroup, stop with KillMode=mixed, and do not
+// fetch on every start.
+func TestInstalledUnits(t *testing.T) {
+	in := install(t)
+	want := []string{"rkt-gc.service", "rkt-gc.timer", "rkt-pod@.service"}
+	for _, u := range want {
+		if _, err := os.Stat(filepath.Join(in.unitDir, u)); err != nil {
+			t.Errorf("make install did not install %s: %v", u, err)
+		}
+	}
+	example := filepath.Join(in.root, prefix, "share/doc/rkt/example-pod.service")
+	// verify takes a unit file's name as its unit name, so the example is
+	// checked from the unit directory, as an operator would install it.
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatalf("make install did not install the example unit: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(in.unitDir, "example-pod.service"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(in.unitDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(in.unitDir, e.Name())
+		t.Run(e.Name(), func(t *testing.T) {
+			in.verify(t, path)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := string(data)
+			if strings.HasSuffix(e.Name(), ".service") && !strings.Contains(text, prefix+"/bin/rkt ") {
+				t.Errorf("%s does not run %s/bin/rkt", e.Name(), prefix)
+			}
+			if !strings.HasSuffix(e.Name(), ".service") || !strings.Contains(text, " run ") {
+				return
+			}
+			for _, line := range []string{"Delegate=yes", "KillMode=mixed", "Type=notify"} {
+				if !strings.Contains(text, "\n"+line+"\n") {
+					t.Errorf("%s lacks %s", e.Name(), line)
+				}
+			}
+			if strings.Contains(text, "ExecStartPre=") && strings.Contains(text, " fetch ") {
+				t.Errorf("%s fetches the image on every start (ExecStartPre=rkt fetch)", e.Name())
+			}
+			if !strings.Contains(text, "--pull-policy=new") {
+				t.Errorf("%s does not say --pull-policy=new", e.Name())
+			}
+		})
+	}
+}
+
+// TestInstalledTmpfiles: systemd-tmpfiles accepts the installed rkt.conf
+// and creates its directories in a root of the test's.
+func TestInstalledTmpfiles(t *testing.T) {
+	testutil.RequireRoot(t)
+	in := install(t)
+	if _, err := exec.LookPath("systemd-tmpfiles"); err != nil {
+		t.Skip("systemd-tmpfiles is missing: install the systemd package (scripts/deps does)")
+	}
+	conf := filepath.Join(in.root, prefix, "lib/tmpfiles.d/rkt.conf")
+	out, err := exec.Command("systemd-tmpfiles", "--root="+in.root, "--create", conf).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-tmpfiles --create %s: %v\n%s", conf, err, out)
+	}
+	for _, d := range []string{"var/lib/rkt/pods", "var/lib/rkt/cas", "etc/rkt/trustedkeys", "etc/rkt/units"} {
+		if fi, err := os.Stat(filepath.Join(in.root, d)); err != nil || !fi.IsDir() {
+			t.Errorf("systemd-tmpfiles did not create /%s: %v", d, err)
+		}
+	}
+}
