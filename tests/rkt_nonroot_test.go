@@ -81,12 +81,25 @@ func applyTmpfiles(t *testing.T, dir string, gid int) {
 }
 
 // runAs runs rkt (with the context's directories) as nobody with the
-// given supplementary groups.
+// given supplementary groups. The binary is a copy in the context's
+// directory, which nobody can reach (the checkout may be private: the
+// mutation tests build in a temporary one).
 func runAs(t *testing.T, c *testutils.RktCtx, groups []uint32, args ...string) testutils.Result {
 	t.Helper()
+	bin := filepath.Join(filepath.Dir(c.Dir), "rkt")
+	if _, err := os.Stat(bin); err != nil {
+		data, err := os.ReadFile(c.Bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), testutils.RunTimeout)
 	defer cancel()
 	cmd := c.Cmd(ctx, args...)
+	cmd.Path, cmd.Args[0] = bin, bin
 	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: nobodyUID, Gid: nobodyUID, Groups: groups}
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	var stdout, stderr bytes.Buffer
