@@ -117,7 +117,7 @@ FORCE:
 # pod unit goes to the documentation. tests/units checks them with
 # systemd-analyze verify after an install into a DESTDIR.
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-UNITS   := rkt-gc.service rkt-gc.timer rkt-pod@.service
+UNITS   := rkt-gc.service rkt-gc.timer rkt-pod@.service rkt-metadata.service rkt-metadata.socket
 install: all
 	install -D -m 0755 $(BIN)/rkt $(DESTDIR)$(PREFIX)/bin/rkt
 	for f in $(wildcard $(BIN)/stage1-*.aci); do install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/bin/$$(basename $$f); done

@@ -170,12 +170,20 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 		Debug: globalFlags.Debug, Net: pf.net, Hostname: pf.hostname, Interactive: pf.interactive, IPC: pf.ipc,
 		DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
 		DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
+		MDSRegister: stage0.MDSMode(pf.mdsRegister), Warnf: warnf(cmd),
 	}
 	warnRun(cmd, io)
 	debugf(cmd, "pod %s: exec stage1", pr.Pod.UUID)
 	err = pr.Exec(opts)
 	pr.Close()
 	return err
+}
+
+// warnf prints warnings of stage0 on the command's stderr.
+func warnf(cmd *cobra.Command) func(string, ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "rkt: warning: "+format+"\n", args...)
+	}
 }
 
 // warnRun prints a warning for every run-time check that is skipped.
@@ -200,7 +208,8 @@ var runPreparedFlags = struct {
 	dns, dnsSearch     []string
 	dnsOpt, hosts      []string
 	dnsDomain          string
-}{}
+	mdsRegister        string
+}{mdsRegister: "auto"}
 
 var cmdRunPrepared = &cobra.Command{
 	Use:   "run-prepared UUID",
@@ -215,6 +224,11 @@ var cmdRunPrepared = &cobra.Command{
 		f := runPreparedFlags
 		if _, _, _, err := netflag.ParseNetFlag(f.net); err != nil {
 			return usagef("--net: %v", err)
+		}
+		switch f.mdsRegister {
+		case "auto", "true", "false":
+		default:
+			return usagef("--mds-register=%s: want true, false or auto", f.mdsRegister)
 		}
 		switch f.ipc {
 		case "", "auto", "private", "parent":
@@ -245,6 +259,7 @@ var cmdRunPrepared = &cobra.Command{
 			Debug: globalFlags.Debug, Net: f.net, Hostname: f.hostname, Interactive: f.interactive, IPC: f.ipc,
 			DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
 			DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
+			MDSRegister: stage0.MDSMode(f.mdsRegister), Warnf: warnf(cmd),
 		}, net)
 	},
 }
@@ -261,4 +276,6 @@ func init() {
 	f.Var((*appendValue)(&rp.dnsOpt), "dns-opt", "resolv.conf option (repeatable)")
 	f.StringVar(&rp.dnsDomain, "dns-domain", "", "DNS domain")
 	f.Var((*appendValue)(&rp.hosts), "hosts-entry", "an /etc/hosts entry IP=HOST[,HOST...] (repeatable), or host")
+	f.StringVar(&rp.mdsRegister, "mds-register", "auto", "register the pod with the metadata service: auto (when it runs), true (fail if it does not), false")
+	f.Lookup("mds-register").NoOptDefVal = "true"
 }

@@ -40,11 +40,12 @@ type podFlags struct {
 	dnsOpt       []string
 	dnsDomain    string
 	hostsEntries []string
+	mdsRegister  string // auto, true, false
 }
 
 // newPodFlags returns the pod flags with their defaults.
 func newPodFlags(defaultPull string) *podFlags {
-	return &podFlags{net: "", pullPolicy: defaultPull, ipc: "auto"} // "": the stage1's default (default, or host for fly)
+	return &podFlags{net: "", pullPolicy: defaultPull, ipc: "auto", mdsRegister: "auto"} // "": the stage1's default (default, or host for fly)
 }
 
 // register adds the pod flags to fs. The current values are the
@@ -74,6 +75,10 @@ func (pf *podFlags) register(fs *pflag.FlagSet, forRun bool) {
 	fs.StringVar(&pf.stage1.FromDir, "stage1-from-dir", pf.stage1.FromDir, "stage1 image file name in the stage1 images directory (e.g. stage1-fly.aci)")
 	fs.StringVar(&pf.ipc, "ipc", pf.ipc, "IPC namespace: auto, private or parent")
 	fs.Var((*appendValue)(&pf.annotations), "pod-annotation", "pod annotation K=V")
+	if forRun {
+		fs.StringVar(&pf.mdsRegister, "mds-register", pf.mdsRegister, "register the pod with the metadata service: auto (when it runs), true (fail if it does not), false")
+		fs.Lookup("mds-register").NoOptDefVal = "true"
+	}
 	if !forRun {
 		fs.BoolVar(&pf.quiet, "quiet", pf.quiet, "print only the UUID")
 	}
@@ -498,6 +503,11 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 	spec.HostsEntries = pf.hostsEntries
 	if _, err := spec.DNSConfMode(); err != nil {
 		return nil, usagef("%v", err)
+	}
+	switch pf.mdsRegister {
+	case "auto", "true", "false":
+	default:
+		return nil, usagef("--mds-register=%s: want true, false or auto", pf.mdsRegister)
 	}
 	switch pf.ipc {
 	case "auto", "private", "parent":

@@ -236,6 +236,9 @@ func GC(ctx context.Context, podsDir string, opts GCOptions) (*GCReport, error) 
 		switch p.State() {
 		case pod.StateExited:
 			err = withLock(p, p.ToExitedGarbage)
+			if err == nil {
+				unregisterMDS(ctx, p)
+			}
 		case pod.StateAbortedPrepare:
 			err = withLock(p, p.ToGarbage)
 		case pod.StatePrepared:
@@ -326,6 +329,7 @@ func Sweep(ctx context.Context, p *pod.Pod, opts GCOptions) error {
 	if err := mounts.UnmountBelow(p.Path(), nil); err != nil {
 		return err
 	}
+	unregisterMDS(ctx, p)
 	if err := p.Remove(); err != nil {
 		return err
 	}

@@ -32,7 +32,13 @@ type RunOptions struct {
 	DisableSeccomp bool
 	DNSConfMode    string
 	LocalConfig    string
-	ExtraArgs      []string
+	// MDSRegister says whether to register the pod with the metadata
+	// service; "" is MDSAuto.
+	MDSRegister MDSMode
+	// Warnf, if set, gets the warnings (a metadata service that does not
+	// answer).
+	Warnf     func(format string, args ...any)
+	ExtraArgs []string
 }
 
 // defaultNet fills in the stage1's own default network when the user
@@ -88,6 +94,12 @@ func (o *RunOptions) args(ep string, version int, uuid string) []string {
 func (pr *Prepared) Exec(opts RunOptions) error {
 	ep, err := pr.Stage1.Entrypoint(AnnoRun)
 	if err != nil {
+		return err
+	}
+	// Registered before it moves to run/, so that a failure leaves
+	// nothing behind.
+	if err := registerMDS(pr.Pod, opts.MDSRegister, opts.Warnf); err != nil {
+		pr.Abort()
 		return err
 	}
 	if err := pr.Pod.ToRun(); err != nil {
@@ -164,6 +176,11 @@ func RunPrepared(ctx context.Context, s *imagestore.Store, podsDir, uuid string,
 		if _, err := os.Stat(filepath.Join(s.TreePath(id), "rendered")); err != nil {
 			return fmt.Errorf("pod %s: an image it uses was removed from the store (tree %s): prepare the pod again", p.UUID, id)
 		}
+	}
+	// Registered while still prepared: a failure leaves the pod
+	// prepared, to be run again.
+	if err := registerMDS(p, opts.MDSRegister, opts.Warnf); err != nil {
+		return err
 	}
 	if err := p.ToRun(); err != nil {
 		return err

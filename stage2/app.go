@@ -48,6 +48,10 @@ type App struct {
 
 	// Exec is the command line; Exec[0] is absolute or looked up in PATH.
 	Exec []string `json:"exec"`
+	// Handler, when set, says that Exec is the app's event handler of
+	// that name ("pre-start", "post-stop"), run like the app: it names
+	// the handler in the launcher's messages.
+	Handler string `json:"handler,omitempty"`
 	// User and Group are appc user and group strings: a number, a name in
 	// the image's /etc/passwd or /etc/group, or a path whose owner to use.
 	User  string `json:"user"`

@@ -39,9 +39,13 @@ func Launch(ctx context.Context, a *App) error {
 func launch(ctx context.Context, a *App, term *os.File, start func() (bool, error)) error {
 	trace := func(string) {}
 	if a.DebugEpoch != 0 {
+		who := "app " + a.Name
+		if a.Handler != "" {
+			who += " (" + a.Handler + " event handler)"
+		}
 		trace = func(phase string) {
 			ms := float64(time.Now().UnixNano()-a.DebugEpoch) / 1e6
-			fmt.Fprintf(os.Stderr, "stage2 [%6.2fms] app %s: %s\n", ms, a.Name, phase)
+			fmt.Fprintf(os.Stderr, "stage2 [%6.2fms] %s: %s\n", ms, who, phase)
 		}
 	}
 	trace("launcher running")

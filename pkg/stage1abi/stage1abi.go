@@ -22,6 +22,13 @@ const (
 	AnnoDefaultNet = "rkt.dev/stage1/default-net"
 )
 
+// HandlerTimeoutAnnotation is the pod manifest annotation that sets how
+// long an app's pre-start or post-stop event handler may run (a Go
+// duration; default 60s) before stage1 kills it. Operators set it with
+// rkt's pod annotations; the stage1 flavors read it, and name it when a
+// handler times out.
+const HandlerTimeoutAnnotation = "rkt.dev/event-handler-timeout"
+
 // InterfaceVersion is the interface version of the bundled stage1 images
 // (the value of AnnoInterface); stage0 gates arguments on it.
 const InterfaceVersion = 6
@@ -35,6 +42,10 @@ const (
 	// locks on the pod's image trees, held the same way.
 	TreeLockFdsEnv = "RKT_TREE_LOCK_FDS"
 )
+
+// MetadataURLEnv is the app's environment variable naming the metadata
+// service (http://HOST:PORT/TOKEN), set when the pod was registered.
+const MetadataURLEnv = "AC_METADATA_URL"
 
 // ExitFailure is the exit code of a failure of rkt or of a stage1
 // entrypoint itself (as opposed to an app's exit code).
@@ -50,6 +61,11 @@ const (
 	// gc and image gc keep those trees while the pod exists.
 	TreeIDsFile = "tree-ids"
 	AppsInfoDir = "appsinfo"
+	// MDSTokenFile (mode 0600) holds the pod's metadata service token
+	// and, on a second line, the service's port, when stage0 registered
+	// the pod with the metadata service: stage1 gives the apps
+	// AC_METADATA_URL from it.
+	MDSTokenFile = "mds-token"
 
 	// Written by stage1.
 	PidFile          = "pid"

@@ -107,6 +107,13 @@ func TestPodFiles(t *testing.T) {
 	if !strings.Contains(env, "AC_APP_NAME=a\x00") {
 		t.Errorf("env file %q", env)
 	}
+	// Root-only: an app's environment may hold secrets (its
+	// AC_METADATA_URL token, --set-env values).
+	for _, f := range []string{"stage1/rootfs/rkt/env/a", "stage1/rootfs/rkt/enter/a"} {
+		if fi, err := os.Stat(filepath.Join(p.Dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (%v), want 0600", f, fi.Mode(), err)
+		}
+	}
 }
 
 // TestNamespaces: the apps share the pod's PID, IPC, UTS (and here the

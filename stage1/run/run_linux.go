@@ -36,6 +36,7 @@ import (
 	"github.com/rkt/rkt/stage1/host"
 	"github.com/rkt/rkt/stage1/podcfg"
 	"github.com/rkt/rkt/stage1/supervisor"
+	"github.com/rkt/rkt/stage2"
 )
 
 // ExitFailure is the exit code of a stage1 failure.
@@ -476,14 +477,16 @@ func (r *runner) writeFiles() error {
 	}
 	for _, a := range r.pod.Apps {
 		env := strings.Join(a.Launch.Env, "\x00") + "\x00"
-		if err := writeFile(filepath.Join(dir, podcfg.AppEnv(a.Launch.Name)), env); err != nil {
+		// Root-only: the environment may hold secrets (AC_METADATA_URL's
+		// token, --set-env values).
+		if err := writePrivate(filepath.Join(dir, podcfg.AppEnv(a.Launch.Name)), env); err != nil {
 			return err
 		}
 		ec, err := json.Marshal(a.Launch.EnterConfig())
 		if err != nil {
 			return fmt.Errorf("app %s: enter configuration: %w", a.Launch.Name, err)
 		}
-		if err := writeFile(filepath.Join(dir, podcfg.AppEnter(a.Launch.Name)), string(ec)); err != nil {
+		if err := writePrivate(filepath.Join(dir, podcfg.AppEnter(a.Launch.Name)), string(ec)); err != nil {
 			return err
 		}
 	}
@@ -507,6 +510,13 @@ func makeEmptyVolume(ev podcfg.EmptyVolume) error {
 	return nil
 }
 
+func writePrivate(p, content string) error {
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
 func writeFile(p, content string) error {
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
@@ -514,20 +524,39 @@ func writeFile(p, content string) error {
 	return nil
 }
 
+// handler is the launcher configuration of app l's event handler name
+// running exec (nil without exec): the app's own, so that the handler
+// runs in the app's root with its environment, user, working directory
+// and isolation, but without the app's pid file (the handler is not the
+// app rkt enter joins), its terminal (that stays the app's) or its
+// readiness socket (it gets the app's environment before stage1 adds
+// NOTIFY_SOCKET).
+func handler(l stage2.App, name string, exec []string) *supervisor.Handler {
+	if exec == nil {
+		return nil
+	}
+	l.Exec, l.Handler = exec, name
+	l.AppPidFile, l.Terminal = "", false
+	launch, err := json.Marshal(&l)
+	if err != nil {
+		launch = nil // the launcher reports the empty configuration
+	}
+	// %q: quoted arguments, no newline (the configuration is lines).
+	return &supervisor.Handler{Launch: launch, Exec: fmt.Sprintf("%q", exec)}
+}
+
 // supervisorConfig is the configuration sent to the supervisor.
 func (r *runner) supervisorConfig() *supervisor.Config {
 	cfg := &supervisor.Config{
 		UUID: r.pod.UUID, PodDir: r.pod.Dir, Hostname: r.pod.Hostname,
 		Loopback: !r.opts.NetHost(), Debug: r.opts.Debug,
-		Epoch:       r.start.UnixNano(),
-		GracePeriod: r.pod.GracePeriod,
-		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
+		Epoch:          r.start.UnixNano(),
+		GracePeriod:    r.pod.GracePeriod,
+		HandlerTimeout: r.pod.HandlerTimeout,
+		ReadyLink:      filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
 	}
 	for _, a := range r.pod.Apps {
 		l := a.Launch
-		if a.SupportsNotify {
-			l.Env = append(append([]string(nil), l.Env...), "NOTIFY_SOCKET="+supervisor.NotifySocket(r.pod.UUID, l.Name))
-		}
 		if r.opts.Debug {
 			l.DebugEpoch = r.start.UnixNano()
 		}
@@ -536,6 +565,10 @@ func (r *runner) supervisorConfig() *supervisor.Config {
 		}
 		unified := l.UnifiedCgroup
 		l.UnifiedCgroup = "" // the supervisor starts the launcher in it
+		preStart, postStop := handler(l, "pre-start", a.PreStart), handler(l, "post-stop", a.PostStop)
+		if a.SupportsNotify {
+			l.Env = append(append([]string(nil), l.Env...), "NOTIFY_SOCKET="+supervisor.NotifySocket(r.pod.UUID, l.Name))
+		}
 		launch, err := json.Marshal(&l)
 		if err != nil {
 			launch = nil // the launcher reports the empty configuration
@@ -546,6 +579,7 @@ func (r *runner) supervisorConfig() *supervisor.Config {
 			StatusFile:  filepath.Join(r.pod.Dir, podcfg.AppStatus(l.Name)),
 			StartedFile: filepath.Join(r.pod.Dir, podcfg.AppStarted(l.Name)),
 			OOMEvents:   a.OOMEvents,
+			PreStart:    preStart, PostStop: postStop,
 		})
 	}
 	return cfg

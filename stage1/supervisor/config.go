@@ -91,6 +91,9 @@ type Config struct {
 	// GracePeriod is how long apps get between SIGTERM and SIGKILL when
 	// the pod stops.
 	GracePeriod time.Duration
+	// HandlerTimeout is how long an event handler may run before it is
+	// killed (its launcher's session gets SIGKILL).
+	HandlerTimeout time.Duration
 	// ReadyLink is the supervisor-status symlink, made ("ready") once
 	// every app runs.
 	ReadyLink string
@@ -116,10 +119,22 @@ type App struct {
 	// file and start marker.
 	StatusFile  string
 	StartedFile string
+	// PreStart and PostStop are the app's event handlers, each run by a
+	// launcher of its own like the app (nil: none).
+	PreStart, PostStop *Handler
 	// OOMEvents are the app's memory cgroup event files (memory.events,
 	// memory.oom_control): an app killed by SIGKILL while their oom_kill
 	// counter is above zero ran out of memory.
 	OOMEvents []string
+}
+
+// Handler is an app's event handler: its launcher's configuration, the
+// app's with the handler's command.
+type Handler struct {
+	// Launch is the handler's stage2.App as JSON (one line).
+	Launch []byte
+	// Exec is its command line, for messages.
+	Exec string
 }
 
 // NotifySocket is the abstract socket an app that supports systemd's
@@ -158,6 +173,9 @@ func (cfg *Config) Encode() ([]byte, error) {
 	flag("debug", cfg.Debug)
 	put("epoch", strconv.FormatInt(cfg.Epoch, 10))
 	put("grace", strconv.FormatInt(int64(cfg.GracePeriod), 10))
+	if cfg.HandlerTimeout != 0 {
+		put("handlerTimeout", strconv.FormatInt(int64(cfg.HandlerTimeout), 10))
+	}
 	put("readyLink", cfg.ReadyLink)
 	for _, a := range cfg.Apps {
 		put("app", a.Name)
@@ -170,6 +188,15 @@ func (cfg *Config) Encode() ([]byte, error) {
 		put("started", a.StartedFile)
 		for _, f := range a.OOMEvents {
 			put("oomEvents", f)
+		}
+		for _, h := range []struct {
+			key string
+			h   *Handler
+		}{{"preStart", a.PreStart}, {"postStop", a.PostStop}} {
+			if h.h != nil {
+				put(h.key+"Exec", h.h.Exec)
+				put(h.key, string(h.h.Launch))
+			}
 		}
 		put("launch", string(a.Launch))
 	}
@@ -233,6 +260,10 @@ func (cfg *Config) set(app **App, k, v string) error {
 		var n int64
 		n, err = num()
 		cfg.GracePeriod = time.Duration(n)
+	case "handlerTimeout":
+		var n int64
+		n, err = num()
+		cfg.HandlerTimeout = time.Duration(n)
 	case "readyLink":
 		cfg.ReadyLink = v
 	case "app":
@@ -258,9 +289,28 @@ func (cfg *Config) set(app **App, k, v string) error {
 			a.OOMEvents = append(a.OOMEvents, v)
 		case "launch":
 			a.Launch = []byte(v)
+		case "preStartExec", "preStart":
+			if a.PreStart == nil {
+				a.PreStart = &Handler{}
+			}
+			a.PreStart.set(k == "preStart", v)
+		case "postStopExec", "postStop":
+			if a.PostStop == nil {
+				a.PostStop = &Handler{}
+			}
+			a.PostStop.set(k == "postStop", v)
 		default:
 			return errors.New("configuration: unknown app key " + strconv.Quote(k))
 		}
 	}
 	return err
+}
+
+// set sets the handler's launch configuration (launch) or its command.
+func (h *Handler) set(launch bool, v string) {
+	if launch {
+		h.Launch = []byte(v)
+	} else {
+		h.Exec = v
+	}
 }

@@ -12,11 +12,13 @@ func TestConfigRoundTrip(t *testing.T) {
 	cfg := &Config{
 		UUID: "u-1", PodDir: "/var/lib/rkt/pods/run/u 1", Hostname: "rkt-u-1",
 		Loopback: true, Debug: true, Epoch: 1234567890123, GracePeriod: 10 * time.Second,
-		ReadyLink: "/p/ready",
+		HandlerTimeout: time.Minute, ReadyLink: "/p/ready",
 		Apps: []App{
 			{Name: "a", Launch: []byte(`{"name":"a","env":["X=1\n2"]}`), NewSession: true,
 				UnifiedCgroup: "/sys/fs/cgroup/unified/app-a", SupportsNotify: true,
-				StatusFile: "/p/status/a", StartedFile: "/p/started/a"},
+				StatusFile: "/p/status/a", StartedFile: "/p/started/a",
+				PreStart: &Handler{Launch: []byte(`{"name":"a","exec":["/pre"]}`), Exec: "/pre x"},
+				PostStop: &Handler{Launch: []byte(`{"name":"a","exec":["/post"]}`), Exec: "/post"}},
 			{Name: "b", Launch: []byte(`{"name":"b"}`), StatusFile: "/p/status/b", StartedFile: "/p/started/b"},
 		},
 	}

@@ -214,6 +214,13 @@ func BuildInspect(dir string) (string, error) { return BuildStatic(dir, "inspect
 // BuildStatic builds the static test program ./tests/NAME, as BuildInspect
 // builds inspect, to dir/NAME and returns that path.
 func BuildStatic(dir, name string) (string, error) {
+	return BuildPackage(dir, name, "./tests/"+name)
+}
+
+// BuildPackage builds the Go package pkg (a path in this module, or a
+// package of a module go.mod pins, such as github.com/appc/spec/actool)
+// statically, as BuildStatic does, to dir/name.
+func BuildPackage(dir, name, pkg string) (string, error) {
 	out := filepath.Join(dir, name)
 	built.mu.Lock()
 	defer built.mu.Unlock()
@@ -233,7 +240,7 @@ func BuildStatic(dir, name string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./tests/"+name)
+	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var stderr bytes.Buffer
@@ -269,4 +276,24 @@ func InspectEntries(dir string) ([]Entry, error) {
 		return nil, err
 	}
 	return append(es, File("inspect", 0o755, string(body))), nil
+}
+
+// ModuleDir returns the directory (in the module cache) of a module
+// go.mod pins, such as github.com/appc/spec.
+func ModuleDir(mod string) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	goBin, err := goCommand()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(goBin, "list", "-m", "-f", "{{.Dir}}", mod)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("find module %s: %w", mod, err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

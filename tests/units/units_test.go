@@ -75,7 +75,7 @@ func (in *installed) verify(t *testing.T, path string) {
 // fetch on every start.
 func TestInstalledUnits(t *testing.T) {
 	in := install(t)
-	want := []string{"rkt-gc.service", "rkt-gc.timer", "rkt-pod@.service"}
+	want := []string{"rkt-gc.service", "rkt-gc.timer", "rkt-pod@.service", "rkt-metadata.service", "rkt-metadata.socket"}
 	for _, u := range want {
 		if _, err := os.Stat(filepath.Join(in.unitDir, u)); err != nil {
 			t.Errorf("make install did not install %s: %v", u, err)
