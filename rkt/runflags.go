@@ -96,10 +96,20 @@ func (a *appendValue) String() string     { return strings.Join(*a, ",") }
 func (a *appendValue) Set(v string) error { *a = append(*a, v); return nil }
 func (a *appendValue) Type() string       { return "stringArray" }
 
-// appFlags builds the flag set of the flags that follow an image.
+// appFlags builds the flag set of the flags that follow an image: the
+// app's own and the pod flags.
 func appFlags(a *stage0.AppSpec, iso *isolatorFlags, pf *podFlags, forRun bool) *pflag.FlagSet {
+	fs := appOnlyFlags(a, iso)
+	pf.register(fs, forRun)
+	return fs
+}
+
+// appOnlyFlags is the flag set of an app's own flags (what rkt run --help
+// lists as the app flags).
+func appOnlyFlags(a *stage0.AppSpec, iso *isolatorFlags) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("app", pflag.ContinueOnError)
 	fs.SetInterspersed(false)
+	fs.SortFlags = false
 	fs.Usage = func() {}
 	fs.StringVar(&a.Name, "name", "", "app name (lower-case letters, digits and dashes)")
 	fs.StringVar(&a.Exec, "exec", "", "executable to run instead of the image's command line: the image's arguments are dropped too, unless arguments follow --")
@@ -112,8 +122,55 @@ func appFlags(a *stage0.AppSpec, iso *isolatorFlags, pf *podFlags, forRun bool) 
 	fs.BoolVar(&a.ReadOnlyRootFS, "readonly-rootfs", false, "mount the app's root read-only")
 	fs.StringVar(&a.Signature, "signature", "", "detached signature of this image")
 	iso.register(fs)
-	pf.register(fs, forRun)
 	return fs
+}
+
+// appFlagError is a bad flag after an image: main prints it with a
+// pointer to the app flags, not the pod flags' usage.
+type appFlagError struct{ msg string }
+
+func (e *appFlagError) Error() string { return e.msg }
+
+// appSeparator is what ends an app's arguments before the next image.
+const appSeparator = "---"
+
+// badAppFlag explains a flag error after image, suggesting the nearest
+// known flag for an unknown one.
+func badAppFlag(image string, fs *pflag.FlagSet, err error) error {
+	msg := fmt.Sprintf("image %s: %v", image, err)
+	if name, ok := strings.CutPrefix(err.Error(), "unknown flag: --"); ok {
+		best, bestD := "", 3
+		fs.VisitAll(func(f *pflag.Flag) {
+			if d := editDistance(name, f.Name); d < bestD {
+				best, bestD = f.Name, d
+			}
+		})
+		if best != "" {
+			msg += fmt.Sprintf(" (did you mean --%s?)", best)
+		}
+	}
+	return &appFlagError{msg: msg}
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // isolatorFlags are per-app resource and security flags.
@@ -324,6 +381,9 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 	var apps []stage0.AppSpec
 	for i := 0; i < len(args); {
 		a := stage0.AppSpec{Image: args[i]}
+		if a.Image == appSeparator {
+			return nil, usagef("%q separates apps: put it between an app and the next image (IMAGE [app flags] [-- ARGS...] --- IMAGE2)", appSeparator)
+		}
 		if strings.HasPrefix(a.Image, "-") {
 			return nil, usagef("expected an image, got %q", a.Image)
 		}
@@ -331,7 +391,7 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 		var iso isolatorFlags
 		fs := appFlags(&a, &iso, pf, forRun)
 		var toks []string
-		for i < len(args) && args[i] != "--" && strings.HasPrefix(args[i], "-") {
+		for i < len(args) && args[i] != "--" && args[i] != appSeparator && strings.HasPrefix(args[i], "-") {
 			tok := args[i]
 			toks = append(toks, tok)
 			i++
@@ -344,7 +404,7 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 			}
 		}
 		if err := fs.Parse(toks); err != nil {
-			return nil, usagef("image %s: %v", a.Image, err)
+			return nil, badAppFlag(a.Image, fs, err)
 		}
 		if i < len(args) && args[i] == "--" {
 			i++
@@ -356,6 +416,8 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 			if i < len(args) {
 				i++ // "---"
 			}
+		} else if i < len(args) && args[i] == appSeparator {
+			i++ // an app without arguments
 		}
 		if err := iso.apply(&a); err != nil {
 			return nil, err
