@@ -73,7 +73,7 @@ var pathFlags = map[string]bool{
 // boolFlags are the flags of rkt run that take no value after a space.
 var boolFlags = map[string]bool{
 	"interactive": true, "inherit-env": true, "readonly-rootfs": true, "quiet": true, "debug": true,
-	"trust-keys-from-https": true,
+	"trust-keys-from-https": true, "log-prefix": true,
 }
 
 // AbsRunArgs returns rkt run's arguments with every relative path made

@@ -45,6 +45,11 @@ const (
 	// TreeLockFdsEnv lists (comma-separated) the descriptors of the shared
 	// locks on the pod's image trees, held the same way.
 	TreeLockFdsEnv = "RKT_TREE_LOCK_FDS"
+	// JournalSocketEnv, for tests, moves the journal's native socket
+	// (default /run/systemd/journal/socket) that the run entrypoint sends
+	// the apps' output to when rkt's stdout or stderr is the journal
+	// ($JOURNAL_STREAM).
+	JournalSocketEnv = "RKT_JOURNAL_SOCKET"
 )
 
 // App and pod annotations of the pod manifest that stage1 acts on (besides
@@ -97,6 +102,9 @@ const (
 	AppPidDir        = RktDir + "/app-pid"
 	EnvDir           = RktDir + "/env"
 	SupervisorStatus = RktDir + "/supervisor-status"
+	// LogsDir holds each app's output (pkg/podlog): <app>, rotated to
+	// <app>.1.
+	LogsDir = RktDir + "/logs"
 	// CgroupsFile lists the cgroup directories stage1 created (absolute
 	// host paths, one per line, in creation order), for gc. Private to
 	// stage1.
@@ -131,6 +139,10 @@ func AppStarted(app string) string { return filepath.Join(StatusDir, app+"-start
 
 // AppPid returns the app's pid file, relative to the pod dir.
 func AppPid(app string) string { return filepath.Join(AppPidDir, app) }
+
+// AppLog returns the app's log file, relative to the pod dir (rotated to
+// AppLog(app)+".1").
+func AppLog(app string) string { return filepath.Join(LogsDir, app) }
 
 // AppEnv returns the app's environment file, relative to the pod dir.
 func AppEnv(app string) string { return filepath.Join(EnvDir, app) }

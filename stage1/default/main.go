@@ -31,8 +31,9 @@
 //	  │      + exec /proc/self/exe as rkt-supervisor /stage2 [interactive],
 //	  │      Setsid, Pdeathsig=SIGKILL; fds 0-2 stdio (interactive:
 //	  │      /dev/null and a pipe relayed to stderr), 3 the config stream,
-//	  │      4 events, 5 (interactive) the terminal socket. The supervisor
-//	  │      makes its mounts private and binds /stage2 read-only meanwhile
+//	  │      4 events, 5 (interactive) the terminal socket, 6 the log
+//	  │      socket. The supervisor makes its mounts private and binds
+//	  │      /stage2 read-only meanwhile
 //	  ├──── fd 5: "<pid>\n" ──────────────────────────▶ setup helper:
 //	  │                                                 pid file, app cgroups
 //	  │                                                 with limits and the
@@ -40,9 +41,14 @@
 //	  │                                                 a stage1 leaf in a unit)
 //	  │                 supervisor ◀── fd 3: Config (lines), "end" ─┤
 //	  │                  (pid 1)                                    │
+//	  │◀── fd 6: per app "app NAME" + the read ends of its stdout   │
+//	  │    and stderr pipes (SCM_RIGHTS; none if interactive), EOF; │
+//	  │    the host-side process reads them (pkg/podlog: log files, │
+//	  │    journal or its own stdout/stderr)                        │
 //	  │   per app: clone(NEWNS), into the app's v2 cgroup, + exec   │ CNI
 //	  │   /stage2 as rkt-stage2 [CGROUP], Setsid; fds 0 /dev/null,  │ networks
-//	  │   1-2 stdio, 3 config, 4 status, 5 terminal (interactive)   │ in /proc/
+//	  │   1-2 the pipes' write ends (interactive: stdio), 3 config, │ in /proc/
+//	  │   4 status, 5 terminal (interactive)                        │
 //	  │     ├── fd 3: stage2.App (JSON line) ──▶ launcher: moves its │ <pid>/ns/net
 //	  │     │   exec thread into the v1 cgroups, mounts the app's root│
 //	  │◀─────── fd 5 (interactive): "pty" + the master of a pty   │

@@ -91,7 +91,7 @@ func flyRun(ctx context.Context, opts *podcfg.Options) (int, error) {
 	if err := mountRoot(a); err != nil {
 		return 0, err
 	}
-	return runApp(ctx, pod, a, opts.Interactive)
+	return runApp(ctx, pod, a, opts.Interactive, opts)
 }
 
 // mountRoot mounts the app's overlay root with the host's /dev, /proc and
@@ -177,7 +177,7 @@ func makeEmptyVolume(ev podcfg.EmptyVolume) error {
 // runs, records the app's status and returns its exit code. A failing
 // pre-start handler fails the app (254, the app does not run); a failing
 // post-stop handler makes the exit code 254 if the app succeeded.
-func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive bool) (int, error) {
+func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive bool, opts *podcfg.Options) (int, error) {
 	id, err := stage2.ResolveIdentityIn(a.Root, a.User, a.Group)
 	if err != nil {
 		return 0, fmt.Errorf("app %s: %w", a.Name, err)
@@ -187,6 +187,21 @@ func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive boo
 		env = append(env, "HOME="+id.Home)
 	}
 	r := &runner{a: a, id: id, env: env, interactive: interactive, timeout: pod.HandlerTimeout}
+	if !interactive {
+		// The output of the app and its handlers goes through pipes
+		// read here, to the app's log file and the journal or rkt's
+		// stdout and stderr (docs/systemd.md).
+		logs, err := newAppLogs(pod, a.Name, opts)
+		if err != nil {
+			return 0, err
+		}
+		defer logs.finish()
+		// A closed stdout or stderr must not kill this process, which
+		// copies the app's output there: writes fail with EPIPE (Notify,
+		// not Ignore, which the app would inherit).
+		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+		r.stdout, r.stderr = logs.stdoutW, logs.stderrW
+	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	if interactive {
@@ -252,6 +267,8 @@ type runner struct {
 	env         []string
 	interactive bool
 	timeout     time.Duration
+	// stdout, stderr: where the app's processes write (nil: rkt's own).
+	stdout, stderr *os.File
 
 	mu   sync.Mutex
 	cur  *os.Process
@@ -269,6 +286,9 @@ func (r *runner) command(exe string, argv []string) *exec.Cmd {
 		c.Dir = "/"
 	}
 	c.Stdout, c.Stderr = os.Stdout, os.Stderr
+	if r.stdout != nil {
+		c.Stdout, c.Stderr = r.stdout, r.stderr
+	}
 	if r.interactive {
 		c.Stdin = os.Stdin
 	}

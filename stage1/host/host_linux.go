@@ -71,6 +71,12 @@ type CloneLine struct {
 	NewIPC      bool // an IPC namespace of its own (not --ipc=parent)
 	Interactive bool // the app gets the terminal
 	Debug       bool
+	// For the apps' logs: the pod's UUID (no space in it), the size of
+	// each app's log file (0: the default), and whether lines on the
+	// console are prefixed with the app's name in a pod of several apps.
+	UUID      string
+	LogSize   int64
+	LogPrefix bool
 }
 
 // String is the line, without its newline.
@@ -81,7 +87,8 @@ func (c CloneLine) String() string {
 		}
 		return " " + k + "=0"
 	}
-	return "clone" + b("net", c.NewNet) + b("ipc", c.NewIPC) + b("interactive", c.Interactive) + b("debug", c.Debug)
+	return "clone" + b("net", c.NewNet) + b("ipc", c.NewIPC) + b("interactive", c.Interactive) + b("debug", c.Debug) +
+		" uuid=" + c.UUID + " logsize=" + strconv.FormatInt(c.LogSize, 10) + b("logprefix", c.LogPrefix)
 }
 
 // ParseCloneLine parses a CloneLine's String.
@@ -103,6 +110,16 @@ func ParseCloneLine(s string) (CloneLine, bool) {
 			c.Interactive = on
 		case "debug":
 			c.Debug = on
+		case "uuid":
+			c.UUID = v
+		case "logsize":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return CloneLine{}, false
+			}
+			c.LogSize = n
+		case "logprefix":
+			c.LogPrefix = on
 		default:
 			return CloneLine{}, false
 		}
@@ -218,6 +235,19 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 			warn("stage1 [" + supervisor.Millis(time.Since(h.epoch)) + "ms] " + msg)
 		}
 	}
+	// A closed stdout or stderr (`rkt run ... | head`) must not kill
+	// this process, which relays the apps' output: writes fail with
+	// EPIPE instead. (Notify, not Ignore: an ignored signal would stay
+	// ignored in the pod.)
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+	logs, err := newPodLogs(clone, h.logf)
+	if err != nil {
+		pidW.WriteString("0\n")
+		pidW.Close()
+		<-helper.done
+		return fail("set up the apps' logs: " + err.Error())
+	}
+	defer logs.finish()
 	var term *terminal
 	if clone.Interactive {
 		if term, err = newTerminal(); err != nil {
@@ -228,13 +258,8 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 		}
 		// Every way out of here restores the operator's terminal.
 		defer term.restore()
-		// A closed stdout (`rkt run --interactive ... | head`) must not
-		// kill the relay, which would leave the terminal raw: writes fail
-		// with EPIPE instead. (Notify, not Ignore: an ignored signal would
-		// stay ignored in the pod.)
-		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	}
-	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary), term, listenFds)
+	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary), term, logs, listenFds)
 	if err != nil {
 		pidW.WriteString("0\n")
 		pidW.Close()
@@ -246,6 +271,7 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	if term != nil {
 		term.started()
 	}
+	logs.started()
 	h.logf("supervisor started, pid " + strconv.Itoa(sup.pid))
 	// "netdown" from the helper: there are networks to tear down when
 	// the pod exits.
@@ -318,6 +344,8 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 			unix.Kill(sup.pid, unix.SIGKILL)
 		}
 	}
+	// The apps' last lines, before anything else is said.
+	logs.finish()
 	if setupFailed {
 		return code
 	}
@@ -340,11 +368,12 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 // startSupervisor starts the supervisor from this binary as process 1 of
 // new PID, mount, UTS (and IPC and network, unless shared) namespaces,
 // as `rkt-supervisor LAUNCHER [interactive]`, with its configuration to
-// come on cfg, and forwards its readiness. It is the leader of a session
+// come on cfg and the socket for the apps' output pipes (logs) as its
+// supervisor.LogFd, and forwards its readiness. It is the leader of a session
 // of its own. The supervisor of an interactive pod (term) gets none of
 // this process's stdio, which may be the operator's terminal: /dev/null
 // as stdin, term's pipe as stdout and stderr, and term's socket.
-func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string, term *terminal, listenFds int) (*proc, error) {
+func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string, term *terminal, logs *podLogs, listenFds int) (*proc, error) {
 	defer cfg.Close()
 	evR, evW, err := os.Pipe()
 	if err != nil {
@@ -362,7 +391,7 @@ func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher strin
 	if clone.Interactive {
 		argv = append(argv, "interactive")
 	}
-	files := []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfg.Fd(), evW.Fd()}
+	files := []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfg.Fd(), evW.Fd(), ^uintptr(0), logs.pod.Fd()}
 	if term != nil {
 		devNull, err := os.Open(os.DevNull)
 		if err != nil {
@@ -370,7 +399,7 @@ func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher strin
 			return nil, err
 		}
 		defer devNull.Close()
-		files = []uintptr{devNull.Fd(), term.errW.Fd(), term.errW.Fd(), cfg.Fd(), evW.Fd(), term.podSock.Fd()}
+		files = []uintptr{devNull.Fd(), term.errW.Fd(), term.errW.Fd(), cfg.Fd(), evW.Fd(), term.podSock.Fd(), logs.pod.Fd()}
 	}
 	if listenFds > 0 {
 		for len(files) < supervisor.ListenFd {

@@ -214,6 +214,7 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	clone := host.CloneLine{
 		NewNet: !r.opts.NetHost(), NewIPC: r.opts.IPC != "parent",
 		Interactive: r.opts.Interactive, Debug: r.opts.Debug,
+		UUID: r.opts.UUID, LogSize: r.opts.LogSize, LogPrefix: r.opts.LogPrefix,
 	}
 	if _, err := ctl.WriteString(clone.String() + "\n"); err != nil {
 		return err

@@ -41,12 +41,23 @@ const (
 	// process, passed on to the interactive app's launcher as its
 	// LaunchTerminalFd.
 	TerminalFd = 5
+	// LogFd (pods without a terminal): a unix seqpacket socket to the
+	// host-side process. Before it starts any launcher, the supervisor
+	// makes a pipe for each app's stdout and one for its stderr, and
+	// sends the read ends, one message per app: LogApp + the app's name,
+	// with the two descriptors (SCM_RIGHTS; none for an app that has a
+	// terminal), then closes the socket. The host-side process, out of
+	// the pod's reach, reads them (pkg/podlog).
+	LogFd = 6
 )
+
+// LogApp begins each message on LogFd.
+const LogApp = "app "
 
 // ListenFd is the supervisor's first socket of socket activation, when
 // the host-side process passes it sockets (Config.ListenFds of them):
 // ListenFd..ListenFd+ListenFds-1.
-const ListenFd = 6
+const ListenFd = LogFd + 1
 
 // LaunchListenFdsEnv is the one variable of a launcher's environment: the
 // number N of sockets of socket activation it has as descriptors 3..3+N-1

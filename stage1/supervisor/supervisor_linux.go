@@ -54,6 +54,11 @@ type appState struct {
 	// launch is the launcher's configuration pipe, open until the start
 	// line is passed on (or the pod is not to start).
 	launch *os.File
+	// stdout, stderr: the write ends of the app's output pipes to the
+	// host-side process, given to each of its launchers (its event
+	// handlers' too) and kept until the supervisor exits (nil: the
+	// supervisor's own stdout and stderr).
+	stdout, stderr *os.File
 	// timer is the running handler's timeout; timedOut says it fired.
 	timer    *time.Timer
 	timedOut bool
@@ -103,7 +108,10 @@ type supervisor struct {
 	launcher    string
 	interactive bool
 	term        *os.File
-	sigs        chan os.Signal
+	// logs is the socket the apps' output pipes go to the host-side
+	// process on (LogFd), nil if there is none.
+	logs *os.File
+	sigs chan os.Signal
 	// oomApps are the apps the kernel killed for want of memory, named
 	// in the pod's last words.
 	oomApps []string
@@ -157,6 +165,10 @@ func Main(ctx context.Context, args []string) int {
 	if s.interactive {
 		unix.CloseOnExec(TerminalFd)
 		s.term = os.NewFile(TerminalFd, "terminal")
+	}
+	if _, err := unix.FcntlInt(LogFd, unix.F_GETFD, 0); err == nil {
+		unix.CloseOnExec(LogFd)
+		s.logs = os.NewFile(LogFd, "logs")
 	}
 	signal.Notify(s.sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	if err := s.setupMounts(); err != nil {
@@ -288,6 +300,7 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 			}
 		}
 	}
+	s.sendLogPipes()
 	// The launchers prepare their apps' roots while the pod's networks
 	// are set up; they exec the apps once they get the start line.
 	for _, st := range s.order {
@@ -351,6 +364,59 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 		return 254, nil
 	}
 	return 0, nil
+}
+
+// sendLogPipes makes each app's stdout and stderr pipes and sends their
+// read ends to the host-side process (see LogFd). An app whose pipes
+// could not be sent writes to the supervisor's own stdout and stderr.
+func (s *supervisor) sendLogPipes() {
+	if s.logs == nil {
+		return
+	}
+	defer func() {
+		s.logs.Close()
+		s.logs = nil
+	}()
+	sock := int(s.logs.Fd())
+	for _, st := range s.order {
+		msg := []byte(LogApp + st.cfg.Name)
+		if s.interactive {
+			// Its terminal is its stdout and stderr: nothing to log.
+			sendmsg(sock, msg, nil)
+			continue
+		}
+		var p [4]int
+		if err := unix.Pipe2(p[:2], unix.O_CLOEXEC); err != nil {
+			warn("stage1: app " + st.cfg.Name + ": its output is not logged: " + err.Error())
+			continue
+		}
+		if err := unix.Pipe2(p[2:], unix.O_CLOEXEC); err != nil {
+			unix.Close(p[0])
+			unix.Close(p[1])
+			warn("stage1: app " + st.cfg.Name + ": its output is not logged: " + err.Error())
+			continue
+		}
+		err := sendmsg(sock, msg, unix.UnixRights(p[0], p[2]))
+		unix.Close(p[0])
+		unix.Close(p[2])
+		if err != nil {
+			unix.Close(p[1])
+			unix.Close(p[3])
+			warn("stage1: app " + st.cfg.Name + ": its output is not logged: send its pipes: " + err.Error())
+			continue
+		}
+		st.stdout = os.NewFile(uintptr(p[1]), "stdout")
+		st.stderr = os.NewFile(uintptr(p[3]), "stderr")
+	}
+}
+
+func sendmsg(fd int, msg, oob []byte) error {
+	for {
+		err := unix.Sendmsg(fd, msg, oob, nil, 0)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // opened handles the end of the configuration stream: the start line is
@@ -479,7 +545,7 @@ func (s *supervisor) postStop(st *appState) {
 // for the start line; after, it passes the start line on at once.
 func (s *supervisor) launch(st *appState, ph phase, launch []byte) error {
 	a := st.cfg
-	lp, err := s.fork(a, ph)
+	lp, err := s.fork(st, ph)
 	if err != nil {
 		return wrap("start the stage2 launcher", err)
 	}
@@ -524,7 +590,8 @@ func (s *supervisor) launch(st *appState, ph phase, launch []byte) error {
 // in a's cgroup v2 directory (else the launcher joins it itself: its
 // argument), in a session of its own if a asks (an event handler's
 // launcher always: its timeout kills that session).
-func (s *supervisor) fork(a *App, ph phase) (*launcherProc, error) {
+func (s *supervisor) fork(st *appState, ph phase) (*launcherProc, error) {
+	a := st.cfg
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -545,9 +612,13 @@ func (s *supervisor) fork(a *App, ph phase) (*launcherProc, error) {
 		return nil, err
 	}
 	defer stdin.Close()
+	stdout, stderr := os.Stdout, os.Stderr
+	if st.stdout != nil {
+		stdout, stderr = st.stdout, st.stderr
+	}
 	attr := &syscall.ProcAttr{
 		Env:   []string{},
-		Files: []uintptr{stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd()},
+		Files: []uintptr{stdin.Fd(), stdout.Fd(), stderr.Fd()},
 		Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS},
 	}
 	if a.Listen && s.cfg.ListenFds > 0 && ph == phaseApp {
