@@ -126,6 +126,8 @@ install: all
 	for u in $(UNITS); do sed 's|/usr/local/bin/rkt|$(PREFIX)/bin/rkt|g' dist/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
 	sed 's|/usr/local/bin/rkt|$(PREFIX)/bin/rkt|g' dist/systemd/example-pod.service >$(DESTDIR)$(PREFIX)/share/doc/rkt/example-pod.service
 	install -D -m 0644 dist/tmpfiles.d/rkt.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/rkt.conf
+	install -D -m 0644 dist/sysusers.d/rkt.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/rkt.conf
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions && $(BIN)/rkt completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rkt
 
 demo: all
 	scripts/demo.sh

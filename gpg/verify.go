@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,11 +31,18 @@ type VerifyError struct {
 	Signer string   // fingerprint or key ID of the signing key, if known
 	Reason string   // what went wrong
 	Kind   error    // ErrNoTrustedKeys, ErrUntrusted or ErrBadSignature
+	// Others are the prefixes keys are trusted for, when none covers
+	// Image (with ErrNoTrustedKeys).
+	Others []string
 }
 
 func (e *VerifyError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "verifying signature of image %q: %v: %s", e.Image, e.Kind, e.Reason)
+	kind := e.Kind.Error()
+	if errors.Is(e.Kind, ErrNoTrustedKeys) && len(e.Others) > 0 {
+		kind = "no key trusted for this image" // but keys for others
+	}
+	fmt.Fprintf(&b, "verifying signature of image %q: %s: %s", e.Image, kind, e.Reason)
 	if e.Signer != "" {
 		fmt.Fprintf(&b, "; signed by key %s", e.Signer)
 	}
@@ -44,7 +52,10 @@ func (e *VerifyError) Error() string {
 		fmt.Fprintf(&b, "; keys tried for prefix %q: %s", e.Prefix, strings.Join(e.Tried, ", "))
 	}
 	if errors.Is(e.Kind, ErrBadSignature) {
-		b.WriteString("; check that the image and its signature belong together and were downloaded completely")
+		// Trusting another key would not help: the signature itself
+		// is wrong.
+		b.WriteString("; check that the image and its signature belong together and were downloaded completely, then fetch it again")
+		return b.String()
 	}
 	fmt.Fprintf(&b, "; to trust a key for this image run: rkt trust --prefix %s <key-file-or-url> (without a key argument it is discovered)", e.Prefix)
 	return b.String()
@@ -93,6 +104,9 @@ func (ks *Keystore) CheckSignature(ctx context.Context, name string, signed io.R
 		return nil, verr
 	}
 	if len(keys) == 0 {
+		if verr.Others = ks.otherPrefixes(ctx); len(verr.Others) > 0 {
+			return fail(ErrNoTrustedKeys, "keys in %s are trusted only for other prefixes: %s (a prefix covers the names below it by path component: see rkt trust list)", ks.describeDirs(), strings.Join(verr.Others, ", "))
+		}
 		return fail(ErrNoTrustedKeys, "no key in %s", ks.describeDirs())
 	}
 
@@ -331,4 +345,27 @@ func (ks *Keystore) otherScopes(ctx context.Context, sigs []*packet.Signature) s
 	}
 	sort.Strings(scopes)
 	return strings.Join(scopes, ", ")
+}
+
+// otherPrefixes lists, sorted and quoted, the prefixes any key is trusted
+// for.
+func (ks *Keystore) otherPrefixes(ctx context.Context) []string {
+	files, err := ks.effectiveFiles(ctx)
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range files {
+		p := strconv.Quote(f.prefix)
+		if f.root {
+			p = "root"
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

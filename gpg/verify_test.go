@@ -121,9 +121,17 @@ func assertVerifyError(t *testing.T, err error, kind error, reason string, fprs 
 	wants := append([]string{
 		fmt.Sprintf("image %q", imageName),
 		fmt.Sprintf("prefix %q", imageName),
-		"rkt trust --prefix " + imageName + " ",
 		reason,
 	}, fprs...)
+	// A bad signature is not fixed by trusting a key: only the other
+	// errors say how to trust one.
+	if trustHint := "rkt trust --prefix " + imageName + " "; errors.Is(kind, ErrBadSignature) {
+		if strings.Contains(msg, "rkt trust") || !strings.Contains(msg, "fetch it again") {
+			t.Errorf("a bad signature should say to fetch again, not to trust a key:\n%s", msg)
+		}
+	} else {
+		wants = append(wants, trustHint)
+	}
 	for _, w := range wants {
 		if !strings.Contains(msg, w) {
 			t.Errorf("error does not mention %q:\n%s", w, msg)
@@ -152,6 +160,7 @@ func TestCheckSignatureBadInput(t *testing.T) {
 		kind   error
 		reason string
 		fprs   []string
+		not    string // the message must not say this
 	}{
 		{name: "tampered image", data: tampered, sig: goodSig, kind: ErrBadSignature, reason: "does not match the image", fprs: []string{ed.fpr}},
 		{name: "signature of another image", data: imageData, sig: ed.sign(t, otherImage, true), kind: ErrBadSignature, reason: "does not match the image", fprs: []string{ed.fpr}},
@@ -177,7 +186,17 @@ func TestCheckSignatureBadInput(t *testing.T) {
 		{name: "missing signature", data: imageData, sig: nil, kind: ErrBadSignature, reason: "no signature", fprs: []string{ed.fpr}},
 		{name: "empty signature", data: imageData, sig: []byte{}, kind: ErrBadSignature, reason: "empty", fprs: []string{ed.fpr}},
 		{name: "a key instead of a signature", data: imageData, sig: ed.pub, kind: ErrBadSignature, reason: "PGP PUBLIC KEY BLOCK", fprs: []string{ed.fpr}},
-		{name: "no trusted keys", setup: func(*Keystore) {}, data: imageData, sig: goodSig, kind: ErrNoTrustedKeys, reason: "no key in"},
+		{name: "no trusted keys", setup: func(*Keystore) {}, data: imageData, sig: goodSig, kind: ErrNoTrustedKeys, reason: "no trusted keys: no key in"},
+		{
+			name: "keys for other prefixes only",
+			setup: func(ks *Keystore) {
+				trustKey(t, ks, "other.com/app", ed.pub)
+				trustKey(t, ks, "example.com/ap", other.pub)
+			},
+			data: imageData, sig: goodSig, kind: ErrNoTrustedKeys,
+			reason: `no key trusted for this image: keys in`, fprs: []string{`"other.com/app"`, `"example.com/ap"`},
+			not: "no trusted keys",
+		},
 		{
 			name:  "weak rsa1024 key",
 			setup: func(ks *Keystore) { storeKeyFile(t, ks, imageName, weakKey.get(t).fpr, weakKey.get(t).pub) },
@@ -195,6 +214,9 @@ func TestCheckSignatureBadInput(t *testing.T) {
 			}
 			_, err := check(ks, imageName, c.data, c.sig)
 			assertVerifyError(t, err, c.kind, c.reason, c.fprs...)
+			if c.not != "" && err != nil && strings.Contains(err.Error(), c.not) {
+				t.Errorf("error says %q:\n%s", c.not, err)
+			}
 		})
 	}
 }

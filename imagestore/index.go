@@ -77,6 +77,9 @@ func (s *Store) openDB(write bool) (*bolt.DB, error) {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("image index %s is locked by another rkt process for more than %s: %w", p, dbTimeout, err)
 		}
+		if errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("opening image index %s: %w: reading the image store needs root or membership in the rkt group", p, err)
+		}
 		return nil, fmt.Errorf("opening image index %s: %w", p, err)
 	}
 	return db, nil

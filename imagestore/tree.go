@@ -64,6 +64,13 @@ func (s *Store) newWorkDir(kind string) (string, *lock.Lock, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return "", nil, err
 	}
+	// A store shared with a group has a setgid cas/ (dist/tmpfiles.d),
+	// which new directories inherit: trees must not, or an image's
+	// directories would take the group and the bit.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		os.Remove(dir)
+		return "", nil, err
+	}
 	l, err := lock.Open(dir)
 	if err == nil {
 		err = l.TryExclusive()

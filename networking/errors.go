@@ -18,6 +18,9 @@ var (
 	ErrAddressUnavailable = errors.New("address not available")
 	// ErrPluginNotFound: a network's plugin is not installed.
 	ErrPluginNotFound = errors.New("CNI plugin not found")
+	// ErrBadArgs: a network's plugin rejects the per-network CNI args
+	// (--net=NAME:K=V).
+	ErrBadArgs = errors.New("CNI args rejected")
 	// ErrPortInUse: a host port asked for with --port is forwarded to
 	// another running pod, or a host process listens on it.
 	ErrPortInUse = errors.New("host port in use")
@@ -70,6 +73,12 @@ func explain(n *network, podUUID string, err error) error {
 		return &netError{
 			msg:   fmt.Sprintf("%s: IP=%s %s: choose a free address inside the range, or leave IP= out to get one", where, ip, why),
 			class: ErrAddressUnavailable, cause: err,
+		}
+	case strings.Contains(msg, "unknown args"):
+		return &netError{
+			msg: fmt.Sprintf("%s: %v: the network's plugin does not take these --net args; give the network args it knows, or add IgnoreUnknown=1 to them (--net=%s:IgnoreUnknown=1;...) if a later plugin (host-local's IP=) uses them",
+				where, err, n.name),
+			class: ErrBadArgs, cause: err,
 		}
 	case strings.Contains(msg, "failed to find plugin"):
 		return &netError{

@@ -316,7 +316,20 @@ func teardownOne(ctx context.Context, cfg *Config, podUUID, podDir string, ni *N
 	// DEL the plugins that are there even if one is missing.
 	list, missing := installedOnly(list, cfg.PluginDirs)
 	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
-		return err
+		if len(rt.Args) == 0 || ctx.Err() != nil {
+			return err
+		}
+		// A plugin that rejects the operator's --net args (the bridge
+		// plugin without IgnoreUnknown refuses IP=) refuses them in DEL
+		// too: DEL needs no args to release what was set up (the
+		// container ID and interface name identify it), so try again
+		// without, rather than keep the pod forever.
+		cfg.logf("networking: network %s: DEL with args %v failed (%v); again without them", ni.Name, rt.Args, err)
+		noArgs := *rt
+		noArgs.Args = nil
+		if err2 := cni.DelNetworkList(ctx, list, &noArgs); err2 != nil {
+			return fmt.Errorf("%w (and without the --net args: %w)", err, err2)
+		}
 	}
 	if masq, backend := masquerades(list); netns == "" && masq {
 		if err := h.teardownIPMasq(ni, podUUID, masqBackend(backend)); err != nil {

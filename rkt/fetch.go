@@ -31,19 +31,34 @@ func newFetchCmd() *cobra.Command {
 		Long: `Fetch images into the store, checking their signatures, and print their IDs.
 
 IMAGE is a file path, a file://, https:// or http:// URL, or an image name
-(name[:version][,label=value...]) already in the store.`,
+(name[:version][,label=value...]), found in the store or through appc
+discovery.
+
+By default a name the store already has is used as it is, without asking
+the network (so fetch works while its origin is down); --pull-policy=update
+asks the origin for a newer image. URLs and files are always asked again
+(cheap: an unchanged image is not downloaded or read twice).`,
+		Example: `  rkt fetch https://example.com/app-1.0-linux-amd64.aci
+  rkt fetch --signature=app.aci.asc ./app.aci
+  # A name: from the store if there, else through appc discovery:
+  rkt fetch example.com/app:1.0
+  rkt fetch --pull-policy=update example.com/app:1.0`,
 		Args:    cobra.MinimumNArgs(1),
 		PreRunE: ensureSuperuser,
 		RunE:    runFetch,
 	}
-	addFetchFlags(c, "update")
+	addFetchFlags(c, "")
 	c.Flags().BoolVar(&fetchFlags.full, "full", false, "print full image IDs")
 	return c
 }
 
 func addFetchFlags(c *cobra.Command, defaultPolicy string) {
 	c.Flags().StringVar(&fetchFlags.signature, "signature", "", "local detached signature of the (first) image")
-	c.Flags().StringVar(&fetchFlags.pullPolicy, "pull-policy", defaultPolicy, "when to contact the image's origin: new, update or never")
+	usage := "when to contact the image's origin: new, update or never"
+	if defaultPolicy == "" {
+		usage += " (default: new for names in the store, update for URLs and files)"
+	}
+	c.Flags().StringVar(&fetchFlags.pullPolicy, "pull-policy", defaultPolicy, usage)
 	c.Flags().StringVar(&fetchFlags.maxSize, "max-size", "16Gi", "refuse images that unpack to more than this (Kubernetes quantity)")
 }
 

@@ -36,7 +36,8 @@ checked now, and relative paths made absolute. Global flags given to
 rkt generate (--dir, --insecure-options, ...) are passed on.
 
 The unit is set up as dist/systemd/example-pod.service: Type=notify,
-Delegate=yes, KillMode=mixed, --pull-policy=new unless the flags give
+Delegate=yes, KillMode=mixed, SuccessExitStatus=143 (the exit of an app
+stopped by SIGTERM), --pull-policy=new unless the flags give
 another, and rkt gc --mark-only after the pod stops. --interactive is
 dropped (a unit has no terminal). Each argument is quoted for ExecStart=.`,
 	Args: cobra.MinimumNArgs(1),

@@ -80,10 +80,14 @@ func main() {
 
 // run executes the CLI and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	setupCompletion()
 	cmdRkt.SetArgs(args)
 	cmdRkt.SetOut(stdout)
 	cmdRkt.SetErr(stderr)
 	cmdRkt.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if strings.HasPrefix(err.Error(), "bad flag syntax: ---") {
+			return usagef("%q separates apps: put it after an image and its arguments (IMAGE [app flags] [-- ARGS...] --- IMAGE2)", "---")
+		}
 		return &usageError{msg: err.Error()}
 	})
 	cmd, err := cmdRkt.ExecuteC()
@@ -96,7 +100,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "rkt: %s\n", termsafe.String(err.Error()))
 	var ue *usageError
+	var afe *appFlagError
 	switch {
+	case errors.As(err, &afe):
+		fmt.Fprintf(stderr, "Run '%s --help' for the app flags.\n", cmd.CommandPath())
 	case isCobraUsageError(err):
 		fmt.Fprintf(stderr, "\n%s", cmd.UsageString())
 	case errors.As(err, &ue):

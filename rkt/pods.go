@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/pod"
 	"github.com/rkt/rkt/pkg/stage1abi"
 	"github.com/rkt/rkt/pkg/termsafe"
@@ -117,7 +116,10 @@ var statusFlags struct {
 var cmdStatus = &cobra.Command{
 	Use:   "status UUID",
 	Short: "Print a pod's state, PID, times and app exit codes",
-	Args:  cobra.MaximumNArgs(1),
+	Example: `  rkt status 5f8b1c2d
+  # Wait up to a minute for the pod to exit, then print its exit codes:
+  rkt status --wait=1m --uuid-file=/run/app.uuid`,
+	Args: cobra.MaximumNArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
 		p, err := podArg(args, statusFlags.uuidFile)
 		if err != nil {
@@ -136,6 +138,9 @@ var cmdStatus = &cobra.Command{
 			ctx, cancel := context.WithTimeout(context.Background(), d)
 			defer cancel()
 			if err := p.WaitExit(ctx); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					return fmt.Errorf("pod %s is still running after --wait=%s: wait longer, or stop it (rkt stop %s)", p.UUID, d, p.UUID)
+				}
 				return fmt.Errorf("waiting for pod %s to exit: %w", p.UUID, err)
 			}
 			if p, err = pod.Get(podsDir(), p.UUID); err != nil {
@@ -236,6 +241,7 @@ var cmdCatManifest = &cobra.Command{
 var stopFlags struct {
 	force    bool
 	uuidFile string
+	timeout  time.Duration
 }
 
 var cmdStop = &cobra.Command{
@@ -243,13 +249,17 @@ var cmdStop = &cobra.Command{
 	Short:   "Stop running pods (SIGTERM to the apps, SIGKILL after a grace period; --force: SIGKILL now)",
 	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {
+		if stopFlags.timeout < 0 {
+			return usagef("--timeout=%v: want a positive duration such as 30s", stopFlags.timeout)
+		}
 		uuids, err := uuidArg(args, stopFlags.uuidFile)
 		if err != nil {
 			return err
 		}
+		opts := stage0.StopOptions{Force: stopFlags.force, Timeout: stopFlags.timeout}
 		return eachPod(cmd, uuids, "%s\n", func(u string, err error) string {
 			return fmt.Sprintf("stopping pod %s: %v", u, err)
-		}, func(p *pod.Pod) error { return stage0.Stop(context.Background(), p, stopFlags.force) })
+		}, func(p *pod.Pod) error { return stage0.Stop(context.Background(), p, opts) })
 	},
 }
 
@@ -282,8 +292,13 @@ var gcFlags struct {
 }
 
 var cmdGC = &cobra.Command{
-	Use:     "gc",
-	Short:   "Collect exited pods: mark them, then remove those marked longer than the grace period",
+	Use:   "gc",
+	Short: "Collect exited pods: mark them, then remove those marked longer than the grace period",
+	Example: `  # What rkt-gc.service runs (exit status 254 when a pod could not be collected):
+  rkt gc --grace-period=30m
+
+  # Remove every exited pod now:
+  rkt gc --grace-period=0s`,
 	Args:    cobra.NoArgs,
 	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {
@@ -301,29 +316,56 @@ var cmdGC = &cobra.Command{
 			}
 			for u, e := range rep.Failed {
 				// Busy pods wait for the next gc; gone or moved ones another gc took.
-				if !errors.Is(e, lock.ErrLocked) && !errors.Is(e, pod.ErrNotFound) && !errors.Is(e, pod.ErrBadState) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "rkt: gc: pod %s: %s\n", u, termsafe.String(e.Error()))
+				if !stage0.Benign(e) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "rkt: gc: could not collect pod %s: %s\n", u, termsafe.String(e.Error()))
 				}
 			}
+			for u, e := range rep.Incomplete {
+				fmt.Fprintf(cmd.ErrOrStderr(), "rkt: gc: pod %s: %s\n", u, termsafe.String(e.Error()))
+			}
+		}
+		if err == nil && rep != nil && !rep.Collected() {
+			// So that rkt-gc.service shows the failure.
+			return &exitError{code: exitFailure}
 		}
 		return err
 	},
 }
 
-var rmFlags struct{ uuidFile string }
+var rmFlags struct {
+	uuidFile string
+	force    bool
+}
 
 var cmdRm = &cobra.Command{
-	Use:     "rm UUID...",
-	Short:   "Remove exited pods now",
+	Use:   "rm UUID...",
+	Short: "Remove exited pods now",
+	Example: `  rkt rm 5f8b1c2d
+  # A pod whose network teardown keeps failing:
+  rkt rm --force 5f8b1c2d`,
+	Long: `Remove exited pods now: run their stage1 gc (network teardown, unmounts,
+cgroups), then delete them. A pod whose teardown fails stays, and the error
+says what failed; rkt gc retries it and removes it anyway after a few failed
+attempts. --force removes it at once, cleaning what can be cleaned and saying
+what could not.`,
 	PreRunE: ensureSuperuser,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		uuids, err := uuidArg(args, rmFlags.uuidFile)
 		if err != nil {
 			return err
 		}
-		opts := stage0.GCOptions{Debug: globalFlags.Debug, LocalConfig: globalFlags.LocalConfigDir}
+		opts := stage0.GCOptions{Debug: globalFlags.Debug, LocalConfig: globalFlags.LocalConfigDir, Force: rmFlags.force}
 		return eachPod(cmd, uuids, "%q\n", func(_ string, err error) string { return "rm: " + err.Error() },
-			func(p *pod.Pod) error { return stage0.Remove(context.Background(), p, opts) })
+			func(p *pod.Pod) error {
+				err := stage0.Remove(context.Background(), p, opts)
+				var ie *stage0.IncompleteError
+				if errors.As(err, &ie) {
+					// Removed: say what was left, and count it as done.
+					fmt.Fprintf(cmd.ErrOrStderr(), "rkt: rm: warning: %s\n", termsafe.String(err.Error()))
+					return nil
+				}
+				return err
+			})
 	},
 }
 
@@ -368,12 +410,14 @@ func init() {
 	cmdCatManifest.Flags().BoolVar(&catManifestFlags.pretty, "pretty-print", true, "indent the JSON")
 	cmdCatManifest.Flags().StringVar(&catManifestFlags.uuidFile, "uuid-file", "", "read the UUID from this file")
 	cmdStop.Flags().BoolVar(&stopFlags.force, "force", false, "SIGKILL the apps at once")
+	cmdStop.Flags().DurationVar(&stopFlags.timeout, "timeout", 0, "SIGKILL the apps this long after the SIGTERM (e.g. 30s), in place of the pod's --stop-timeout (default 10s)")
 	cmdStop.Flags().StringVar(&stopFlags.uuidFile, "uuid-file", "", "read the UUID from this file")
 	f = cmdGC.Flags()
 	f.DurationVar(&gcFlags.grace, "grace-period", 30*time.Minute, "how long exited pods stay before removal")
 	f.DurationVar(&gcFlags.expirePrepared, "expire-prepared", 24*time.Hour, "how long prepared pods may wait to be run")
 	f.BoolVar(&gcFlags.markOnly, "mark-only", false, "only mark exited pods (e.g. in ExecStopPost=)")
 	cmdRm.Flags().StringVar(&rmFlags.uuidFile, "uuid-file", "", "read the UUID from this file")
+	cmdRm.Flags().BoolVar(&rmFlags.force, "force", false, "remove the pod even if its teardown (stage1 gc) fails")
 	cmdEnter.Flags().StringVar(&enterFlags.app, "app", "", "the app to enter (needed when the pod has several)")
 	cmdEnter.Flags().SetInterspersed(false)
 	cmdRkt.AddCommand(cmdList, cmdStatus, cmdCatManifest, cmdStop, cmdGC, cmdRm, cmdEnter)

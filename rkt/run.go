@@ -28,19 +28,22 @@ func newRunCmd(prepare bool) *cobra.Command {
 		Long: short + `.
 
 IMAGE is an image ID, file, URL or name (see rkt fetch). Flags after an image
-apply to that app: --name --exec --user --group --supplementary-gids
---working-dir --environment --mount --readonly-rootfs --signature --cpu
---memory --cpu-shares --oom-score-adj --pids-limit --caps-retain --caps-remove
---seccomp --annotation. Pod flags may appear anywhere. Arguments after "--"
-replace the image's, up to "---". --exec replaces the image's whole command
-line: without arguments after "--", the executable runs with none (the
-image's arguments are for the image's executable).
+apply to that app (the app flags below); pod flags may appear anywhere.
+Arguments after "--" replace the image's, up to "---", which also ends an
+app that has no arguments before the next image. --exec replaces the
+image's whole command line: without arguments after "--", the executable
+runs with none (the image's arguments are for the image's executable).
 
 An image's isolators may narrow the default capabilities and seccomp filter
 but not widen them: an image that asks for more is refused unless the
 operator replaces its isolator with the flag after the image (--caps-retain,
 --caps-remove, --seccomp, --oom-score-adj) or passes
---insecure-options=capabilities or seccomp.`,
+--insecure-options=capabilities or seccomp.
+
+App flags (after an image, for that app):
+
+` + appOnlyFlags(&stage0.AppSpec{}, &isolatorFlags{}).FlagUsages(),
+		Example: runExample(prepare),
 		PreRunE: ensureSuperuser,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runOrPrepare(cmd, args, prepare)
@@ -50,6 +53,22 @@ operator replaces its isolator with the flag after the image (--caps-retain,
 	runPodFlags.register(c.Flags(), !prepare)
 	c.Flags().Var((*appendValue)(&runPodFlags.mounts), "mount", "volume=NAME,target=PATH for every app")
 	return c
+}
+
+func runExample(prepare bool) string {
+	if prepare {
+		return `  # Prepare now, run later (e.g. from a unit's ExecStart=):
+  uuid=$(rkt prepare --quiet example.com/app:1.0 --memory=128M)
+  rkt run-prepared "$uuid"`
+	}
+	return `  # One app, limited to 0.75 CPU and 128 MiB, as user 1000:
+  rkt run example.com/app:1.0 --cpu=750m --memory=128M --user=1000
+
+  # Two apps in one pod, the first with its own arguments:
+  rkt run --net=none example.com/a -- -v --- example.com/b --name=b
+
+  # A local image file without a signature:
+  rkt --insecure-options=image run ./app.aci`
 }
 
 func init() {
@@ -103,6 +122,10 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 	if pf.interactive && len(apps) > 1 {
 		return usagef("--interactive works with one app only")
 	}
+	logSize, err := logSizeFlag(pf.logSize)
+	if err != nil {
+		return err
+	}
 	if spec.Stage1.ImagesDir == "" {
 		spec.Stage1.ImagesDir = stage1ImagesDir()
 		if c, err := loadConfig(); err == nil && c.Paths.Stage1Images != "" {
@@ -151,6 +174,7 @@ func runOrPrepare(cmd *cobra.Command, args []string, prepare bool) error {
 		Debug: globalFlags.Debug, Net: pf.net, Hostname: pf.hostname, Interactive: pf.interactive, IPC: pf.ipc,
 		DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
 		DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
+		LogSize: logSize, NoLogPrefix: !pf.logPrefix,
 		MDSRegister: stage0.MDSMode(pf.mdsRegister), Warnf: warnf(cmd),
 	}
 	warnRun(cmd, io)
@@ -189,8 +213,10 @@ var runPreparedFlags = struct {
 	dns, dnsSearch     []string
 	dnsOpt, hosts      []string
 	dnsDomain          string
+	logSize            string
+	logPrefix          bool
 	mdsRegister        string
-}{mdsRegister: "auto"}
+}{logPrefix: true, mdsRegister: "auto"}
 
 var cmdRunPrepared = &cobra.Command{
 	Use:   "run-prepared UUID",
@@ -205,6 +231,10 @@ var cmdRunPrepared = &cobra.Command{
 		f := runPreparedFlags
 		if _, _, _, err := netflag.ParseNetFlag(f.net); err != nil {
 			return usagef("--net: %v", err)
+		}
+		logSize, err := logSizeFlag(f.logSize)
+		if err != nil {
+			return err
 		}
 		switch f.mdsRegister {
 		case "auto", "true", "false":
@@ -240,6 +270,7 @@ var cmdRunPrepared = &cobra.Command{
 			Debug: globalFlags.Debug, Net: f.net, Hostname: f.hostname, Interactive: f.interactive, IPC: f.ipc,
 			DisableCaps: io.SkipCapabilities(), DisablePaths: io.SkipPaths(), DisableSeccomp: io.SkipSeccomp(),
 			DNSConfMode: dnsMode, LocalConfig: globalFlags.LocalConfigDir,
+			LogSize: logSize, NoLogPrefix: !f.logPrefix,
 			MDSRegister: stage0.MDSMode(f.mdsRegister), Warnf: warnf(cmd),
 		}, net)
 	},
@@ -257,6 +288,7 @@ func init() {
 	f.Var((*appendValue)(&rp.dnsOpt), "dns-opt", "resolv.conf option (repeatable)")
 	f.StringVar(&rp.dnsDomain, "dns-domain", "", "DNS domain")
 	f.Var((*appendValue)(&rp.hosts), "hosts-entry", "an /etc/hosts entry IP=HOST[,HOST...] (repeatable), or host")
+	registerLogFlags(f, &rp.logSize, &rp.logPrefix)
 	f.StringVar(&rp.mdsRegister, "mds-register", "auto", "register the pod with the metadata service: auto (when it runs), true (fail if it does not), false")
 	f.Lookup("mds-register").NoOptDefVal = "true"
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -13,6 +14,8 @@ import (
 	"github.com/rkt/rkt/networking/netflag"
 	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/caps"
+	"github.com/rkt/rkt/pkg/podlog"
+	"github.com/rkt/rkt/pkg/stage1abi"
 	"github.com/rkt/rkt/stage0"
 )
 
@@ -40,12 +43,15 @@ type podFlags struct {
 	dnsOpt       []string
 	dnsDomain    string
 	hostsEntries []string
+	stopTimeout  string
+	logSize      string
+	logPrefix    bool
 	mdsRegister  string // auto, true, false
 }
 
 // newPodFlags returns the pod flags with their defaults.
 func newPodFlags(defaultPull string) *podFlags {
-	return &podFlags{net: "", pullPolicy: defaultPull, ipc: "auto", mdsRegister: "auto"} // "": the stage1's default (default, or host for fly)
+	return &podFlags{net: "", pullPolicy: defaultPull, ipc: "auto", logPrefix: true, mdsRegister: "auto"} // "": the stage1's default (default, or host for fly)
 }
 
 // register adds the pod flags to fs. The current values are the
@@ -75,12 +81,15 @@ func (pf *podFlags) register(fs *pflag.FlagSet, forRun bool) {
 	fs.StringVar(&pf.stage1.FromDir, "stage1-from-dir", pf.stage1.FromDir, "stage1 image file name in the stage1 images directory (e.g. stage1-fly.aci)")
 	fs.StringVar(&pf.ipc, "ipc", pf.ipc, "IPC namespace: auto, private or parent")
 	fs.Var((*appendValue)(&pf.annotations), "pod-annotation", "pod annotation K=V")
+	fs.StringVar(&pf.stopTimeout, "stop-timeout", pf.stopTimeout, "how long the apps get between SIGTERM and SIGKILL when the pod stops (e.g. 30s; default 10s)")
 	if forRun {
 		fs.StringVar(&pf.mdsRegister, "mds-register", pf.mdsRegister, "register the pod with the metadata service: auto (when it runs), true (fail if it does not), false")
 		fs.Lookup("mds-register").NoOptDefVal = "true"
 	}
 	if !forRun {
 		fs.BoolVar(&pf.quiet, "quiet", pf.quiet, "print only the UUID")
+	} else {
+		registerLogFlags(fs, &pf.logSize, &pf.logPrefix)
 	}
 }
 
@@ -91,10 +100,20 @@ func (a *appendValue) String() string     { return strings.Join(*a, ",") }
 func (a *appendValue) Set(v string) error { *a = append(*a, v); return nil }
 func (a *appendValue) Type() string       { return "stringArray" }
 
-// appFlags builds the flag set of the flags that follow an image.
+// appFlags builds the flag set of the flags that follow an image: the
+// app's own and the pod flags.
 func appFlags(a *stage0.AppSpec, iso *isolatorFlags, pf *podFlags, forRun bool) *pflag.FlagSet {
+	fs := appOnlyFlags(a, iso)
+	pf.register(fs, forRun)
+	return fs
+}
+
+// appOnlyFlags is the flag set of an app's own flags (what rkt run --help
+// lists as the app flags).
+func appOnlyFlags(a *stage0.AppSpec, iso *isolatorFlags) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("app", pflag.ContinueOnError)
 	fs.SetInterspersed(false)
+	fs.SortFlags = false
 	fs.Usage = func() {}
 	fs.StringVar(&a.Name, "name", "", "app name (lower-case letters, digits and dashes)")
 	fs.StringVar(&a.Exec, "exec", "", "executable to run instead of the image's command line: the image's arguments are dropped too, unless arguments follow --")
@@ -107,8 +126,55 @@ func appFlags(a *stage0.AppSpec, iso *isolatorFlags, pf *podFlags, forRun bool) 
 	fs.BoolVar(&a.ReadOnlyRootFS, "readonly-rootfs", false, "mount the app's root read-only")
 	fs.StringVar(&a.Signature, "signature", "", "detached signature of this image")
 	iso.register(fs)
-	pf.register(fs, forRun)
 	return fs
+}
+
+// appFlagError is a bad flag after an image: main prints it with a
+// pointer to the app flags, not the pod flags' usage.
+type appFlagError struct{ msg string }
+
+func (e *appFlagError) Error() string { return e.msg }
+
+// appSeparator is what ends an app's arguments before the next image.
+const appSeparator = "---"
+
+// badAppFlag explains a flag error after image, suggesting the nearest
+// known flag for an unknown one.
+func badAppFlag(image string, fs *pflag.FlagSet, err error) error {
+	msg := fmt.Sprintf("image %s: %v", image, err)
+	if name, ok := strings.CutPrefix(err.Error(), "unknown flag: --"); ok {
+		best, bestD := "", 3
+		fs.VisitAll(func(f *pflag.Flag) {
+			if d := editDistance(name, f.Name); d < bestD {
+				best, bestD = f.Name, d
+			}
+		})
+		if best != "" {
+			msg += fmt.Sprintf(" (did you mean --%s?)", best)
+		}
+	}
+	return &appFlagError{msg: msg}
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // isolatorFlags are per-app resource and security flags.
@@ -118,6 +184,7 @@ type isolatorFlags struct {
 	suppGIDs                                       string
 	mounts                                         []string
 	annotations                                    []string
+	socketActivated                                string
 }
 
 func (f *isolatorFlags) register(fs *pflag.FlagSet) {
@@ -130,6 +197,8 @@ func (f *isolatorFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.capsRemove, "caps-remove", "", "capabilities to drop from the default set")
 	fs.StringVar(&f.seccomp, "seccomp", "", "mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,...")
 	fs.Var((*appendValue)(&f.annotations), "annotation", "app annotation K=V")
+	fs.StringVar(&f.socketActivated, "socket-activated", "", "give this app the sockets systemd passed rkt (LISTEN_FDS): true or false (default: true in a one-app pod)")
+	fs.Lookup("socket-activated").NoOptDefVal = "true"
 }
 
 // apply turns the isolator flags into pod-manifest terms.
@@ -213,6 +282,12 @@ func (f *isolatorFlags) apply(a *stage0.AppSpec) error {
 			return usagef("--pids-limit=%s: want a positive number", f.pidsLimit)
 		}
 		f.annotations = append(f.annotations, "rkt.dev/pids-limit="+f.pidsLimit)
+	}
+	if f.socketActivated != "" {
+		if f.socketActivated != "true" && f.socketActivated != "false" {
+			return usagef("--socket-activated=%s: want true or false", f.socketActivated)
+		}
+		f.annotations = append(f.annotations, stage1abi.SocketActivatedAnno+"="+f.socketActivated)
 	}
 	if f.suppGIDs != "" {
 		for _, g := range strings.Split(f.suppGIDs, ",") {
@@ -319,6 +394,9 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 	var apps []stage0.AppSpec
 	for i := 0; i < len(args); {
 		a := stage0.AppSpec{Image: args[i]}
+		if a.Image == appSeparator {
+			return nil, usagef("%q separates apps: put it between an app and the next image (IMAGE [app flags] [-- ARGS...] --- IMAGE2)", appSeparator)
+		}
 		if strings.HasPrefix(a.Image, "-") {
 			return nil, usagef("expected an image, got %q", a.Image)
 		}
@@ -326,7 +404,7 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 		var iso isolatorFlags
 		fs := appFlags(&a, &iso, pf, forRun)
 		var toks []string
-		for i < len(args) && args[i] != "--" && strings.HasPrefix(args[i], "-") {
+		for i < len(args) && args[i] != "--" && args[i] != appSeparator && strings.HasPrefix(args[i], "-") {
 			tok := args[i]
 			toks = append(toks, tok)
 			i++
@@ -339,7 +417,7 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 			}
 		}
 		if err := fs.Parse(toks); err != nil {
-			return nil, usagef("image %s: %v", a.Image, err)
+			return nil, badAppFlag(a.Image, fs, err)
 		}
 		if i < len(args) && args[i] == "--" {
 			i++
@@ -351,6 +429,8 @@ func parseApps(args []string, pf *podFlags, forRun bool) ([]stage0.AppSpec, erro
 			if i < len(args) {
 				i++ // "---"
 			}
+		} else if i < len(args) && args[i] == appSeparator {
+			i++ // an app without arguments
 		}
 		if err := iso.apply(&a); err != nil {
 			return nil, err
@@ -403,6 +483,15 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 		}
 		spec.Annotations[k] = v
 	}
+	if pf.stopTimeout != "" {
+		if d, err := time.ParseDuration(pf.stopTimeout); err != nil || d < 0 {
+			return nil, usagef("--stop-timeout=%s: want a duration such as 30s", pf.stopTimeout)
+		}
+		if spec.Annotations == nil {
+			spec.Annotations = map[string]string{}
+		}
+		spec.Annotations[stage1abi.StopTimeoutAnno] = pf.stopTimeout
+	}
 	if err := spec.Check(); err != nil {
 		return nil, usagef("%v", err)
 	}
@@ -453,4 +542,25 @@ func (pf *podFlags) podSpec(apps []stage0.AppSpec) (*stage0.PodSpec, error) {
 		return nil, usagef("--ipc=%s: want auto, private or parent", pf.ipc)
 	}
 	return spec, nil
+}
+
+// registerLogFlags adds the flags of the apps' logs (run, run-prepared).
+func registerLogFlags(fs *pflag.FlagSet, size *string, prefix *bool) {
+	fs.StringVar(size, "log-size", *size, "size of each app's log file in the pod directory (rkt logs), rotated once: 1Mi (the default), 512Ki, ...; at least 64Ki")
+	fs.BoolVar(prefix, "log-prefix", *prefix, "in a pod of several apps, begin each line of their output on rkt's stdout and stderr with the app's name")
+}
+
+// logSizeFlag parses --log-size ("": the default, 0).
+func logSizeFlag(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := parseQuantity(s)
+	if err != nil {
+		return 0, usagef("--log-size: %v", err)
+	}
+	if n < podlog.MinMaxSize {
+		return 0, usagef("--log-size=%s: want at least 64Ki", s)
+	}
+	return n, nil
 }

@@ -30,12 +30,17 @@ const (
 	PullNew    PullPolicy = "new"    // use the store if it has the image
 	PullUpdate PullPolicy = "update" // always ask the origin (cheap with ETag / max-age)
 	PullNever  PullPolicy = "never"  // store only
+	// PullDefault is rkt fetch's default: a name the store has is used as
+	// it is (PullNew: fetching it does not depend on its origin being up),
+	// while a URL or file is asked again (PullUpdate: cheap with ETag,
+	// max-age and file fingerprints).
+	PullDefault PullPolicy = ""
 )
 
-// ParsePullPolicy checks a --pull-policy value.
+// ParsePullPolicy checks a --pull-policy value ("" is PullDefault).
 func ParsePullPolicy(s string) (PullPolicy, error) {
 	switch p := PullPolicy(s); p {
-	case PullNew, PullUpdate, PullNever:
+	case PullNew, PullUpdate, PullNever, PullDefault:
 		return p, nil
 	}
 	return "", fmt.Errorf("unknown pull policy %q: want new, update or never", s)
@@ -113,8 +118,12 @@ func (f *Fetcher) fetch(ctx context.Context, ref string) (*imagestore.ImageInfo,
 	if err != nil {
 		return nil, err
 	}
-	if src == nil { // an appc name
+	if src == nil { // an appc name: PullDefault is PullNew
 		return f.fetchName(ctx, ref)
+	}
+	if f.PullPolicy == PullDefault {
+		f.PullPolicy = PullUpdate
+		defer func() { f.PullPolicy = PullDefault }()
 	}
 	return f.fetchSource(ctx, src, aci.NameLabels{})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rkt/rkt/pkg/appcjson"
 	"github.com/rkt/rkt/pkg/exitstatus"
+	"github.com/rkt/rkt/pkg/lock"
 	"github.com/rkt/rkt/pkg/mounts"
 	"github.com/rkt/rkt/pkg/pod"
 	"github.com/rkt/rkt/pkg/proc"
@@ -122,14 +123,38 @@ func Manifest(p *pod.Pod) ([]byte, error) {
 	return data, nil
 }
 
+// StopOptions steer Stop.
+type StopOptions struct {
+	// Force: SIGKILL the apps at once.
+	Force bool
+	// Timeout, when above zero, is the time the apps get between SIGTERM
+	// and SIGKILL for this stop, in place of the pod's (needs a stage1
+	// of interface version stage1abi.StopTimeoutVersion).
+	Timeout time.Duration
+}
+
 // Stop runs the pod's stage1 stop entrypoint.
-func Stop(ctx context.Context, p *pod.Pod, force bool) error {
+func Stop(ctx context.Context, p *pod.Pod, opts StopOptions) error {
 	if p.State() != pod.StateRunning {
 		return fmt.Errorf("pod %s is %s, not running", p.UUID, p.State())
 	}
 	args := []string{}
-	if force {
+	if opts.Force {
 		args = append(args, "--force")
+	}
+	if opts.Timeout > 0 && !opts.Force {
+		m, _, err := ReadStage1(p.Path())
+		if err != nil {
+			return err
+		}
+		version := 1
+		if v, ok := m.Annotations.Get(AnnoInterface); ok {
+			version, _ = strconv.Atoi(v)
+		}
+		if version < stage1abi.StopTimeoutVersion {
+			return fmt.Errorf("pod %s: its stage1 (interface version %d) takes no stop timeout (version %d does): stop it without --timeout", p.UUID, version, stage1abi.StopTimeoutVersion)
+		}
+		args = append(args, "--timeout="+opts.Timeout.String())
 	}
 	return runEntrypoint(ctx, p, AnnoStop, append(args, p.UUID), nil)
 }
@@ -161,14 +186,62 @@ type GCOptions struct {
 	MarkOnly       bool
 	Debug          bool
 	LocalConfig    string
+	// Force removes a pod whose stage1 gc fails at once (rkt rm
+	// --force), instead of after MaxGCAttempts failed sweeps.
+	Force bool
 }
+
+// MaxGCAttempts is how many sweeps may fail in a pod's stage1 gc (a CNI
+// DEL the plugin refuses, a cgroup that will not go) before gc removes the
+// pod anyway: a failed teardown must not keep a pod forever. The count is
+// kept in the pod directory's GCAttemptsFile.
+const MaxGCAttempts = 3
+
+// GCAttemptsFile, in a garbage pod's directory, counts its failed sweeps.
+const GCAttemptsFile = "gc-attempts"
 
 // GCReport lists what GC did, for printing.
 type GCReport struct {
 	Marked  []string
 	Removed []string
 	Failed  map[string]error
+	// Incomplete are pods removed although their stage1 gc failed
+	// (after MaxGCAttempts, or with Force): what it could not clean.
+	Incomplete map[string]error
 }
+
+// Collected reports whether GC collected everything it should have: it
+// did not when a pod failed for another reason than being busy (locked)
+// or taken by a concurrent gc, or was removed with parts of its teardown
+// failed.
+func (r *GCReport) Collected() bool {
+	for _, e := range r.Failed {
+		if !Benign(e) {
+			return false
+		}
+	}
+	return len(r.Incomplete) == 0
+}
+
+// Benign reports whether a sweep error only means "not now": the pod is
+// busy (locked: running, or another gc has it) or another gc already
+// moved or removed it.
+func Benign(err error) bool {
+	return errors.Is(err, lock.ErrLocked) || errors.Is(err, pod.ErrNotFound) || errors.Is(err, pod.ErrBadState)
+}
+
+// IncompleteError is Sweep's error for a pod it removed although its
+// stage1 gc failed.
+type IncompleteError struct {
+	UUID string
+	Err  error // the stage1 gc failure
+}
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("pod %s removed, but its teardown failed (check for leftover network interfaces, addresses or cgroups): %v", e.UUID, e.Err)
+}
+
+func (e *IncompleteError) Unwrap() error { return e.Err }
 
 // GC is rkt gc's two-phase mark and sweep. Mark: exited pods move to
 // exited-garbage (starting their grace period), aborted prepares and
@@ -177,7 +250,7 @@ type GCReport struct {
 // entrypoint, unmounted and deleted. Pods it cannot lock are left for the
 // next run.
 func GC(ctx context.Context, podsDir string, opts GCOptions) (*GCReport, error) {
-	rep := &GCReport{Failed: map[string]error{}}
+	rep := &GCReport{Failed: map[string]error{}, Incomplete: map[string]error{}}
 	pods, err := pod.List(podsDir)
 	if err != nil {
 		return nil, err
@@ -225,7 +298,13 @@ func GC(ctx context.Context, podsDir string, opts GCOptions) (*GCReport, error) 
 			continue
 		}
 		if err := Sweep(ctx, p, opts); err != nil {
-			rep.Failed[p.UUID] = err
+			var ie *IncompleteError
+			if errors.As(err, &ie) {
+				rep.Incomplete[p.UUID] = err
+				rep.Removed = append(rep.Removed, p.UUID)
+			} else {
+				rep.Failed[p.UUID] = err
+			}
 			continue
 		}
 		rep.Removed = append(rep.Removed, p.UUID)
@@ -241,12 +320,17 @@ func withLock(p *pod.Pod, fn func() error) error {
 	return fn()
 }
 
-// Sweep deletes one garbage pod: stage1 gc, unmount, remove.
+// Sweep deletes one garbage pod: stage1 gc, unmount, remove. When the
+// stage1 gc fails, the pod stays for the next sweep, and the error says
+// which attempt this was; the MaxGCAttempts-th failure (or the first, with
+// opts.Force) removes the pod anyway, with what stage1 gc could clean
+// cleaned and nothing left mounted, and returns an *IncompleteError.
 func Sweep(ctx context.Context, p *pod.Pod, opts GCOptions) error {
 	if err := p.TryLock(); err != nil {
 		return err
 	}
 	defer p.Unlock()
+	var gcErr error
 	if m, root, err := ReadStage1(p.Path()); err == nil && stage1Present(m, root) {
 		args := []string{}
 		if opts.Debug {
@@ -255,15 +339,44 @@ func Sweep(ctx context.Context, p *pod.Pod, opts GCOptions) error {
 		if opts.LocalConfig != "" {
 			args = append(args, "--local-config="+opts.LocalConfig)
 		}
-		if err := runEntrypoint(ctx, p, AnnoGC, append(args, p.UUID), nil); err != nil {
-			return err
+		gcErr = runEntrypoint(ctx, p, AnnoGC, append(args, p.UUID), nil)
+	}
+	if gcErr != nil && ctx.Err() != nil {
+		return gcErr // interrupted: not the pod's fault, not an attempt
+	}
+	if gcErr != nil && !opts.Force {
+		n := countGCAttempt(p.Path())
+		if n < MaxGCAttempts {
+			return fmt.Errorf("%w (attempt %d of %d: gc tries again next time, then removes the pod anyway; rkt rm --force %s removes it now)", gcErr, n, MaxGCAttempts, p.UUID)
 		}
 	}
 	if err := mounts.UnmountBelow(p.Path(), nil); err != nil {
 		return err
 	}
 	unregisterMDS(ctx, p)
-	return p.Remove()
+	if err := p.Remove(); err != nil {
+		return err
+	}
+	if gcErr != nil {
+		return &IncompleteError{UUID: p.UUID, Err: gcErr}
+	}
+	return nil
+}
+
+// countGCAttempt adds one failed sweep to the pod's count and returns the
+// count. A count it cannot read starts again at 1; one it cannot write
+// counts as the last attempt, so that the pod still goes.
+func countGCAttempt(dir string) int {
+	path := filepath.Join(dir, GCAttemptsFile)
+	n := 0
+	if data, err := os.ReadFile(path); err == nil {
+		n, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+	}
+	n++
+	if os.WriteFile(path, []byte(strconv.Itoa(n)+"\n"), 0o600) != nil {
+		return MaxGCAttempts
+	}
+	return n
 }
 
 // Remove deletes an exited (or aborted, or garbage) pod at once, as rkt rm.

@@ -199,6 +199,15 @@ func defaultAppName(image string) string {
 	return "app"
 }
 
+// systemdProcessEnv are the variables of systemd's protocols that speak
+// to rkt's own process (its pid, its descriptors, its notify socket): they
+// are not inherited; stage1 gives each app its own where it takes part
+// (docs/systemd.md, "Protocols").
+var systemdProcessEnv = map[string]bool{
+	"NOTIFY_SOCKET": true, "LISTEN_FDS": true, "LISTEN_PID": true, "LISTEN_FDNAMES": true,
+	"WATCHDOG_USEC": true, "WATCHDOG_PID": true,
+}
+
 // mergeEnv applies rkt's precedence: inherited < image < --set-env-file <
 // --set-env < per-app --environment.
 func mergeEnv(spec *PodSpec, image types.Environment, app []string) types.Environment {
@@ -207,7 +216,7 @@ func mergeEnv(spec *PodSpec, image types.Environment, app []string) types.Enviro
 		for _, kv := range os.Environ() {
 			// Names the pod manifest cannot hold (bash's exported
 			// functions, BASH_FUNC_f%%) are not inherited.
-			if k, v, ok := strings.Cut(kv, "="); ok && envName.MatchString(k) {
+			if k, v, ok := strings.Cut(kv, "="); ok && envName.MatchString(k) && !systemdProcessEnv[k] {
 				env.Set(k, v)
 			}
 		}

@@ -86,6 +86,16 @@ func TestMergeEnvPrecedence(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
+	// systemd's variables for rkt's own process are not inherited.
+	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+	t.Setenv("LISTEN_FDS", "1")
+	t.Setenv("WATCHDOG_PID", "1")
+	env = mergeEnv(spec, nil, nil)
+	for _, k := range []string{"NOTIFY_SOCKET", "LISTEN_FDS", "WATCHDOG_PID"} {
+		if v, ok := env.Get(k); ok {
+			t.Errorf("--inherit-env passed %s=%s on", k, v)
+		}
+	}
 	env = mergeEnv(&PodSpec{}, nil, []string{"ALL=app"})
 	if _, ok := env.Get("FROM_PARENT"); ok {
 		t.Error("environment inherited without --inherit-env")

@@ -248,7 +248,9 @@ func (pr *Prepared) writePodDir(s1 *Stage1, infos []*imagestore.ImageInfo) error
 		}
 		// No fsync: a pod directory that does not survive a crash is
 		// garbage anyway, and fsyncs are the start path's biggest cost.
-		if err := os.WriteFile(p, content, 0o640); err != nil {
+		// Readable by all who may enter the pod directory (0750: root,
+		// and the group the pods directory is shared with).
+		if err := os.WriteFile(p, content, 0o644); err != nil {
 			return err
 		}
 	}

@@ -32,6 +32,11 @@ type RunOptions struct {
 	DisableSeccomp bool
 	DNSConfMode    string
 	LocalConfig    string
+	// LogSize is the size of each app's log file (0: stage1's default);
+	// NoLogPrefix: no app names before the lines of a pod of several
+	// apps on rkt's stdout and stderr. Both need interface version 7.
+	LogSize     int64
+	NoLogPrefix bool
 	// MDSRegister says whether to register the pod with the metadata
 	// service; "" is MDSAuto.
 	MDSRegister MDSMode
@@ -80,6 +85,14 @@ func (o *RunOptions) args(ep string, version int, uuid string) []string {
 	}
 	if o.IPC != "" && version >= 6 {
 		a = append(a, "--ipc="+o.IPC)
+	}
+	if version >= 7 {
+		if o.LogSize > 0 {
+			a = append(a, "--log-size="+strconv.FormatInt(o.LogSize, 10))
+		}
+		if o.NoLogPrefix {
+			a = append(a, "--log-prefix=false")
+		}
 	}
 	if o.LocalConfig != "" {
 		a = append(a, "--local-config="+o.LocalConfig)

@@ -97,7 +97,7 @@ func (f *Fetcher) FetchStage1(ctx context.Context, ref Stage1Ref) (*Stage1, erro
 			return nil, fmt.Errorf("stage1 image %s not found (build it with make, or choose one with --stage1-path/--stage1-name)", p)
 		}
 		sub.SkipVerify, sub.Warn = true, nil // shipped with rkt
-		if sub.PullPolicy == PullUpdate {
+		if sub.PullPolicy == PullUpdate || sub.PullPolicy == PullDefault {
 			sub.PullPolicy = PullNew
 		}
 		info, err = sub.Fetch(ctx, p)

@@ -73,7 +73,7 @@ var pathFlags = map[string]bool{
 // boolFlags are the flags of rkt run that take no value after a space.
 var boolFlags = map[string]bool{
 	"interactive": true, "inherit-env": true, "readonly-rootfs": true, "quiet": true, "debug": true,
-	"trust-keys-from-https": true,
+	"trust-keys-from-https": true, "log-prefix": true,
 }
 
 // AbsRunArgs returns rkt run's arguments with every relative path made
@@ -138,7 +138,7 @@ type UnitOptions struct {
 
 // WriteUnit writes a systemd service unit that runs `rkt run` with
 // o.Args, set up as dist/systemd/example-pod.service is (Type=notify,
-// Delegate=yes, KillMode=mixed, --pull-policy=new unless the arguments
+// Delegate=yes, KillMode=mixed, SuccessExitStatus=143, --pull-policy=new unless the arguments
 // say otherwise, rkt gc --mark-only after the stop). --interactive is
 // dropped (a unit has no terminal).
 func WriteUnit(w io.Writer, o UnitOptions) error {
@@ -183,6 +183,7 @@ Type=notify
 Slice=machine.slice
 Delegate=yes
 KillMode=mixed
+SuccessExitStatus=143
 ExecStart=%s
 ExecStopPost=%s
 Restart=on-failure

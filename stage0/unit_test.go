@@ -66,7 +66,7 @@ func TestWriteUnit(t *testing.T) {
 		"\nDescription=web 100%%\n",
 		"\nExecStart=/usr/bin/rkt --dir=/srv/rkt run --pull-policy=new img --exec /bin/sh -- -c \"echo $$HOME\" --interactive\n",
 		"\nExecStopPost=/usr/bin/rkt --dir=/srv/rkt gc --mark-only\n",
-		"\nType=notify\n", "\nDelegate=yes\n", "\nKillMode=mixed\n",
+		"\nType=notify\n", "\nDelegate=yes\n", "\nKillMode=mixed\n", "\nSuccessExitStatus=143\n",
 	} {
 		if !strings.Contains(u, want) {
 			t.Errorf("unit lacks %q:\n%s", want, u)

@@ -48,6 +48,10 @@ type App struct {
 
 	// Exec is the command line; Exec[0] is absolute or looked up in PATH.
 	Exec []string `json:"exec"`
+	// Handler, when set, says that Exec is the app's event handler of
+	// that name ("pre-start", "post-stop"), run like the app: it names
+	// the handler in the launcher's messages.
+	Handler string `json:"handler,omitempty"`
 	// User and Group are appc user and group strings: a number, a name in
 	// the image's /etc/passwd or /etc/group, or a path whose owner to use.
 	User  string `json:"user"`
@@ -110,6 +114,17 @@ type App struct {
 	// to the host-side process (supervisor.LaunchTerminalFd), which
 	// relays it to the operator's terminal (--interactive).
 	Terminal bool `json:"terminal,omitempty"`
+	// ListenFds is the number of sockets of socket activation the app
+	// gets as descriptors 3, 4, ... (LISTEN_FDS): the launcher has them
+	// there (supervisor.LaunchListenFdsEnv says how many), leaves them
+	// open for the app, and sets LISTEN_FDS, LISTEN_PID (the app's pid
+	// in the pod) and LISTEN_FDNAMES (ListenFdNames, if not empty).
+	ListenFds     int    `json:"-"`
+	ListenFdNames string `json:"listenFdNames,omitempty"`
+	// WatchdogUsec, when not empty, is systemd's watchdog interval
+	// (WATCHDOG_USEC), passed on to the app with WATCHDOG_PID set to the
+	// app's pid in the pod.
+	WatchdogUsec string `json:"watchdogUsec,omitempty"`
 }
 
 // Seccomp is a seccomp filter (see pkg/seccomp.Filter).

@@ -39,9 +39,13 @@ func Launch(ctx context.Context, a *App) error {
 func launch(ctx context.Context, a *App, term *os.File, start func() (bool, error)) error {
 	trace := func(string) {}
 	if a.DebugEpoch != 0 {
+		who := "app " + a.Name
+		if a.Handler != "" {
+			who += " (" + a.Handler + " event handler)"
+		}
 		trace = func(phase string) {
 			ms := float64(time.Now().UnixNano()-a.DebugEpoch) / 1e6
-			fmt.Fprintf(os.Stderr, "stage2 [%6.2fms] app %s: %s\n", ms, a.Name, phase)
+			fmt.Fprintf(os.Stderr, "stage2 [%6.2fms] %s: %s\n", ms, who, phase)
 		}
 	}
 	trace("launcher running")
@@ -115,7 +119,7 @@ func launch(ctx context.Context, a *App, term *os.File, start func() (bool, erro
 			return err
 		}
 	}
-	env := completeEnv(a.Env, id)
+	env := systemdEnv(completeEnv(a.Env, id), a)
 	if len(a.Exec) == 0 {
 		return setupErr("nothing to execute: give an exec in the image manifest or with --exec")
 	}
@@ -131,6 +135,7 @@ func launch(ctx context.Context, a *App, term *os.File, start func() (bool, erro
 		wd = "/"
 	}
 	p := privileges{caps: a.Capabilities, id: id, groups: a.SupplementaryGIDs, noNewPrivs: a.NoNewPrivs, filter: filter}
+	p.listenFds = a.ListenFds
 	return p.exec(ctx, wd, path, a.Exec, env, trace)
 }
 
@@ -142,6 +147,8 @@ type privileges struct {
 	groups     []int // supplementary groups
 	noNewPrivs bool  // also set for every user but root
 	filter     []bpf.RawInstruction
+	// listenFds: the descriptors 3.. of socket activation stay open.
+	listenFds int
 }
 
 // exec drops to p on the calling thread, enters wd and execs path. It
@@ -163,10 +170,10 @@ func (p privileges) exec(ctx context.Context, wd, path string, argv, env []strin
 	if err := os.Chdir(wd); err != nil {
 		return setupErr("enter working directory %s: %w", wd, err)
 	}
-	// Nothing but stdio (and fds.Passed) reaches the app, whatever the
-	// chain from rkt's caller left open; before the seccomp filter,
-	// which may not allow close_range.
-	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+	// Nothing but stdio (and the sockets of socket activation, fds.Passed)
+	// reaches the app, whatever the chain from rkt's caller left open;
+	// before the seccomp filter, which may not allow close_range.
+	if err := fds.CloseOnExecFrom(3, fds.Passed(p.listenFds)...); err != nil {
 		return setupErr("keep inherited descriptors from the app: %w", err)
 	}
 	if p.noNewPrivs || p.id.UID != 0 {
@@ -282,6 +289,41 @@ func switchUser(id Identity, extra []int) error {
 	return nil
 }
 
+// systemdEnv sets the variables of systemd's protocols the app is given
+// (socket activation, the watchdog), whose pids are the app's own: this
+// process's, which execs the app, in the pod's PID namespace.
+func systemdEnv(env []string, a *App) []string {
+	set := map[string]string{}
+	pid := strconv.Itoa(os.Getpid())
+	if a.ListenFds > 0 {
+		set["LISTEN_FDS"] = strconv.Itoa(a.ListenFds)
+		set["LISTEN_PID"] = pid
+		if a.ListenFdNames != "" {
+			set["LISTEN_FDNAMES"] = a.ListenFdNames
+		}
+	}
+	if a.WatchdogUsec != "" {
+		set["WATCHDOG_USEC"] = a.WatchdogUsec
+		set["WATCHDOG_PID"] = pid
+	}
+	if len(set) == 0 {
+		return env
+	}
+	out := make([]string, 0, len(env)+len(set))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := set[k]; !ok {
+			out = append(out, kv)
+		}
+	}
+	for _, k := range []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"} {
+		if v, ok := set[k]; ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}
+
 // completeEnv adds HOME, USER and LOGNAME from the resolved user when the
 // app's environment lacks them.
 func completeEnv(env []string, id Identity) []string {
@@ -341,10 +383,11 @@ var ErrNotStarted = errors.New("the pod did not start")
 // from cfg, mounts the app's root, waits on cfg for the start line
 // ("start" or "start resolv") and launches. extraCgroups are cgroups to
 // join besides the App's (the supervisor could not start the launcher
-// right in them). termFd is the terminal socket, used (and only then
+// right in them). listenFds is the number of sockets of socket activation
+// the launcher has as descriptors 3.. for the app. termFd is the terminal socket, used (and only then
 // opened) when the App asks for a terminal. It returns only on failure,
 // with the exit code after reporting the error on status.
-func Main(ctx context.Context, cfg, status *os.File, termFd int, extraCgroups []string) int {
+func Main(ctx context.Context, cfg, status *os.File, termFd, listenFds int, extraCgroups []string) int {
 	var a App
 	r := bufio.NewReader(cfg)
 	line, err := r.ReadBytes('\n')
@@ -356,6 +399,7 @@ func Main(ctx context.Context, cfg, status *os.File, termFd int, extraCgroups []
 		return Report(status, "?", setupErr("read the app's configuration from the supervisor: %w", err))
 	}
 	a.CgroupDirs = append(a.CgroupDirs, extraCgroups...)
+	a.ListenFds = listenFds
 	// The status pipe must close when the app is exec'd: its EOF is the
 	// supervisor's "started" signal.
 	unix.CloseOnExec(int(status.Fd()))

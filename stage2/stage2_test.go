@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -183,5 +184,20 @@ func TestLookPath(t *testing.T) {
 func TestOverlayEscape(t *testing.T) {
 	if got := overlayEscape(`/a:b,c\d`); got != `/a\:b\,c\\d` {
 		t.Errorf("overlayEscape = %s", got)
+	}
+}
+
+// TestSystemdEnv: the app's socket activation and watchdog variables name
+// the app's pid (the launcher's, which execs it), replacing any the app's
+// environment had; without them the environment is left as it is.
+func TestSystemdEnv(t *testing.T) {
+	pid := strconv.Itoa(os.Getpid())
+	env := systemdEnv([]string{"A=1", "LISTEN_PID=1", "LISTEN_FDS=9"}, &App{ListenFds: 2, ListenFdNames: "web:admin", WatchdogUsec: "5000000"})
+	want := "A=1 LISTEN_FDS=2 LISTEN_PID=" + pid + " LISTEN_FDNAMES=web:admin WATCHDOG_USEC=5000000 WATCHDOG_PID=" + pid
+	if got := strings.Join(env, " "); got != want {
+		t.Errorf("env = %s, want %s", got, want)
+	}
+	if got := strings.Join(systemdEnv([]string{"LISTEN_FDS=9"}, &App{}), " "); got != "LISTEN_FDS=9" {
+		t.Errorf("env without socket activation = %s", got)
 	}
 }

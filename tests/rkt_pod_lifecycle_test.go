@@ -261,7 +261,9 @@ func TestPodStatusWaitAndStop(t *testing.T) {
 		t.Errorf("status of a running pod shows an exit code: %v", st)
 	}
 	begin := time.Now()
-	e.MustFail(254, "waiting for pod", "status", "--wait=200ms", bp.UUID)
+	if r := e.MustFail(254, "still running after --wait=200ms", "status", "--wait=200ms", bp.UUID); strings.Contains(r.Stderr, "deadline") {
+		t.Errorf("status --wait timeout says %q: say what happened, not Go's context error", r.Stderr)
+	}
 	if d := time.Since(begin); d < 200*time.Millisecond || d > 10*time.Second {
 		t.Errorf("status --wait=200ms on a running pod returned after %s", d)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -154,16 +155,27 @@ func wantValue(t testing.TB, out, key, want string) {
 // name, so that the output of several apps can be told apart.
 const prefixApp = ` | sed "s/^/$AC_APP_NAME| /"`
 
-// byApp splits the output of apps using prefixApp.
+// byApp splits the output of apps using prefixApp; the "NAME: " that
+// rkt itself puts before each line of a pod of several apps is taken off
+// (and is enough without prefixApp).
 func byApp(out string) map[string]string {
 	m := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
+		if app, rest, ok := strings.Cut(line, ": "); ok && appNameRe.MatchString(app) {
+			if r, ok := strings.CutPrefix(rest, app+"| "); ok {
+				rest = r
+			}
+			m[app] += rest + "\n"
+			continue
+		}
 		if app, rest, ok := strings.Cut(line, "| "); ok {
 			m[app] += rest + "\n"
 		}
 	}
 	return m
 }
+
+var appNameRe = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
 // podDir is the directory of a pod in run/ (running or exited).
 func (e *realEnv) podDir(uuid string) string {

@@ -8,18 +8,84 @@
 package fds
 
 import (
+	"errors"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
-// Passed are the descriptors, counted from 3, that an app is given on
-// purpose beyond stdin, stdout and stderr: none yet. Socket activation
-// (LISTEN_FDS) will pass its sockets here; until then every descriptor
-// above 2 is kept from the apps.
-var Passed []int
+// ListenFdsStart is the first descriptor of the sockets systemd passes
+// (sd_listen_fds(3)): they are ListenFdsStart..ListenFdsStart+N-1.
+const ListenFdsStart = 3
+
+// maxListenFds bounds LISTEN_FDS (systemd's own limit is far lower in
+// practice): a larger count is refused as malformed.
+const maxListenFds = 1024
+
+// Listening returns the number of sockets systemd passed this process
+// (socket activation), by ListenEnv(os.Environ(), os.Getpid()); it also
+// fails when one of the descriptors is not open.
+func Listening() (int, error) {
+	c, err := ListenEnv(os.Environ(), os.Getpid())
+	if err != nil {
+		return 0, err
+	}
+	for fd := ListenFdsStart; fd < ListenFdsStart+c; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return 0, errors.New("LISTEN_FDS=" + strconv.Itoa(c) + ": descriptor " + strconv.Itoa(fd) + " is not open")
+		}
+	}
+	return c, nil
+}
+
+// ListenEnv returns the number of sockets of socket activation that env
+// (a list of K=V) gives process pid: LISTEN_FDS, if LISTEN_PID names
+// pid; 0 if there are none or they are for another process. It fails
+// on a malformed LISTEN_FDS or LISTEN_PID.
+func ListenEnv(env []string, pid int) (int, error) {
+	get := func(k string) string {
+		for i := len(env) - 1; i >= 0; i-- {
+			if v, ok := strings.CutPrefix(env[i], k+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	n, lpid := get("LISTEN_FDS"), get("LISTEN_PID")
+	if n == "" || lpid == "" {
+		return 0, nil
+	}
+	p, err := strconv.Atoi(lpid)
+	if err != nil || p <= 0 {
+		return 0, errors.New("LISTEN_PID=" + lpid + ": not a process ID")
+	}
+	if p != pid {
+		return 0, nil
+	}
+	c, err := strconv.Atoi(n)
+	if err != nil || c < 0 || c > maxListenFds {
+		return 0, errors.New("LISTEN_FDS=" + n + ": not a number of descriptors (0 to 1024)")
+	}
+	return c, nil
+}
+
+// Passed returns the descriptors, counted from ListenFdsStart, that an
+// app is given on purpose beyond stdin, stdout and stderr: the n sockets
+// of socket activation (LISTEN_FDS), which every stage hands down to the
+// apps that ask for them (and to no other), each stage marking them
+// close-on-exec and passing them explicitly, until the app launcher
+// leaves them open for the app's exec. Every other descriptor above 2
+// is kept from the apps.
+func Passed(n int) []int {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = ListenFdsStart + i
+	}
+	return p
+}
 
 // CloseOnExecFrom marks every open descriptor from low up close-on-exec,
 // except those in keep (which are left as they are). It uses

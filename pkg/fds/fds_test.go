@@ -59,3 +59,28 @@ func TestCloseOnExecByProc(t *testing.T) {
 		}
 	}
 }
+
+func TestListenEnv(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		want int
+		bad  bool
+	}{
+		{nil, 0, false},
+		{[]string{"LISTEN_FDS=2", "LISTEN_PID=42"}, 2, false},
+		{[]string{"LISTEN_FDS=2", "LISTEN_PID=43"}, 0, false}, // for another process
+		{[]string{"LISTEN_FDS=2"}, 0, false},
+		{[]string{"LISTEN_FDS=x", "LISTEN_PID=42"}, 0, true},
+		{[]string{"LISTEN_FDS=-1", "LISTEN_PID=42"}, 0, true},
+		{[]string{"LISTEN_FDS=100000", "LISTEN_PID=42"}, 0, true},
+		{[]string{"LISTEN_FDS=1", "LISTEN_PID=me"}, 0, true},
+	} {
+		got, err := ListenEnv(c.env, 42)
+		if got != c.want || (err != nil) != c.bad {
+			t.Errorf("ListenEnv(%q) = %d, %v; want %d, error %v", c.env, got, err, c.want, c.bad)
+		}
+	}
+	if p := Passed(3); len(p) != 3 || p[0] != 3 || p[2] != 5 {
+		t.Errorf("Passed(3) = %v, want [3 4 5]", p)
+	}
+}

@@ -83,6 +83,13 @@ var (
 	ErrBadState  = errors.New("pod is not in a state that allows this")
 )
 
+// permissionError explains a pods directory this user may not read:
+// reading pods needs root, or membership in the group the data
+// directory is shared with (docs/image-store.md, "Permissions").
+func permissionError(err error) error {
+	return fmt.Errorf("%w: reading pods needs root or membership in the rkt group", err)
+}
+
 // Pod is one pod directory.
 type Pod struct {
 	UUID  string
@@ -140,12 +147,23 @@ func NewUUID() string {
 // renamed into prepare/. The caller holds the lock.
 func Create(podsDir string) (*Pod, error) {
 	for _, ph := range Phases {
-		if err := os.MkdirAll(filepath.Join(podsDir, string(ph)), 0o750); err != nil {
+		dir := filepath.Join(podsDir, string(ph))
+		if _, err := os.Stat(dir); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, err
+		}
+		if err := shareGroup(podsDir, dir); err != nil {
 			return nil, err
 		}
 	}
 	p := &Pod{UUID: NewUUID(), Phase: PhaseEmbryo, pods: podsDir}
 	if err := os.Mkdir(p.Path(), 0o750); err != nil {
+		return nil, err
+	}
+	if err := shareGroup(podsDir, p.Path()); err != nil {
+		os.Remove(p.Path())
 		return nil, err
 	}
 	l, err := lock.Open(p.Path())
@@ -297,6 +315,9 @@ func List(podsDir string) ([]*Pod, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
+		if errors.Is(err, os.ErrPermission) {
+			return nil, permissionError(err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -312,6 +333,8 @@ func List(podsDir string) ([]*Pod, error) {
 					} else {
 						continue
 					}
+				} else if errors.Is(err, os.ErrPermission) {
+					return nil, permissionError(err)
 				} else {
 					return nil, err
 				}
@@ -329,8 +352,12 @@ func find(podsDir, uuid string) (*Pod, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		for _, ph := range Phases {
 			p := &Pod{UUID: uuid, Phase: ph, pods: podsDir}
-			if err := p.lookAt(); err == nil {
+			err := p.lookAt()
+			if err == nil {
 				return p, nil
+			}
+			if errors.Is(err, os.ErrPermission) {
+				return nil, fmt.Errorf("pod %s: %w", uuid, permissionError(err))
 			}
 		}
 	}
@@ -346,7 +373,11 @@ func Get(podsDir, prefix string) (*Pod, error) {
 	var matches []string
 	seen := map[string]bool{}
 	for _, ph := range Phases {
-		ents, _ := os.ReadDir(filepath.Join(podsDir, string(ph)))
+		ents, err := os.ReadDir(filepath.Join(podsDir, string(ph)))
+		if errors.Is(err, os.ErrPermission) {
+			// Not "no such pod": this user cannot see the pods.
+			return nil, permissionError(err)
+		}
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), prefix) && !seen[e.Name()] {
 				seen[e.Name()] = true
@@ -361,6 +392,23 @@ func Get(podsDir, prefix string) (*Pod, error) {
 		return find(podsDir, matches[0])
 	}
 	return nil, fmt.Errorf("UUID %s matches %d pods (%s): %w; give more characters", prefix, len(matches), strings.Join(matches, ", "), ErrAmbiguous)
+}
+
+// shareGroup gives dir the group of podsDir: a pods directory shared with
+// a group (root:rkt 0750, dist/tmpfiles.d/rkt.conf) lets its members read
+// pods (list, status, cat-manifest), and nobody else (docs/image-store.md,
+// "Permissions"). The pod directories
+// themselves are not setgid, so nothing inside (an app's root file
+// system) inherits the group.
+func shareGroup(podsDir, dir string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(podsDir, &st); err != nil || st.Gid == uint32(os.Getegid()) {
+		return nil
+	}
+	if err := os.Lchown(dir, -1, int(st.Gid)); err != nil {
+		return fmt.Errorf("giving %s the group of %s: %w", dir, podsDir, err)
+	}
+	return nil
 }
 
 // Created returns the pod's creation time: when stage0 wrote its pod

@@ -22,9 +22,20 @@ const (
 	AnnoDefaultNet = "rkt.dev/stage1/default-net"
 )
 
+// HandlerTimeoutAnnotation is the pod manifest annotation that sets how
+// long an app's pre-start or post-stop event handler may run (a Go
+// duration; default 60s) before stage1 kills it. Operators set it with
+// rkt's pod annotations; the stage1 flavors read it, and name it when a
+// handler times out.
+const HandlerTimeoutAnnotation = "rkt.dev/event-handler-timeout"
+
 // InterfaceVersion is the interface version of the bundled stage1 images
 // (the value of AnnoInterface); stage0 gates arguments on it.
-const InterfaceVersion = 6
+const InterfaceVersion = 7
+
+// StopTimeoutVersion is the first interface version whose stop
+// entrypoint takes --timeout=DUR.
+const StopTimeoutVersion = 7
 
 // The environment stage0 gives the run entrypoint.
 const (
@@ -34,6 +45,25 @@ const (
 	// TreeLockFdsEnv lists (comma-separated) the descriptors of the shared
 	// locks on the pod's image trees, held the same way.
 	TreeLockFdsEnv = "RKT_TREE_LOCK_FDS"
+	// JournalSocketEnv, for tests, moves the journal's native socket
+	// (default /run/systemd/journal/socket) that the run entrypoint sends
+	// the apps' output to when rkt's stdout or stderr is the journal
+	// ($JOURNAL_STREAM).
+	JournalSocketEnv = "RKT_JOURNAL_SOCKET"
+)
+
+// App and pod annotations of the pod manifest that stage1 acts on (besides
+// the image's appc ones).
+const (
+	// SocketActivatedAnno ("true" or "false"), an app annotation (pod
+	// manifest, else image manifest): the app gets the sockets of socket
+	// activation (LISTEN_FDS) rkt run was started with. Without it, the
+	// app of a one-app pod gets them and the apps of a larger pod do not.
+	SocketActivatedAnno = "rkt.dev/socket-activated"
+	// StopTimeoutAnno, a pod annotation (a Go duration, e.g. 30s): how
+	// long the apps get between SIGTERM and SIGKILL when the pod stops
+	// (rkt run --stop-timeout). Default 10s.
+	StopTimeoutAnno = "rkt.dev/stop-grace-period"
 )
 
 // MetadataURLEnv is the app's environment variable naming the metadata
@@ -72,6 +102,9 @@ const (
 	AppPidDir        = RktDir + "/app-pid"
 	EnvDir           = RktDir + "/env"
 	SupervisorStatus = RktDir + "/supervisor-status"
+	// LogsDir holds each app's output (pkg/podlog): <app>, rotated to
+	// <app>.1.
+	LogsDir = RktDir + "/logs"
 	// CgroupsFile lists the cgroup directories stage1 created (absolute
 	// host paths, one per line, in creation order), for gc. Private to
 	// stage1.
@@ -86,6 +119,11 @@ const (
 	HostsFile        = RktDir + "/hosts"
 	Stage0HostsFile  = Stage1RootfsDir + "/etc/rkt-hosts"
 	Stage0ResolvConf = Stage1RootfsDir + "/etc/rkt-resolv.conf"
+	// StopTimeoutFile holds the grace period (a Go duration) of a stop
+	// asked for with a timeout (stop --timeout): the stop entrypoint
+	// writes it before the SIGTERM, and the supervisor reads it on the
+	// signal, in place of the pod's. Private to stage1.
+	StopTimeoutFile = RktDir + "/stop-timeout"
 )
 
 // AppRoot returns the app's root mount point, relative to the pod dir.
@@ -101,6 +139,10 @@ func AppStarted(app string) string { return filepath.Join(StatusDir, app+"-start
 
 // AppPid returns the app's pid file, relative to the pod dir.
 func AppPid(app string) string { return filepath.Join(AppPidDir, app) }
+
+// AppLog returns the app's log file, relative to the pod dir (rotated to
+// AppLog(app)+".1").
+func AppLog(app string) string { return filepath.Join(LogsDir, app) }
 
 // AppEnv returns the app's environment file, relative to the pod dir.
 func AppEnv(app string) string { return filepath.Join(EnvDir, app) }

@@ -7,8 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -92,5 +96,40 @@ func TestProgressUnknownSize(t *testing.T) {
 	assertFile(t, res.Path, data)
 	if !bytes.Contains(got, []byte("chunked")) {
 		t.Errorf("terminal output %q lacks the label", got)
+	}
+}
+
+// TestProgressNarrowTerminalResumed draws on a 40-column terminal for a
+// download resumed at 1 GiB: no frame may reach the last column (it
+// would wrap, and every redraw scroll), and the rate is that of the
+// bytes fetched now, not a resumed gigabyte over a second.
+func TestProgressNarrowTerminalResumed(t *testing.T) {
+	ptmx, tty := openPTY(t)
+	defer ptmx.Close()
+	if err := unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 40}); err != nil {
+		t.Skipf("setting the terminal size: %v", err)
+	}
+	out := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(ptmx)
+		out <- b
+	}()
+	p := newProgress(tty, "example.com/a-long-image-name", 2<<30, 1<<30)
+	chunk := make([]byte, 64<<10)
+	for i := 0; i < 12; i++ { // about 640 kB/s for 1.2 s
+		time.Sleep(100 * time.Millisecond)
+		p.Write(chunk)
+	}
+	p.done(false)
+	tty.Close()
+	got := string(<-out)
+	ansi := regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
+	for _, frame := range strings.FieldsFunc(got, func(r rune) bool { return r == '\r' || r == '\n' }) {
+		if n := utf8.RuneCountInString(ansi.ReplaceAllString(frame, "")); n >= 40 {
+			t.Errorf("frame %q is %d columns on a 40-column terminal", frame, n)
+		}
+	}
+	if strings.Contains(got, "GB/s") || strings.Contains(got, "TB/s") {
+		t.Errorf("absurd rate after a resume: %q", got)
 	}
 }

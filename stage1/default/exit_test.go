@@ -127,12 +127,21 @@ func TestNamespaces(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
-	// Output of a comes first (b sleeps): split at b's first line.
-	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
-	if len(lines) != 11 {
+	// In a pod of two apps, each line on stdout begins with its app's
+	// name.
+	var outA, outB string
+	for _, l := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		if rest, ok := strings.CutPrefix(l, "a: "); ok {
+			outA += rest + "\n"
+		} else if rest, ok := strings.CutPrefix(l, "b: "); ok {
+			outB += rest + "\n"
+		} else {
+			t.Errorf("a line of no app: %q", l)
+		}
+	}
+	if strings.Count(outA, "\n") != 6 || strings.Count(outB, "\n") != 5 {
 		t.Fatalf("output %q", r.Stdout)
 	}
-	outA, outB := strings.Join(lines[:6], "\n"), strings.Join(lines[6:], "\n")
 	host := func(ns string) string {
 		l, _ := os.Readlink("/proc/self/ns/" + ns)
 		return l

@@ -405,3 +405,34 @@ func TestInteractiveCtrlC(t *testing.T) {
 	}
 	o.waitFor(t, "inspect: got SIGINT")
 }
+
+// TestInteractiveEventHandlers: the terminal of an interactive pod is the
+// app's: its event handlers run without it (stdin /dev/null, output on
+// rkt's stderr), before and after the app, which gets the terminal.
+func TestInteractiveEventHandlers(t *testing.T) {
+	a := stage1testApp("a", "/inspect", "--check-tty", "--read-stdin")
+	a.PreStart = []string{"/bin/sh", "-c", `test -t 0 && echo "pre-start on a tty" || echo "pre-start without a tty"`}
+	a.PostStop = []string{"/bin/sh", "-c", `test -t 0 && echo "post-stop on a tty" || echo "post-stop without a tty"`}
+	p := newPod(t, a)
+	o := newOperatorTerm(t, 24, 80)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := p.Command(ctx, "init", "--net=host", "--interactive", p.UUID)
+	o.start(t, c)
+	o.waitFor(t, "stderr tty: ")
+	if _, err := o.master.WriteString("from the operator\r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(); err != nil {
+		t.Fatalf("pod: %v\n%s", err, o.output())
+	}
+	out := o.settled()
+	for _, s := range []string{"pre-start without a tty", "stdin tty: true", "stdin: from the operator", "post-stop without a tty"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("no %q in %q", s, out)
+		}
+	}
+	if i, j := strings.Index(out, "pre-start"), strings.Index(out, "stdin tty: true"); i > j {
+		t.Errorf("pre-start's output after the app's: %q", out)
+	}
+}

@@ -31,8 +31,9 @@
 //	  │      + exec /proc/self/exe as rkt-supervisor /stage2 [interactive],
 //	  │      Setsid, Pdeathsig=SIGKILL; fds 0-2 stdio (interactive:
 //	  │      /dev/null and a pipe relayed to stderr), 3 the config stream,
-//	  │      4 events, 5 (interactive) the terminal socket. The supervisor
-//	  │      makes its mounts private and binds /stage2 read-only meanwhile
+//	  │      4 events, 5 (interactive) the terminal socket, 6 the log
+//	  │      socket. The supervisor makes its mounts private and binds
+//	  │      /stage2 read-only meanwhile
 //	  ├──── fd 5: "<pid>\n" ──────────────────────────▶ setup helper:
 //	  │                                                 pid file, app cgroups
 //	  │                                                 with limits and the
@@ -40,9 +41,14 @@
 //	  │                                                 a stage1 leaf in a unit)
 //	  │                 supervisor ◀── fd 3: Config (lines), "end" ─┤
 //	  │                  (pid 1)                                    │
+//	  │◀── fd 6: per app "app NAME" + the read ends of its stdout   │
+//	  │    and stderr pipes (SCM_RIGHTS; none if interactive), EOF; │
+//	  │    the host-side process reads them (pkg/podlog: log files, │
+//	  │    journal or its own stdout/stderr)                        │
 //	  │   per app: clone(NEWNS), into the app's v2 cgroup, + exec   │ CNI
 //	  │   /stage2 as rkt-stage2 [CGROUP], Setsid; fds 0 /dev/null,  │ networks
-//	  │   1-2 stdio, 3 config, 4 status, 5 terminal (interactive)   │ in /proc/
+//	  │   1-2 the pipes' write ends (interactive: stdio), 3 config, │ in /proc/
+//	  │   4 status, 5 terminal (interactive)                        │
 //	  │     ├── fd 3: stage2.App (JSON line) ──▶ launcher: moves its │ <pid>/ns/net
 //	  │     │   exec thread into the v1 cgroups, mounts the app's root│
 //	  │◀─────── fd 5 (interactive): "pty" + the master of a pty   │
@@ -75,6 +81,35 @@
 //	(interactive: the rest of the app's output relayed, the operator's
 //	terminal modes restored)
 //	exit with the supervisor's status (128+N if it was killed by signal N)
+//
+// Event handlers (the image manifest's pre-start and post-stop) each run
+// in a launcher of their own, started by the supervisor exactly as the
+// app's (same clone into the app's cgroup, same fds but the terminal, a
+// session of its own) with the app's stage2.App whose Exec is the
+// handler's (and no pid file): they get the app's root (the same overlay
+// upper layer and volumes, a fresh /dev), user, environment, working
+// directory and isolation by the very code that sets up the app. An app
+// without handlers costs nothing more:
+//
+//	supervisor                          per app with a pre-start handler
+//	  │ fork launcher, fd 3: handler's App ──▶ mounts the app's root
+//	  │ fd 3: "start..." (with the apps'), EOF ──▶ execs the handler
+//	  │      timer: HandlerTimeout (rkt.dev/event-handler-timeout)
+//	  │◀── exit 0 ─────────────────────────────┘
+//	  │ fork the app's launcher, fd 3: App, "start...", EOF (at once)
+//	  │   (non-zero, or SIGKILL to its session at the timeout: "rkt: app
+//	  │   NAME: pre-start event handler [...] failed ...", the app is
+//	  │   recorded 254 and not started, the pod stops)
+//	  │ ...
+//	  │◀── the app (exec'd) exits, whatever its status
+//	  │ fork launcher, fd 3: post-stop handler's App, "start...", EOF
+//	  │◀── its exit (a failure is printed and makes the pod's exit code
+//	  │    254 if no app failed; SIGKILL to its session at the timeout)
+//
+// A stopping pod's signals go to the apps and to pre-start handlers (an
+// app whose pre-start handler ends while the pod stops is not started);
+// post-stop handlers run on within their timeout and the grace period,
+// and none starts once the grace period's SIGKILL went out.
 //
 // If the setup helper fails, it prints why, SIGKILLs the supervisor (which
 // started no app), undoes what it did and exits 254; the host-side

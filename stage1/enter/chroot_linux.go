@@ -36,7 +36,7 @@ func ChrootMain(ctx context.Context, args []string) int {
 func Chroot(ctx context.Context, pid int, app string, cmd []string) (int, error) {
 	// What `rkt enter`'s caller left open without close-on-exec stays
 	// out of the app.
-	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+	if err := fds.CloseOnExecFrom(3); err != nil {
 		return 0, fmt.Errorf("keep the caller's descriptors from the app: %w", err)
 	}
 	env := appEnv(app)

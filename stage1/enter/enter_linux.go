@@ -84,7 +84,7 @@ func parse(args []string, run func(pid int, app string, cmd []string) (int, erro
 func Enter(ctx context.Context, pid int, app string, cmd []string) (int, error) {
 	// What `rkt enter`'s caller left open without close-on-exec stays
 	// out of the app.
-	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+	if err := fds.CloseOnExecFrom(3); err != nil {
 		return 0, fmt.Errorf("keep the caller's descriptors from the app: %w", err)
 	}
 	cfg, err := readEnterConfig(app)

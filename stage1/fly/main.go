@@ -7,9 +7,11 @@
 //
 //	init   mount the app's root (overlayfs) with /dev, /proc and /sys of
 //	       the host bound into it, its volumes, /etc/hosts and
-//	       /etc/resolv.conf of the host; start the app chrooted; forward
-//	       SIGTERM/SIGINT/SIGHUP to it; record its exit status; unmount;
-//	       exit with its code. The mounts are made in the host's mount
+//	       /etc/resolv.conf of the host; run the app's pre-start event
+//	       handler, the app and its post-stop event handler chrooted, one
+//	       after the other (a handler is killed after its timeout);
+//	       forward SIGTERM/SIGINT/SIGHUP to whichever runs; record the
+//	       app's exit status; unmount; exit with its code. The mounts are made in the host's mount
 //	       namespace (so that host agents see what they mount), so gc
 //	       unmounts whatever a killed pod left.
 //	enter  stage1/enter.ChrootMain: chroot into the app's root, in the

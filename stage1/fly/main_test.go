@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -163,5 +164,59 @@ func TestFlyRefusesNetworks(t *testing.T) {
 		if r.Code != 254 || !strings.Contains(r.Stderr, "use --net=host") || strings.Contains(r.Stdout, "started") {
 			t.Errorf("%q: exit %d stdout %q stderr %q", args, r.Code, r.Stdout, r.Stderr)
 		}
+	}
+}
+
+// TestFlyEventHandlers: pre-start runs before the app and post-stop after
+// it, chrooted into the app's root as the app's user with its
+// environment; a failing pre-start fails the pod with 254, a hanging one
+// is killed at the timeout.
+func TestFlyEventHandlers(t *testing.T) {
+	vol := t.TempDir()
+	os.Chmod(vol, 0o777)
+	probe := "/inspect --print-user --print-env=FOO --print-cwd"
+	step := func(name, needs string) []string {
+		return []string{"/bin/sh", "-c", "test " + needs + " && echo " + name + " >> /vol/order; " + probe + " > /vol/" + name + ".out; touch /tmp/" + name}
+	}
+	run := func(a stage1test.App, ann map[string]string) stage1test.Result {
+		a.Name, a.User, a.WorkingDir = "a", "1000", "/tmp"
+		a.Env = map[string]string{"FOO": "bar"}
+		a.Mounts = []schema.Mount{{Volume: "v", Path: "/vol"}}
+		p := newPod(t, stage1test.Spec{Apps: []stage1test.App{a}, Annotations: ann,
+			Volumes: []types.Volume{{Name: "v", Kind: "host", Source: vol}}})
+		return p.RunPod("--net=host")
+	}
+	r := run(stage1test.App{PreStart: step("pre-start", "! -e /tmp/main"), Exec: step("main", "-e /tmp/pre-start"),
+		PostStop: step("post-stop", "-e /tmp/main")}, nil)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\nstderr %s", r.Code, r.Stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(vol, "order")); string(b) != "pre-start\nmain\npost-stop\n" {
+		t.Errorf("order of the runs: %q", b)
+	}
+	main, _ := os.ReadFile(filepath.Join(vol, "main.out"))
+	if !strings.Contains(string(main), "uid: 1000") || !strings.Contains(string(main), "FOO=bar") || !strings.Contains(string(main), "cwd: /tmp") {
+		t.Errorf("the app's view: %s", main)
+	}
+	for _, h := range []string{"pre-start", "post-stop"} {
+		if b, _ := os.ReadFile(filepath.Join(vol, h+".out")); string(b) != string(main) {
+			t.Errorf("%s handler's view %q differs from the app's %q", h, b, main)
+		}
+	}
+
+	r = run(stage1test.App{PreStart: []string{"/bin/sh", "-c", "exit 3"}, Exec: []string{"/bin/sh", "-c", "touch /vol/main-ran"}}, nil)
+	if r.Code != 254 || !strings.Contains(r.Stderr, `rkt: app a: pre-start event handler ["/bin/sh" "-c" "exit 3"] failed with exit status 3`) {
+		t.Errorf("failing pre-start: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(vol, "main-ran")); err == nil {
+		t.Error("the app ran after its pre-start handler failed")
+	}
+
+	start := time.Now()
+	r = run(stage1test.App{Exec: []string{"/bin/true"}, PostStop: []string{"/bin/sh", "-c", "sleep 60 & sleep 60"}},
+		map[string]string{"rkt.dev/event-handler-timeout": "1s"})
+	if d := time.Since(start); r.Code != 254 || !strings.Contains(r.Stderr, "post-stop event handler") ||
+		!strings.Contains(r.Stderr, "did not finish within 1s") || d > 15*time.Second {
+		t.Errorf("hanging post-stop: exit %d after %v, stderr %q", r.Code, d, r.Stderr)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -43,7 +45,7 @@ func flyRun(ctx context.Context, opts *podcfg.Options) (int, error) {
 	}
 	// The locks stage0 handed over stay with this process, not the app,
 	// and so does whatever rkt's caller left open without close-on-exec.
-	if err := fds.CloseOnExecFrom(3, fds.Passed...); err != nil {
+	if err := fds.CloseOnExecFrom(3); err != nil {
 		return 0, fmt.Errorf("keep the caller's descriptors from the app: %w", err)
 	}
 	wd, err := os.Getwd()
@@ -89,7 +91,7 @@ func flyRun(ctx context.Context, opts *podcfg.Options) (int, error) {
 	if err := mountRoot(a); err != nil {
 		return 0, err
 	}
-	return runApp(ctx, pod, a, opts.Interactive)
+	return runApp(ctx, pod, a, opts.Interactive, opts)
 }
 
 // mountRoot mounts the app's overlay root with the host's /dev, /proc and
@@ -169,50 +171,64 @@ func makeEmptyVolume(ev podcfg.EmptyVolume) error {
 	return os.Chmod(ev.Path, ev.Mode)
 }
 
-// runApp starts the app chrooted, forwards signals, records its status
-// and returns its exit code.
-func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive bool) (int, error) {
+// runApp runs the app chrooted, between its pre-start and post-stop
+// event handlers (run the same way: chrooted, as the app's user, with its
+// environment and working directory), forwards signals to whichever
+// runs, records the app's status and returns its exit code. A failing
+// pre-start handler fails the app (254, the app does not run); a failing
+// post-stop handler makes the exit code 254 if the app succeeded.
+func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive bool, opts *podcfg.Options) (int, error) {
 	id, err := stage2.ResolveIdentityIn(a.Root, a.User, a.Group)
 	if err != nil {
 		return 0, fmt.Errorf("app %s: %w", a.Name, err)
-	}
-	exe, err := podcfg.LookIn(a.Root, a.Exec[0], a.Env)
-	if err != nil {
-		return 127, reportExit(pod, a, 127, err)
 	}
 	env := append([]string(nil), a.Env...)
 	if id.Home != "" {
 		env = append(env, "HOME="+id.Home)
 	}
-	c := exec.Command(exe, a.Exec[1:]...)
-	c.Path = exe // inside the chroot, not looked up on the host
-	c.Args[0] = a.Exec[0]
-	c.Env = env
-	c.Dir = a.WorkingDir
-	if c.Dir == "" {
-		c.Dir = "/"
-	}
-	c.Stdout, c.Stderr = os.Stdout, os.Stderr
-	if interactive {
-		c.Stdin = os.Stdin
-	}
-	groups := make([]uint32, len(a.SupplementaryGIDs))
-	for i, g := range a.SupplementaryGIDs {
-		groups[i] = uint32(g)
-	}
-	c.SysProcAttr = &syscall.SysProcAttr{
-		Chroot:     a.Root,
-		Credential: &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: groups},
-		Setsid:     !interactive,
-		// The app goes with the pod's process, as in the default flavor.
-		Pdeathsig: syscall.SIGKILL,
+	r := &runner{a: a, id: id, env: env, interactive: interactive, timeout: pod.HandlerTimeout}
+	if !interactive {
+		// The output of the app and its handlers goes through pipes
+		// read here, to the app's log file and the journal or rkt's
+		// stdout and stderr (docs/systemd.md).
+		logs, err := newAppLogs(pod, a.Name, opts)
+		if err != nil {
+			return 0, err
+		}
+		defer logs.finish()
+		// A closed stdout or stderr must not kill this process, which
+		// copies the app's output there: writes fail with EPIPE (Notify,
+		// not Ignore, which the app would inherit).
+		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+		r.stdout, r.stderr = logs.stdoutW, logs.stderrW
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	if interactive {
 		signal.Ignore(unix.SIGINT)
 	}
-	if err := c.Start(); err != nil {
+	go func() {
+		for s := range sigs {
+			r.signal(s)
+		}
+	}()
+	handlers := pod.Apps[0]
+	if h := handlers.PreStart; h != nil {
+		if err := r.handler(ctx, "pre-start", h); err != nil {
+			return 254, reportExit(pod, a, 254, fmt.Errorf("%w: the app is not started (exit status 254)", err))
+		}
+		if sig := r.stopped(); sig != 0 {
+			return 128 + int(sig), reportExit(pod, a, 128+int(sig), nil)
+		}
+	}
+	exe, err := podcfg.LookIn(a.Root, a.Exec[0], a.Env)
+	if err != nil {
+		return 127, reportExit(pod, a, 127, err)
+	}
+	c := r.command(exe, a.Exec)
+	// The app goes with the pod's process, as in the default flavor.
+	c.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	if err := r.start(c); err != nil {
 		code := 126
 		if errors.Is(err, os.ErrNotExist) {
 			code = 127
@@ -225,23 +241,155 @@ func runApp(ctx context.Context, pod *podcfg.Pod, a *stage2.App, interactive boo
 	}
 	os.Symlink("ready", filepath.Join(pod.Dir, podcfg.SupervisorStatus))
 	sdNotify("READY=1")
-	go func() {
-		for s := range sigs {
-			c.Process.Signal(s)
-		}
-	}()
-	err = c.Wait()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
-		}
-	} else if err != nil {
+	code, err := r.wait(c)
+	if err != nil {
 		return 0, err
 	}
-	return code, reportExit(pod, a, code, nil)
+	if err := reportExit(pod, a, code, nil); err != nil {
+		return code, err
+	}
+	if h := handlers.PostStop; h != nil {
+		if err := r.handler(ctx, "post-stop", h); err != nil {
+			fmt.Fprintf(os.Stderr, "rkt: %v\n", err)
+			if code == 0 {
+				code = 254
+			}
+		}
+	}
+	return code, nil
+}
+
+// runner runs the app's processes one after the other and passes the
+// signals rkt gets on to the one that runs.
+type runner struct {
+	a           *stage2.App
+	id          stage2.Identity
+	env         []string
+	interactive bool
+	timeout     time.Duration
+	// stdout, stderr: where the app's processes write (nil: rkt's own).
+	stdout, stderr *os.File
+
+	mu   sync.Mutex
+	cur  *os.Process
+	stop os.Signal // the first stop signal, if any
+}
+
+// command is exe (in the app's root) with argv, as the app runs.
+func (r *runner) command(exe string, argv []string) *exec.Cmd {
+	c := exec.Command(exe, argv[1:]...)
+	c.Path = exe // inside the chroot, not looked up on the host
+	c.Args[0] = argv[0]
+	c.Env = r.env
+	c.Dir = r.a.WorkingDir
+	if c.Dir == "" {
+		c.Dir = "/"
+	}
+	c.Stdout, c.Stderr = os.Stdout, os.Stderr
+	if r.stdout != nil {
+		c.Stdout, c.Stderr = r.stdout, r.stderr
+	}
+	if r.interactive {
+		c.Stdin = os.Stdin
+	}
+	groups := make([]uint32, len(r.a.SupplementaryGIDs))
+	for i, g := range r.a.SupplementaryGIDs {
+		groups[i] = uint32(g)
+	}
+	c.SysProcAttr = &syscall.SysProcAttr{
+		Chroot:     r.a.Root,
+		Credential: &syscall.Credential{Uid: uint32(r.id.UID), Gid: uint32(r.id.GID), Groups: groups},
+		Setsid:     !r.interactive,
+	}
+	return c
+}
+
+func (r *runner) start(c *exec.Cmd) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := c.Start(); err != nil {
+		return err
+	}
+	r.cur = c.Process
+	return nil
+}
+
+// wait waits for c and returns its exit code (128+N if killed by signal
+// N).
+func (r *runner) wait(c *exec.Cmd) (int, error) {
+	err := c.Wait()
+	r.mu.Lock()
+	r.cur = nil
+	r.mu.Unlock()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+func (r *runner) signal(s os.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stop == nil {
+		r.stop = s
+	}
+	if r.cur != nil {
+		r.cur.Signal(s)
+	}
+}
+
+// stopped returns the signal rkt was stopped with (0 if none).
+func (r *runner) stopped() syscall.Signal {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.stop.(syscall.Signal); ok {
+		return s
+	}
+	return 0
+}
+
+// handler runs the app's event handler name (argv) to its end, killing
+// it (with its session, when it has one) after the timeout; it returns
+// why it failed.
+func (r *runner) handler(ctx context.Context, name string, argv []string) error {
+	what := fmt.Sprintf("app %s: %s event handler %q", r.a.Name, name, argv)
+	exe, err := podcfg.LookIn(r.a.Root, argv[0], r.a.Env)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	c := r.command(exe, argv)
+	c.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	if err := r.start(c); err != nil {
+		return fmt.Errorf("%s: start %s: %w", what, exe, err)
+	}
+	timedOut := make(chan bool, 1)
+	t := time.AfterFunc(r.timeout, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.cur != c.Process {
+			return // it has exited
+		}
+		timedOut <- true
+		if c.SysProcAttr.Setsid {
+			syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		}
+		c.Process.Kill()
+	})
+	code, err := r.wait(c)
+	t.Stop()
+	switch {
+	case len(timedOut) > 0:
+		return fmt.Errorf("%s did not finish within %v: killed (the pod annotation %s sets the timeout)", what, r.timeout, podcfg.HandlerTimeoutAnnotation)
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	case code != 0:
+		return fmt.Errorf("%s failed with exit status %d", what, code)
+	}
+	return ctx.Err()
 }
 
 // reportExit writes the app's status file; a non-nil cause is printed.

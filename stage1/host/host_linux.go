@@ -71,6 +71,12 @@ type CloneLine struct {
 	NewIPC      bool // an IPC namespace of its own (not --ipc=parent)
 	Interactive bool // the app gets the terminal
 	Debug       bool
+	// For the apps' logs: the pod's UUID (no space in it), the size of
+	// each app's log file (0: the default), and whether lines on the
+	// console are prefixed with the app's name in a pod of several apps.
+	UUID      string
+	LogSize   int64
+	LogPrefix bool
 }
 
 // String is the line, without its newline.
@@ -81,7 +87,8 @@ func (c CloneLine) String() string {
 		}
 		return " " + k + "=0"
 	}
-	return "clone" + b("net", c.NewNet) + b("ipc", c.NewIPC) + b("interactive", c.Interactive) + b("debug", c.Debug)
+	return "clone" + b("net", c.NewNet) + b("ipc", c.NewIPC) + b("interactive", c.Interactive) + b("debug", c.Debug) +
+		" uuid=" + c.UUID + " logsize=" + strconv.FormatInt(c.LogSize, 10) + b("logprefix", c.LogPrefix)
 }
 
 // ParseCloneLine parses a CloneLine's String.
@@ -103,6 +110,16 @@ func ParseCloneLine(s string) (CloneLine, bool) {
 			c.Interactive = on
 		case "debug":
 			c.Debug = on
+		case "uuid":
+			c.UUID = v
+		case "logsize":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return CloneLine{}, false
+			}
+			c.LogSize = n
+		case "logprefix":
+			c.LogPrefix = on
 		default:
 			return CloneLine{}, false
 		}
@@ -158,6 +175,12 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	// the helper while it runs and to the supervisor once it exists.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	// The sockets of socket activation (LISTEN_FDS, for this process:
+	// rkt run exec'd us in place) go to the supervisor only.
+	listenFds, err := fds.Listening()
+	if err != nil {
+		return fail("socket activation: " + err.Error() + ": start rkt with the sockets systemd passes, or without LISTEN_FDS")
+	}
 	if err := closeInherited(); err != nil {
 		return fail("keep the caller's descriptors from the pod: " + err.Error())
 	}
@@ -212,6 +235,19 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 			warn("stage1 [" + supervisor.Millis(time.Since(h.epoch)) + "ms] " + msg)
 		}
 	}
+	// A closed stdout or stderr (`rkt run ... | head`) must not kill
+	// this process, which relays the apps' output: writes fail with
+	// EPIPE instead. (Notify, not Ignore: an ignored signal would stay
+	// ignored in the pod.)
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+	logs, err := newPodLogs(clone, h.logf)
+	if err != nil {
+		pidW.WriteString("0\n")
+		pidW.Close()
+		<-helper.done
+		return fail("set up the apps' logs: " + err.Error())
+	}
+	defer logs.finish()
 	var term *terminal
 	if clone.Interactive {
 		if term, err = newTerminal(); err != nil {
@@ -222,13 +258,8 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 		}
 		// Every way out of here restores the operator's terminal.
 		defer term.restore()
-		// A closed stdout (`rkt run --interactive ... | head`) must not
-		// kill the relay, which would leave the terminal raw: writes fail
-		// with EPIPE instead. (Notify, not Ignore: an ignored signal would
-		// stay ignored in the pod.)
-		signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	}
-	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary), term)
+	sup, err := h.startSupervisor(clone, cfgR, filepath.Join(filepath.Dir(self), LauncherBinary), term, logs, listenFds)
 	if err != nil {
 		pidW.WriteString("0\n")
 		pidW.Close()
@@ -240,6 +271,7 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 	if term != nil {
 		term.started()
 	}
+	logs.started()
 	h.logf("supervisor started, pid " + strconv.Itoa(sup.pid))
 	// "netdown" from the helper: there are networks to tear down when
 	// the pod exits.
@@ -312,6 +344,8 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 			unix.Kill(sup.pid, unix.SIGKILL)
 		}
 	}
+	// The apps' last lines, before anything else is said.
+	logs.finish()
 	if setupFailed {
 		return code
 	}
@@ -334,11 +368,12 @@ func (h *hostProc) run(ctx context.Context, args []string) int {
 // startSupervisor starts the supervisor from this binary as process 1 of
 // new PID, mount, UTS (and IPC and network, unless shared) namespaces,
 // as `rkt-supervisor LAUNCHER [interactive]`, with its configuration to
-// come on cfg, and forwards its readiness. It is the leader of a session
+// come on cfg and the socket for the apps' output pipes (logs) as its
+// supervisor.LogFd, and forwards its readiness. It is the leader of a session
 // of its own. The supervisor of an interactive pod (term) gets none of
 // this process's stdio, which may be the operator's terminal: /dev/null
 // as stdin, term's pipe as stdout and stderr, and term's socket.
-func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string, term *terminal) (*proc, error) {
+func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher string, term *terminal, logs *podLogs, listenFds int) (*proc, error) {
 	defer cfg.Close()
 	evR, evW, err := os.Pipe()
 	if err != nil {
@@ -356,7 +391,7 @@ func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher strin
 	if clone.Interactive {
 		argv = append(argv, "interactive")
 	}
-	files := []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfg.Fd(), evW.Fd()}
+	files := []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfg.Fd(), evW.Fd(), ^uintptr(0), logs.pod.Fd()}
 	if term != nil {
 		devNull, err := os.Open(os.DevNull)
 		if err != nil {
@@ -364,7 +399,15 @@ func (h *hostProc) startSupervisor(clone CloneLine, cfg *os.File, launcher strin
 			return nil, err
 		}
 		defer devNull.Close()
-		files = []uintptr{devNull.Fd(), term.errW.Fd(), term.errW.Fd(), cfg.Fd(), evW.Fd(), term.podSock.Fd()}
+		files = []uintptr{devNull.Fd(), term.errW.Fd(), term.errW.Fd(), cfg.Fd(), evW.Fd(), term.podSock.Fd(), logs.pod.Fd()}
+	}
+	if listenFds > 0 {
+		for len(files) < supervisor.ListenFd {
+			files = append(files, ^uintptr(0)) // closed in the child
+		}
+		for _, fd := range fds.Passed(listenFds) {
+			files = append(files, uintptr(fd))
+		}
 	}
 	p, err := start("/proc/self/exe", argv, &syscall.ProcAttr{
 		Env:   []string{},
@@ -437,7 +480,8 @@ func (n *netdownProc) wait(h *hostProc) {
 
 // readEvents reads the supervisor's events: on "ready" it tells systemd
 // (NOTIFY_SOCKET) that the pod is ready (this process is the unit's main
-// PID, so the notification is accepted with NotifyAccess=main); on
+// PID, so the notification is accepted with NotifyAccess=main); it sends
+// on the apps' notifications (supervisor.NotifyEvent) the same way; on
 // "exiting" it tells exiting.
 func (h *hostProc) readEvents(ev *os.File, exiting chan<- struct{}) {
 	defer ev.Close()
@@ -452,6 +496,16 @@ func (h *hostProc) readEvents(ev *os.File, exiting chan<- struct{}) {
 			}
 		case "exiting\n":
 			exiting <- struct{}{}
+		default:
+			// An app's notification, relayed from this process: the
+			// unit's main pid (NotifyAccess=main accepts it).
+			if q, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), supervisor.NotifyEvent); ok {
+				if state, err := strconv.Unquote(q); err == nil {
+					if err := sdNotify(state); err != nil {
+						warn("stage1: relay an app's notification to systemd: " + err.Error())
+					}
+				}
+			}
 		}
 		if err != nil {
 			return
@@ -479,10 +533,10 @@ func sdNotify(state string) error {
 // (it outlives the pod's processes) and nothing else may hold, and
 // whatever rkt's caller left open without close-on-exec, which must not
 // reach the helpers, the CNI plugins or the apps. Every process started
-// from here gets just the descriptors of its Files (fds.Passed are left
-// as they are, for socket activation to hand down).
+// from here gets just the descriptors of its Files (the sockets of
+// socket activation, fds.Passed, go to the supervisor that way).
 func closeInherited() error {
-	return fds.CloseOnExecFrom(3, fds.Passed...)
+	return fds.CloseOnExecFrom(3)
 }
 
 func warn(msg string) { os.Stderr.WriteString(msg + "\n") }

@@ -60,7 +60,7 @@ func TestImage(t *testing.T) {
 			for anno, want := range map[string]string{
 				"coreos.com/rkt/stage1/run": "/init", "coreos.com/rkt/stage1/enter": "/enter",
 				"coreos.com/rkt/stage1/gc": "/gc", "coreos.com/rkt/stage1/stop": "/stop",
-				"coreos.com/rkt/stage1/interface-version": "6",
+				"coreos.com/rkt/stage1/interface-version": "7",
 			} {
 				if v, _ := im.Annotations.Get(anno); v != want {
 					t.Errorf("annotation %s = %q, want %q", anno, v, want)

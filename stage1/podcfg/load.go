@@ -33,7 +33,20 @@ const DefaultGracePeriod = 10 * time.Second
 
 // GraceAnnotation is the pod manifest annotation that sets the grace
 // period (a Go duration such as "30s").
-const GraceAnnotation = "rkt.dev/stop-grace-period"
+const GraceAnnotation = stage1abi.StopTimeoutAnno
+
+// SocketActivatedAnnotation is the app annotation that gives the app the
+// sockets of socket activation, or keeps them from it (stage1abi).
+const SocketActivatedAnnotation = stage1abi.SocketActivatedAnno
+
+// DefaultHandlerTimeout is how long an app's pre-start or post-stop
+// event handler may run before it is killed. The pod annotation
+// HandlerTimeoutAnnotation overrides it.
+const DefaultHandlerTimeout = 60 * time.Second
+
+// HandlerTimeoutAnnotation is the pod manifest annotation that sets the
+// event handlers' timeout (a Go duration such as "5m").
+const HandlerTimeoutAnnotation = stage1abi.HandlerTimeoutAnnotation
 
 // DefaultPath is the PATH of apps whose environment has none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -73,7 +86,10 @@ type Pod struct {
 	Hostname string
 	// GracePeriod is DefaultGracePeriod or the pod's GraceAnnotation.
 	GracePeriod time.Duration
-	Apps        []*App
+	// HandlerTimeout is DefaultHandlerTimeout or the pod's
+	// HandlerTimeoutAnnotation.
+	HandlerTimeout time.Duration
+	Apps           []*App
 	// EmptyVolumes are prepared by stage1 before any app starts.
 	EmptyVolumes []EmptyVolume
 	// Ports are the host ports forwarded to the pod (the pod manifest's
@@ -87,12 +103,19 @@ type App struct {
 	Limits cgroup.Limits
 	// SupportsNotify: the app sends READY=1 itself.
 	SupportsNotify bool
+	// SocketActivated is the app's SocketActivatedAnnotation: "true",
+	// "false" or "" (none).
+	SocketActivated string
 	// InlineVolumes are empty volumes defined in the app's own mounts
 	// (appVolume); stage1 prepares them like the pod's.
 	InlineVolumes []EmptyVolume
 	// OOMEvents are the memory cgroup event files of the app's cgroups
 	// (set with the cgroups), for the supervisor's out-of-memory report.
 	OOMEvents []string
+	// PreStart and PostStop are the commands of the app's pre-start and
+	// post-stop event handlers (nil: none), run like the app (its
+	// Launch with this Exec).
+	PreStart, PostStop []string
 	// imagePorts are the ports the app's image names.
 	imagePorts []types.Port
 }
@@ -129,13 +152,20 @@ func Load(ctx context.Context, dir string, opts *Options) (*Pod, error) {
 	if opts.Interactive && len(pm.Apps) != 1 {
 		return nil, fmt.Errorf("--interactive needs a pod with exactly one app, this one has %d", len(pm.Apps))
 	}
-	p := &Pod{UUID: opts.UUID, Dir: dir, Hostname: opts.Hostname, GracePeriod: DefaultGracePeriod}
+	p := &Pod{UUID: opts.UUID, Dir: dir, Hostname: opts.Hostname, GracePeriod: DefaultGracePeriod, HandlerTimeout: DefaultHandlerTimeout}
 	if v, ok := pm.Annotations.Get(GraceAnnotation); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
 			return nil, fmt.Errorf("pod annotation %s=%q: want a duration like 30s", GraceAnnotation, v)
 		}
 		p.GracePeriod = d
+	}
+	if v, ok := pm.Annotations.Get(HandlerTimeoutAnnotation); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("pod annotation %s=%q: want a positive duration like 90s", HandlerTimeoutAnnotation, v)
+		}
+		p.HandlerTimeout = d
 	}
 	vols, empties, err := volumes(dir, pm.Volumes)
 	if err != nil {
@@ -316,6 +346,27 @@ func loadApp(dir string, ra *schema.RuntimeApp, vols map[string]types.Volume, op
 	}
 	if v, ok := im.Annotations.Get(NotifyAnnotation); ok && v == "true" {
 		a.SupportsNotify = true
+	}
+	if v, ok := ra.Annotations.Get(SocketActivatedAnnotation); ok {
+		a.SocketActivated = v
+	} else if v, ok := im.Annotations.Get(SocketActivatedAnnotation); ok {
+		a.SocketActivated = v
+	}
+	if a.SocketActivated != "" && a.SocketActivated != "true" && a.SocketActivated != "false" {
+		return nil, fmt.Errorf("annotation %s=%q: want true or false", SocketActivatedAnnotation, a.SocketActivated)
+	}
+	for _, eh := range app.EventHandlers {
+		if len(eh.Exec) == 0 {
+			return nil, fmt.Errorf("event handler %s has an empty exec: give it a command", eh.Name)
+		}
+		switch eh.Name {
+		case "pre-start":
+			a.PreStart = append([]string(nil), eh.Exec...)
+		case "post-stop":
+			a.PostStop = append([]string(nil), eh.Exec...)
+		default:
+			return nil, fmt.Errorf("event handler %q: appc knows pre-start and post-stop only", eh.Name)
+		}
 	}
 	limits, sec, err := applyIsolators(app.Isolators, ra.Annotations, opts)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rkt/rkt/networking"
+	"github.com/rkt/rkt/pkg/podlog"
 )
 
 // DefaultLocalConfig is rkt's local configuration directory when stage0
@@ -35,6 +36,11 @@ type Options struct {
 	Mutable               bool
 	LocalConfig           string
 	UUID                  string
+	// LogSize is the size of each app's log file (0: the default);
+	// LogPrefix: in a pod of several apps, lines on rkt's stdout and
+	// stderr begin with the app's name (interface version 7).
+	LogSize   int64
+	LogPrefix bool
 }
 
 // ParseEntrypointArgs parses the arguments of an entrypoint that takes
@@ -72,6 +78,8 @@ func ParseRunArgs(args []string, errOut io.Writer) (*Options, error) {
 	fs.BoolVar(&o.Mutable, "mutable", false, "mutable pod (not supported)")
 	fs.StringVar(&o.LocalConfig, "local-config", DefaultLocalConfig, "rkt's local configuration directory (its net.d has the administrator's networks and plugins)")
 	fs.StringVar(&mdsToken, "mds-token", "", "metadata service token (ignored)")
+	fs.Int64Var(&o.LogSize, "log-size", 0, "size in bytes of each app's log file, rotated once (default 1 MiB)")
+	fs.BoolVar(&o.LogPrefix, "log-prefix", true, "in a pod of several apps, begin each line on rkt's stdout and stderr with the app's name")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -112,6 +120,9 @@ func ParseRunArgs(args []string, errOut io.Writer) (*Options, error) {
 	}
 	if o.Hostname == "" {
 		o.Hostname = "rkt-" + o.UUID
+	}
+	if o.LogSize != 0 && o.LogSize < podlog.MinMaxSize {
+		return nil, fmt.Errorf("--log-size=%d: want at least %d bytes", o.LogSize, podlog.MinMaxSize)
 	}
 	return o, nil
 }

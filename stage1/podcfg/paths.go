@@ -24,6 +24,7 @@ const (
 	CgroupsFile      = stage1abi.CgroupsFile
 	EnterDir         = stage1abi.EnterDir
 	HostsFile        = stage1abi.HostsFile
+	StopTimeoutFile  = stage1abi.StopTimeoutFile
 	Stage0HostsFile  = stage1abi.Stage0HostsFile
 	Stage0ResolvConf = stage1abi.Stage0ResolvConf
 )

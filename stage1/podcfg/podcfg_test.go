@@ -3,11 +3,14 @@ package podcfg
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -209,5 +212,39 @@ func TestParseRunArgs(t *testing.T) {
 		if _, err := ParseRunArgs(bad, io.Discard); err == nil {
 			t.Errorf("ParseRunArgs(%q) accepted", bad)
 		}
+	}
+}
+
+func TestLoadEventHandlers(t *testing.T) {
+	manifest := `{"acVersion":"0.8.11","acKind":"PodManifest","apps":[{"name":"a","image":{"id":"sha512-aaaa"},
+		"app":{"exec":["/x"],"user":"0","group":"0","eventHandlers":[
+		{"name":"pre-start","exec":["/pre","1"]},{"name":"post-stop","exec":["/post"]}]}},
+		{"name":"b","image":{"id":"sha512-aaaa"},"app":{"exec":["/x"],"user":"0","group":"0"}}]%s}`
+	p, err := Load(context.Background(), writePod(t, fmt.Sprintf(manifest, ""), nil), opts(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := p.Apps[0], p.Apps[1]
+	if !reflect.DeepEqual(a.PreStart, []string{"/pre", "1"}) || !reflect.DeepEqual(a.PostStop, []string{"/post"}) {
+		t.Errorf("app a's handlers: %q, %q", a.PreStart, a.PostStop)
+	}
+	if b.PreStart != nil || b.PostStop != nil || p.HandlerTimeout != DefaultHandlerTimeout {
+		t.Errorf("app b's handlers %q, %q; timeout %v", b.PreStart, b.PostStop, p.HandlerTimeout)
+	}
+	ann := `,"annotations":[{"name":"rkt.dev/event-handler-timeout","value":"%s"}]`
+	p, err = Load(context.Background(), writePod(t, fmt.Sprintf(manifest, fmt.Sprintf(ann, "90s")), nil), opts(t))
+	if err != nil || p.HandlerTimeout != 90*time.Second {
+		t.Errorf("timeout annotation 90s: %v, %v", p, err)
+	}
+	for _, bad := range []string{"0s", "-1s", "soon"} {
+		_, err = Load(context.Background(), writePod(t, fmt.Sprintf(manifest, fmt.Sprintf(ann, bad)), nil), opts(t))
+		if err == nil || !strings.Contains(err.Error(), HandlerTimeoutAnnotation) {
+			t.Errorf("timeout annotation %q: %v", bad, err)
+		}
+	}
+	empty := `{"acVersion":"0.8.11","acKind":"PodManifest","apps":[{"name":"a","image":{"id":"sha512-aaaa"},
+		"app":{"exec":["/x"],"user":"0","group":"0","eventHandlers":[{"name":"pre-start","exec":[]}]}}]}`
+	if _, err = Load(context.Background(), writePod(t, empty, nil), opts(t)); err == nil || !strings.Contains(err.Error(), "pre-start has an empty exec") {
+		t.Errorf("empty handler exec: %v", err)
 	}
 }

@@ -31,11 +31,13 @@ import (
 	"github.com/rkt/rkt/networking"
 	"github.com/rkt/rkt/pkg/cgroup"
 	"github.com/rkt/rkt/pkg/exitstatus"
+	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/pkg/proc"
 	"github.com/rkt/rkt/stage1/gc"
 	"github.com/rkt/rkt/stage1/host"
 	"github.com/rkt/rkt/stage1/podcfg"
 	"github.com/rkt/rkt/stage1/supervisor"
+	"github.com/rkt/rkt/stage2"
 )
 
 // ExitFailure is the exit code of a stage1 failure.
@@ -212,6 +214,7 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	clone := host.CloneLine{
 		NewNet: !r.opts.NetHost(), NewIPC: r.opts.IPC != "parent",
 		Interactive: r.opts.Interactive, Debug: r.opts.Debug,
+		UUID: r.opts.UUID, LogSize: r.opts.LogSize, LogPrefix: r.opts.LogPrefix,
 	}
 	if _, err := ctl.WriteString(clone.String() + "\n"); err != nil {
 		return err
@@ -264,7 +267,11 @@ func (r *runner) setup(ctx context.Context, cfgOut, ctl, pidIn *os.File) (err er
 	if err := <-files; err != nil {
 		return err
 	}
-	data, err := r.supervisorConfig().Encode()
+	scfg, err := r.supervisorConfig()
+	if err != nil {
+		return err
+	}
+	data, err := scfg.Encode()
 	if err != nil {
 		return err
 	}
@@ -523,20 +530,51 @@ func writeFile(p, content string) error {
 	return nil
 }
 
+// handler is the launcher configuration of app l's event handler name
+// running exec (nil without exec): the app's own, so that the handler
+// runs in the app's root with its environment, user, working directory
+// and isolation, but without the app's pid file (the handler is not the
+// app rkt enter joins), its terminal (that stays the app's) or its
+// readiness socket (it gets the app's environment before stage1 adds
+// NOTIFY_SOCKET).
+func handler(l stage2.App, name string, exec []string) *supervisor.Handler {
+	if exec == nil {
+		return nil
+	}
+	l.Exec, l.Handler = exec, name
+	l.AppPidFile, l.Terminal = "", false
+	launch, err := json.Marshal(&l)
+	if err != nil {
+		launch = nil // the launcher reports the empty configuration
+	}
+	// %q: quoted arguments, no newline (the configuration is lines).
+	return &supervisor.Handler{Launch: launch, Exec: fmt.Sprintf("%q", exec)}
+}
+
 // supervisorConfig is the configuration sent to the supervisor.
-func (r *runner) supervisorConfig() *supervisor.Config {
+func (r *runner) supervisorConfig() (*supervisor.Config, error) {
 	cfg := &supervisor.Config{
 		UUID: r.pod.UUID, PodDir: r.pod.Dir, Hostname: r.pod.Hostname,
 		Loopback: !r.opts.NetHost(), Debug: r.opts.Debug,
-		Epoch:       r.start.UnixNano(),
-		GracePeriod: r.pod.GracePeriod,
-		ReadyLink:   filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
+		Epoch:          r.start.UnixNano(),
+		GracePeriod:    r.pod.GracePeriod,
+		HandlerTimeout: r.pod.HandlerTimeout,
+		ReadyLink:      filepath.Join(r.pod.Dir, podcfg.SupervisorStatus),
 	}
+	// systemd's environment is the host-side process's (our parent's,
+	// rkt run's pid).
+	env := os.Environ()
+	listenFds, err := fds.ListenEnv(env, os.Getppid())
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	listeners := 0
+	if listenFds > 0 {
+		cfg.ListenFds = listenFds
+	}
+	watchdog := watchdogUsec(env, os.Getppid())
 	for _, a := range r.pod.Apps {
 		l := a.Launch
-		if a.SupportsNotify {
-			l.Env = append(append([]string(nil), l.Env...), "NOTIFY_SOCKET="+supervisor.NotifySocket(r.pod.UUID, l.Name))
-		}
 		if r.opts.Debug {
 			l.DebugEpoch = r.start.UnixNano()
 		}
@@ -545,17 +583,58 @@ func (r *runner) supervisorConfig() *supervisor.Config {
 		}
 		unified := l.UnifiedCgroup
 		l.UnifiedCgroup = "" // the supervisor starts the launcher in it
+		preStart, postStop := handler(l, "pre-start", a.PreStart), handler(l, "post-stop", a.PostStop)
+		// systemd's protocols are the app's, not its event handlers'.
+		if a.SupportsNotify {
+			l.Env = append(append([]string(nil), l.Env...), "NOTIFY_SOCKET="+supervisor.NotifySocket(r.pod.UUID, l.Name))
+			l.WatchdogUsec = watchdog
+		}
+		// Socket activation: the app of a one-app pod, unless it says
+		// no; in a larger pod, the apps that say yes.
+		listen := listenFds > 0 && (a.SocketActivated == "true" || (len(r.pod.Apps) == 1 && a.SocketActivated == ""))
+		if listen {
+			listeners++
+			l.ListenFdNames = getenv(env, "LISTEN_FDNAMES")
+			r.logf("app %s gets the %d sockets of socket activation", l.Name, listenFds)
+		}
 		launch, err := json.Marshal(&l)
 		if err != nil {
 			launch = nil // the launcher reports the empty configuration
 		}
 		cfg.Apps = append(cfg.Apps, supervisor.App{
 			Name: l.Name, Launch: launch, NewSession: l.NewSession,
-			UnifiedCgroup: unified, SupportsNotify: a.SupportsNotify,
+			UnifiedCgroup: unified, SupportsNotify: a.SupportsNotify, Listen: listen,
 			StatusFile:  filepath.Join(r.pod.Dir, podcfg.AppStatus(l.Name)),
 			StartedFile: filepath.Join(r.pod.Dir, podcfg.AppStarted(l.Name)),
 			OOMEvents:   a.OOMEvents,
+			PreStart:    preStart, PostStop: postStop,
 		})
 	}
-	return cfg
+	if listenFds > 0 && listeners == 0 {
+		fmt.Fprintf(os.Stderr, "stage1: warning: no app of the pod gets the sockets of socket activation (LISTEN_FDS=%d): give the app that serves them --socket-activated\n", listenFds)
+	}
+	return cfg, nil
+}
+
+// watchdogUsec is systemd's watchdog interval (WATCHDOG_USEC) when it is
+// meant for process pid (WATCHDOG_PID names it, or is absent), else "".
+func watchdogUsec(env []string, pid int) string {
+	usec := getenv(env, "WATCHDOG_USEC")
+	if n, err := strconv.ParseUint(usec, 10, 64); err != nil || n == 0 {
+		return ""
+	}
+	if p := getenv(env, "WATCHDOG_PID"); p != "" && p != strconv.Itoa(pid) {
+		return ""
+	}
+	return usec
+}
+
+// getenv is the last value of k in env, or "".
+func getenv(env []string, k string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], k+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -153,6 +153,9 @@ type App struct {
 	Isolators      []string
 	Mounts         []schema.Mount
 	ReadOnlyRootFS bool
+	// PreStart and PostStop are the app's event handlers' commands (nil:
+	// none).
+	PreStart, PostStop []string
 	// Annotations are the pod manifest's app annotations;
 	// ImageAnnotations the image manifest's.
 	Annotations      map[string]string
@@ -240,6 +243,12 @@ func NewPod(t testing.TB, bin string, spec Spec) *Pod {
 		}
 		for k, v := range a.Env {
 			app.Environment.Set(k, v)
+		}
+		if a.PreStart != nil {
+			app.EventHandlers = append(app.EventHandlers, types.EventHandler{Name: "pre-start", Exec: a.PreStart})
+		}
+		if a.PostStop != nil {
+			app.EventHandlers = append(app.EventHandlers, types.EventHandler{Name: "post-stop", Exec: a.PostStop})
 		}
 		for _, raw := range a.Isolators {
 			var iso types.Isolator

@@ -23,17 +23,29 @@ import (
 	"github.com/rkt/rkt/stage1/podcfg"
 )
 
-// Main runs `stop [--force] UUID` in the pod directory (the working
-// directory) and returns the exit code.
+// Main runs `stop [--force] [--timeout=DUR] UUID` in the pod directory
+// (the working directory) and returns the exit code.
 func Main(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("stop", flag.ContinueOnError)
 	force := fs.Bool("force", false, "SIGKILL instead of SIGTERM")
+	timeout := fs.Duration("timeout", 0, "grace period between SIGTERM and SIGKILL for this stop")
 	uuid, dir, err := podcfg.ParseEntrypointArgs(fs, args)
+	if err == nil && *timeout < 0 {
+		err = fmt.Errorf("--timeout=%v: want a positive duration", *timeout)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 stop: %v\n", err)
 		return 254
 	}
+	if *timeout > 0 && !*force {
+		if err := writeTimeout(dir, *timeout); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1 stop: pod %s: %v\n", uuid, err)
+			return 254
+		}
+	}
 	if err := Stop(ctx, dir, *force); err != nil {
+		// Not signalled: a later stop must not inherit this timeout.
+		os.Remove(filepath.Join(dir, podcfg.StopTimeoutFile))
 		fmt.Fprintf(os.Stderr, "stage1 stop: pod %s: %v\n", uuid, err)
 		return 254
 	}
@@ -76,6 +88,24 @@ func Stop(ctx context.Context, podDir string, force bool) error {
 		// flavor's host-side process does the same when it sees its
 		// supervisor die; the fly flavor has none left.)
 		exitstatus.FillKilled(filepath.Join(podDir, podcfg.StatusDir))
+	}
+	return nil
+}
+
+// writeTimeout records the grace period of this stop for the supervisor
+// (podcfg.StopTimeoutFile), which reads it on the SIGTERM that follows.
+func writeTimeout(podDir string, d time.Duration) error {
+	p := filepath.Join(podDir, podcfg.StopTimeoutFile)
+	tmp := p + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("record the stop timeout: %w", err)
+	}
+	if err := os.WriteFile(tmp, []byte(d.String()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("record the stop timeout: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("record the stop timeout: %w", err)
 	}
 	return nil
 }

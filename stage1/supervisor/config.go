@@ -34,17 +34,40 @@ const (
 	// start line (StartLine) once the pod's networks are set up, then EOF.
 	ConfigFd = 3
 	// EventFd: supervisor -> host-side process: "ready\n" once every app
-	// runs, "exiting\n" once every app has exited.
+	// runs, "exiting\n" once every app has exited, and the apps'
+	// notifications to relay to systemd (NotifyEvent).
 	EventFd = 4
 	// TerminalFd (interactive pods only): a unix socket to the host-side
 	// process, passed on to the interactive app's launcher as its
 	// LaunchTerminalFd.
 	TerminalFd = 5
+	// LogFd (pods without a terminal): a unix seqpacket socket to the
+	// host-side process. Before it starts any launcher, the supervisor
+	// makes a pipe for each app's stdout and one for its stderr, and
+	// sends the read ends, one message per app: LogApp + the app's name,
+	// with the two descriptors (SCM_RIGHTS; none for an app that has a
+	// terminal), then closes the socket. The host-side process, out of
+	// the pod's reach, reads them (pkg/podlog).
+	LogFd = 6
 )
+
+// LogApp begins each message on LogFd.
+const LogApp = "app "
+
+// ListenFd is the supervisor's first socket of socket activation, when
+// the host-side process passes it sockets (Config.ListenFds of them):
+// ListenFd..ListenFd+ListenFds-1.
+const ListenFd = LogFd + 1
+
+// LaunchListenFdsEnv is the one variable of a launcher's environment: the
+// number N of sockets of socket activation it has as descriptors 3..3+N-1
+// for its app; the descriptors below (LaunchConfigFd, ...) then come N
+// higher. Absent: none.
+const LaunchListenFdsEnv = "RKT_LISTEN_FDS"
 
 // Descriptors of a launcher, run as `rkt-stage2 [CGROUP]` (a cgroup v2
 // directory to join besides the App's, when it could not be started in
-// it).
+// it), without sockets of socket activation (LaunchListenFdsEnv).
 const (
 	// LaunchConfigFd: supervisor -> launcher: the app's stage2.App as
 	// JSON (one line), then the start line, then EOF.
@@ -91,9 +114,15 @@ type Config struct {
 	// GracePeriod is how long apps get between SIGTERM and SIGKILL when
 	// the pod stops.
 	GracePeriod time.Duration
+	// HandlerTimeout is how long an event handler may run before it is
+	// killed (its launcher's session gets SIGKILL).
+	HandlerTimeout time.Duration
 	// ReadyLink is the supervisor-status symlink, made ("ready") once
 	// every app runs.
 	ReadyLink string
+	// ListenFds is the number of sockets of socket activation the
+	// supervisor has from ListenFd on, for the apps with Listen.
+	ListenFds int
 	Apps      []App
 }
 
@@ -112,14 +141,53 @@ type App struct {
 	// SupportsNotify: the pod is ready only once this app sent READY=1
 	// to its NOTIFY_SOCKET (NotifySocket).
 	SupportsNotify bool
+	// Listen: the app gets the sockets of socket activation (its
+	// launcher, as descriptors 3.., with LaunchListenFdsEnv).
+	Listen bool
 	// StatusFile, StartedFile: absolute paths of the app's exit status
 	// file and start marker.
 	StatusFile  string
 	StartedFile string
+	// PreStart and PostStop are the app's event handlers, each run by a
+	// launcher of its own like the app (nil: none).
+	PreStart, PostStop *Handler
 	// OOMEvents are the app's memory cgroup event files (memory.events,
 	// memory.oom_control): an app killed by SIGKILL while their oom_kill
 	// counter is above zero ran out of memory.
 	OOMEvents []string
+}
+
+// NotifyEvent starts the event line (EventFd) of a notification to relay
+// to systemd: NotifyEvent, the datagram's assignments (joined by
+// newlines) as a Go quoted string, a newline.
+const NotifyEvent = "notify "
+
+// Relayed reports whether an app's notification assignment (a line
+// "KEY=VALUE" it sent to its NOTIFY_SOCKET) is relayed to systemd: all
+// but those that would let the app speak for rkt or that need file
+// descriptors, which the relay does not carry: MAINPID= (the unit's
+// main pid is rkt's), NOTIFYACCESS=, the file descriptor store (FDSTORE=,
+// FDSTOREREMOVE=, FDNAME=, FDPOLL=) and BARRIER=. READY=1 is rkt's own
+// once every app is ready (the supervisor counts it, not relays it).
+func Relayed(assignment string) bool {
+	k, _, ok := strings.Cut(assignment, "=")
+	if !ok {
+		return false
+	}
+	switch k {
+	case "MAINPID", "NOTIFYACCESS", "FDSTORE", "FDSTOREREMOVE", "FDNAME", "FDPOLL", "BARRIER", "READY":
+		return false
+	}
+	return k != ""
+}
+
+// Handler is an app's event handler: its launcher's configuration, the
+// app's with the handler's command.
+type Handler struct {
+	// Launch is the handler's stage2.App as JSON (one line).
+	Launch []byte
+	// Exec is its command line, for messages.
+	Exec string
 }
 
 // NotifySocket is the abstract socket an app that supports systemd's
@@ -158,7 +226,13 @@ func (cfg *Config) Encode() ([]byte, error) {
 	flag("debug", cfg.Debug)
 	put("epoch", strconv.FormatInt(cfg.Epoch, 10))
 	put("grace", strconv.FormatInt(int64(cfg.GracePeriod), 10))
+	if cfg.HandlerTimeout != 0 {
+		put("handlerTimeout", strconv.FormatInt(int64(cfg.HandlerTimeout), 10))
+	}
 	put("readyLink", cfg.ReadyLink)
+	if cfg.ListenFds > 0 {
+		put("listenFds", strconv.Itoa(cfg.ListenFds))
+	}
 	for _, a := range cfg.Apps {
 		put("app", a.Name)
 		flag("newSession", a.NewSession)
@@ -166,10 +240,20 @@ func (cfg *Config) Encode() ([]byte, error) {
 			put("unified", a.UnifiedCgroup)
 		}
 		flag("notify", a.SupportsNotify)
+		flag("listen", a.Listen)
 		put("status", a.StatusFile)
 		put("started", a.StartedFile)
 		for _, f := range a.OOMEvents {
 			put("oomEvents", f)
+		}
+		for _, h := range []struct {
+			key string
+			h   *Handler
+		}{{"preStart", a.PreStart}, {"postStop", a.PostStop}} {
+			if h.h != nil {
+				put(h.key+"Exec", h.h.Exec)
+				put(h.key, string(h.h.Launch))
+			}
 		}
 		put("launch", string(a.Launch))
 	}
@@ -233,8 +317,16 @@ func (cfg *Config) set(app **App, k, v string) error {
 		var n int64
 		n, err = num()
 		cfg.GracePeriod = time.Duration(n)
+	case "handlerTimeout":
+		var n int64
+		n, err = num()
+		cfg.HandlerTimeout = time.Duration(n)
 	case "readyLink":
 		cfg.ReadyLink = v
+	case "listenFds":
+		var n int64
+		n, err = num()
+		cfg.ListenFds = int(n)
 	case "app":
 		cfg.Apps = append(cfg.Apps, App{Name: v})
 		*app = &cfg.Apps[len(cfg.Apps)-1]
@@ -250,6 +342,8 @@ func (cfg *Config) set(app **App, k, v string) error {
 			a.UnifiedCgroup = v
 		case "notify":
 			a.SupportsNotify = v == "1"
+		case "listen":
+			a.Listen = v == "1"
 		case "status":
 			a.StatusFile = v
 		case "started":
@@ -258,9 +352,28 @@ func (cfg *Config) set(app **App, k, v string) error {
 			a.OOMEvents = append(a.OOMEvents, v)
 		case "launch":
 			a.Launch = []byte(v)
+		case "preStartExec", "preStart":
+			if a.PreStart == nil {
+				a.PreStart = &Handler{}
+			}
+			a.PreStart.set(k == "preStart", v)
+		case "postStopExec", "postStop":
+			if a.PostStop == nil {
+				a.PostStop = &Handler{}
+			}
+			a.PostStop.set(k == "postStop", v)
 		default:
 			return errors.New("configuration: unknown app key " + strconv.Quote(k))
 		}
 	}
 	return err
+}
+
+// set sets the handler's launch configuration (launch) or its command.
+func (h *Handler) set(launch bool, v string) {
+	if launch {
+		h.Launch = []byte(v)
+	} else {
+		h.Exec = v
+	}
 }

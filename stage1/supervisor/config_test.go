@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bufio"
+	"bytes"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,11 +13,13 @@ func TestConfigRoundTrip(t *testing.T) {
 	cfg := &Config{
 		UUID: "u-1", PodDir: "/var/lib/rkt/pods/run/u 1", Hostname: "rkt-u-1",
 		Loopback: true, Debug: true, Epoch: 1234567890123, GracePeriod: 10 * time.Second,
-		ReadyLink: "/p/ready",
+		HandlerTimeout: time.Minute, ReadyLink: "/p/ready",
 		Apps: []App{
 			{Name: "a", Launch: []byte(`{"name":"a","env":["X=1\n2"]}`), NewSession: true,
 				UnifiedCgroup: "/sys/fs/cgroup/unified/app-a", SupportsNotify: true,
-				StatusFile: "/p/status/a", StartedFile: "/p/started/a"},
+				StatusFile: "/p/status/a", StartedFile: "/p/started/a",
+				PreStart: &Handler{Launch: []byte(`{"name":"a","exec":["/pre"]}`), Exec: "/pre x"},
+				PostStop: &Handler{Launch: []byte(`{"name":"a","exec":["/post"]}`), Exec: "/post"}},
 			{Name: "b", Launch: []byte(`{"name":"b"}`), StatusFile: "/p/status/b", StartedFile: "/p/started/b"},
 		},
 	}
@@ -74,5 +77,36 @@ func TestMillis(t *testing.T) {
 		if got := Millis(d); got != want {
 			t.Errorf("Millis(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestRelayed: what an app may not say for rkt is not relayed to systemd.
+func TestRelayed(t *testing.T) {
+	for _, m := range []string{"STATUS=x", "WATCHDOG=1", "STOPPING=1", "RELOADING=1", "ERRNO=2", "EXTEND_TIMEOUT_USEC=1", "WATCHDOG=trigger", "MONOTONIC_USEC=5"} {
+		if !Relayed(m) {
+			t.Errorf("%q is not relayed", m)
+		}
+	}
+	for _, m := range []string{"MAINPID=1", "NOTIFYACCESS=all", "FDSTORE=1", "FDNAME=x", "FDSTOREREMOVE=1", "FDPOLL=0", "BARRIER=1", "READY=1", "garbage", "=x"} {
+		if Relayed(m) {
+			t.Errorf("%q is relayed", m)
+		}
+	}
+}
+
+// TestConfigListen: the sockets' count and each app's Listen survive
+// Encode and Decode.
+func TestConfigListen(t *testing.T) {
+	in := &Config{UUID: "u", PodDir: "/p", ListenFds: 2, Apps: []App{{Name: "a", Listen: true}, {Name: "b"}}}
+	data, err := in.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Decode(bufio.NewReader(bytes.NewReader(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.ListenFds != 2 || !out.Apps[0].Listen || out.Apps[1].Listen {
+		t.Errorf("decoded %+v", out)
 	}
 }

@@ -16,24 +16,67 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rkt/rkt/pkg/exitstatus"
+	"github.com/rkt/rkt/pkg/stage1abi"
 )
+
+// phase is what an app's current launcher runs: the app, or one of its
+// event handlers. An app with a pre-start handler starts in phasePreStart
+// and moves to phaseApp once the handler succeeded; an app with a
+// post-stop handler moves to phasePostStop once it exited.
+type phase int
+
+const (
+	phaseApp phase = iota
+	phasePreStart
+	phasePostStop
+)
+
+// handlerName is the appc name of the event handler a phase runs.
+func (p phase) handlerName() string {
+	if p == phasePreStart {
+		return "pre-start"
+	}
+	return "post-stop"
+}
 
 // appState is the supervisor's view of one app.
 type appState struct {
-	cfg     *App
+	cfg *App
+	// pid is the current launcher's (phase says what it runs).
 	pid     int
+	phase   phase
 	started bool // exec'd (its status pipe closed without a message)
-	exited  bool
-	ready   bool // sent READY=1 (apps that support notify)
+	// launched: the app's launcher's status pipe was read to its end
+	// (whether it was exec'd is known).
+	launched bool
+	exited   bool // the app (not a handler) has exited
+	ready    bool // sent READY=1 (apps that support notify)
 	// launch is the launcher's configuration pipe, open until the start
 	// line is passed on (or the pod is not to start).
 	launch *os.File
+	// stdout, stderr: the write ends of the app's output pipes to the
+	// host-side process, given to each of its launchers (its event
+	// handlers' too) and kept until the supervisor exits (nil: the
+	// supervisor's own stdout and stderr).
+	stdout, stderr *os.File
+	// timer is the running handler's timeout; timedOut says it fired.
+	timer    *time.Timer
+	timedOut bool
+	// postStopped: the post-stop handler was started (or skipped).
+	postStopped bool
 }
 
 // startEvent is the outcome of one launcher, from its status pipe.
 type startEvent struct {
-	app string
-	msg string // "" when the app was exec'd
+	app   string
+	phase phase
+	msg   string // "" when the app (or handler) was exec'd
+}
+
+// handlerTimeout is an event handler's timer firing for launcher pid.
+type handlerTimeout struct {
+	st  *appState
+	pid int
 }
 
 // supervisor holds the pod's state; only the main loop touches it.
@@ -65,10 +108,24 @@ type supervisor struct {
 	launcher    string
 	interactive bool
 	term        *os.File
-	sigs        chan os.Signal
+	// logs is the socket the apps' output pipes go to the host-side
+	// process on (LogFd), nil if there is none.
+	logs *os.File
+	sigs chan os.Signal
 	// oomApps are the apps the kernel killed for want of memory, named
 	// in the pod's last words.
 	oomApps []string
+	// starts gets each launcher's outcome; timeouts the event handlers'
+	// timers.
+	starts   chan startEvent
+	timeouts chan handlerTimeout
+	// stopSig is the first signal the pod was stopped with; killed: the
+	// grace period ran out (no post-stop handler starts after that).
+	stopSig syscall.Signal
+	killed  bool
+	// handlerFailed: an app's post-stop handler failed, which makes the
+	// pod's exit code 254 if no app failed.
+	handlerFailed bool
 }
 
 // launcherProc is a started launcher and its pipes.
@@ -109,6 +166,10 @@ func Main(ctx context.Context, args []string) int {
 		unix.CloseOnExec(TerminalFd)
 		s.term = os.NewFile(TerminalFd, "terminal")
 	}
+	if _, err := unix.FcntlInt(LogFd, unix.F_GETFD, 0); err == nil {
+		unix.CloseOnExec(LogFd)
+		s.logs = os.NewFile(LogFd, "logs")
+	}
 	signal.Notify(s.sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	if err := s.setupMounts(); err != nil {
 		warn("stage1 supervisor: " + err.Error())
@@ -123,6 +184,18 @@ func Main(ctx context.Context, args []string) int {
 		return 254
 	}
 	s.cfg = cfg
+	// The sockets of socket activation go to the launchers of the apps
+	// that asked for them, and to no other.
+	// They must be sockets: anything else there is none of theirs.
+	for i := 0; i < cfg.ListenFds; i++ {
+		var st unix.Stat_t
+		if err := unix.Fstat(ListenFd+i, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+			warn("stage1 supervisor: descriptor " + strconv.Itoa(ListenFd+i) + " is not a socket of socket activation: the apps get none")
+			cfg.ListenFds = 0
+			break
+		}
+		unix.CloseOnExec(ListenFd + i)
+	}
 	if cfg.Debug {
 		s.logf = func(msg string) {
 			warn("stage1 [" + Millis(time.Duration(time.Now().UnixNano()-cfg.Epoch)) + "ms] supervisor: " + msg)
@@ -212,8 +285,10 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 	if err := s.setupPod(); err != nil {
 		return 0, err
 	}
-	starts := make(chan startEvent, len(s.cfg.Apps))
-	notes := make(chan string, 16)
+	// Up to three launchers per app (pre-start, app, post-stop) report.
+	s.starts = make(chan startEvent, 3*len(s.cfg.Apps))
+	s.timeouts = make(chan handlerTimeout, 2*len(s.cfg.Apps))
+	notes := make(chan note, 16)
 	for i := range s.cfg.Apps {
 		a := &s.cfg.Apps[i]
 		st := &appState{cfg: a}
@@ -225,10 +300,15 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 			}
 		}
 	}
+	s.sendLogPipes()
 	// The launchers prepare their apps' roots while the pod's networks
 	// are set up; they exec the apps once they get the start line.
 	for _, st := range s.order {
-		if err := s.launch(st, starts); err != nil {
+		ph, launch := phaseApp, st.cfg.Launch
+		if st.cfg.PreStart != nil {
+			ph, launch = phasePreStart, st.cfg.PreStart.Launch
+		}
+		if err := s.launch(st, ph, launch); err != nil {
 			// The launcher never ran: count the app as failed to start.
 			warn("stage1: app " + st.cfg.Name + ": " + err.Error())
 			st.exited = true
@@ -247,18 +327,17 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 				s.reap()
 			case unix.SIGTERM, unix.SIGINT, unix.SIGHUP:
 				s.logf("got " + sig.String() + ": stopping the pod")
+				s.stopTimeout()
 				s.stop(sig.(syscall.Signal))
 			}
 		case line := <-gate:
 			s.opened(line)
-		case ev := <-starts:
+		case ev := <-s.starts:
 			s.started(ev)
-		case app := <-notes:
-			if st := s.apps[app]; st != nil && !st.ready {
-				s.logf("app " + app + " is ready")
-				st.ready = true
-				s.checkReady()
-			}
+		case to := <-s.timeouts:
+			s.timeout(to)
+		case n := <-notes:
+			s.notified(n)
 		case <-ctx.Done():
 			s.logf("cancelled: killing the pod")
 			unix.Kill(-1, unix.SIGKILL)
@@ -267,6 +346,7 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 			s.logf("grace period over: killing what is left")
 			unix.Kill(-1, unix.SIGKILL)
 			s.grace = nil
+			s.killed = true
 		}
 	}
 	for _, app := range s.oomApps {
@@ -278,10 +358,65 @@ func (s *supervisor) run(ctx context.Context, gate <-chan string) (int, error) {
 	if s.failed {
 		return s.firstFail, nil
 	}
-	if s.start == "" {
-		return 254, nil // the setup did not finish: nothing ran
+	if s.start == "" || s.handlerFailed {
+		// The setup did not finish (nothing ran), or a post-stop
+		// handler failed.
+		return 254, nil
 	}
 	return 0, nil
+}
+
+// sendLogPipes makes each app's stdout and stderr pipes and sends their
+// read ends to the host-side process (see LogFd). An app whose pipes
+// could not be sent writes to the supervisor's own stdout and stderr.
+func (s *supervisor) sendLogPipes() {
+	if s.logs == nil {
+		return
+	}
+	defer func() {
+		s.logs.Close()
+		s.logs = nil
+	}()
+	sock := int(s.logs.Fd())
+	for _, st := range s.order {
+		msg := []byte(LogApp + st.cfg.Name)
+		if s.interactive {
+			// Its terminal is its stdout and stderr: nothing to log.
+			sendmsg(sock, msg, nil)
+			continue
+		}
+		var p [4]int
+		if err := unix.Pipe2(p[:2], unix.O_CLOEXEC); err != nil {
+			warn("stage1: app " + st.cfg.Name + ": its output is not logged: " + err.Error())
+			continue
+		}
+		if err := unix.Pipe2(p[2:], unix.O_CLOEXEC); err != nil {
+			unix.Close(p[0])
+			unix.Close(p[1])
+			warn("stage1: app " + st.cfg.Name + ": its output is not logged: " + err.Error())
+			continue
+		}
+		err := sendmsg(sock, msg, unix.UnixRights(p[0], p[2]))
+		unix.Close(p[0])
+		unix.Close(p[2])
+		if err != nil {
+			unix.Close(p[1])
+			unix.Close(p[3])
+			warn("stage1: app " + st.cfg.Name + ": its output is not logged: send its pipes: " + err.Error())
+			continue
+		}
+		st.stdout = os.NewFile(uintptr(p[1]), "stdout")
+		st.stderr = os.NewFile(uintptr(p[3]), "stderr")
+	}
+}
+
+func sendmsg(fd int, msg, oob []byte) error {
+	for {
+		err := unix.Sendmsg(fd, msg, oob, nil, 0)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // opened handles the end of the configuration stream: the start line is
@@ -301,45 +436,162 @@ func (s *supervisor) opened(line string) {
 		if line != "" {
 			// A launcher that died meanwhile: EPIPE, reported by reap.
 			st.launch.WriteString(line + "\n")
+			s.armTimeout(st)
 		}
 		st.launch.Close()
 		st.launch = nil
 	}
 }
 
-// launch starts the launcher of one app, sends it its configuration,
-// and keeps its configuration pipe open for the start line.
-func (s *supervisor) launch(st *appState, starts chan<- startEvent) error {
+// armTimeout starts the timeout of the event handler st's launcher runs
+// (from the start line on: a pre-start handler waits for the pod's
+// networks, which its timeout does not count).
+func (s *supervisor) armTimeout(st *appState) {
+	if st.phase == phaseApp || s.cfg.HandlerTimeout <= 0 {
+		return
+	}
+	to := handlerTimeout{st: st, pid: st.pid}
+	st.timer = time.AfterFunc(s.cfg.HandlerTimeout, func() { s.timeouts <- to })
+}
+
+// timeout kills an event handler that ran out of time: its launcher's
+// session (the handler and what it started in it).
+func (s *supervisor) timeout(to handlerTimeout) {
+	st := to.st
+	if s.byPid[to.pid] != st || st.pid != to.pid || st.phase == phaseApp {
+		return // it exited meanwhile
+	}
+	st.timedOut = true
+	s.logf("app " + st.cfg.Name + ": " + st.phase.handlerName() + " event handler timed out: killing it")
+	unix.Kill(-to.pid, unix.SIGKILL)
+	unix.Kill(to.pid, unix.SIGKILL)
+}
+
+// handlerExited handles the end of st's event handler (its launcher's
+// exit code): a pre-start handler that succeeded lets the app start; one
+// that failed fails the app (254) and so the pod; a post-stop handler
+// that failed is reported and makes the pod's exit code 254 if no app
+// failed.
+func (s *supervisor) handlerExited(st *appState, code int) {
+	ph, timedOut := st.phase, st.timedOut
+	st.timedOut = false
+	h := st.cfg.PreStart
+	if ph == phasePostStop {
+		h = st.cfg.PostStop
+	}
+	what := "rkt: app " + st.cfg.Name + ": " + ph.handlerName() + " event handler " + h.Exec
+	failed := ""
+	switch {
+	case timedOut:
+		failed = what + " did not finish within " + s.cfg.HandlerTimeout.String() + ": killed (the pod annotation " + stage1abi.HandlerTimeoutAnnotation + " sets the timeout)"
+	case code != 0:
+		failed = what + " failed with exit status " + strconv.Itoa(code)
+	}
+	if ph == phasePostStop {
+		s.logf("app " + st.cfg.Name + ": post-stop event handler exited with " + strconv.Itoa(code))
+		if failed != "" {
+			warn(failed)
+			s.handlerFailed = true
+		}
+		return
+	}
+	s.logf("app " + st.cfg.Name + ": pre-start event handler exited with " + strconv.Itoa(code))
+	notStarted := func(code int) {
+		st.exited, st.postStopped = true, true
+		s.recordExit(st, code)
+	}
+	switch {
+	case s.start == "":
+		// Its launcher gave up: the pod's setup did not finish.
+		notStarted(254)
+	case failed != "":
+		warn(failed + ": the app is not started (exit status 254)")
+		notStarted(254)
+	case s.stopping:
+		s.logf("app " + st.cfg.Name + ": the pod is stopping: not starting the app")
+		notStarted(128 + int(s.stopSig))
+	default:
+		if err := s.launch(st, phaseApp, st.cfg.Launch); err != nil {
+			warn("stage1: app " + st.cfg.Name + ": " + err.Error())
+			notStarted(254)
+		}
+	}
+}
+
+// postStop starts st's post-stop handler once the app has exited after
+// it was exec'd (an app whose launcher failed never ran: no post-stop).
+// After the grace period ran out nothing more starts.
+func (s *supervisor) postStop(st *appState) {
+	if st.postStopped || !st.exited || !st.launched || st.cfg.PostStop == nil {
+		return
+	}
+	st.postStopped = true
+	if !st.started {
+		return
+	}
+	if s.killed {
+		warn("rkt: app " + st.cfg.Name + ": post-stop event handler " + st.cfg.PostStop.Exec + " not run: the pod was killed after its grace period")
+		return
+	}
+	if err := s.launch(st, phasePostStop, st.cfg.PostStop.Launch); err != nil {
+		warn("stage1: app " + st.cfg.Name + ": post-stop event handler: " + err.Error())
+		s.handlerFailed = true
+	}
+}
+
+// launch starts a launcher of one app for phase ph (the app, or one of
+// its event handlers) and sends it its configuration (launch). Before
+// the pod's networks are set up it keeps the configuration pipe open
+// for the start line; after, it passes the start line on at once.
+func (s *supervisor) launch(st *appState, ph phase, launch []byte) error {
 	a := st.cfg
-	lp, err := s.fork(a)
+	lp, err := s.fork(st, ph)
 	if err != nil {
 		return wrap("start the stage2 launcher", err)
 	}
-	st.pid = lp.pid
+	st.pid, st.phase = lp.pid, ph
 	s.byPid[lp.pid] = st
 	s.live++
 	s.pending++
-	s.logf("app " + a.Name + ": launcher pid " + strconv.Itoa(lp.pid))
+	if ph == phaseApp {
+		s.logf("app " + a.Name + ": launcher pid " + strconv.Itoa(lp.pid))
+	} else {
+		s.logf("app " + a.Name + ": " + ph.handlerName() + " event handler's launcher pid " + strconv.Itoa(lp.pid))
+	}
 	statusR := lp.status
+	starts := s.starts
 	go func() {
 		msg, _ := io.ReadAll(statusR)
 		statusR.Close()
-		starts <- startEvent{app: a.Name, msg: strings.TrimSpace(string(msg))}
+		starts <- startEvent{app: a.Name, phase: ph, msg: strings.TrimSpace(string(msg))}
 	}()
 	// The launcher reads while we write: a large configuration cannot
 	// block us for long. On failure the launcher fails on the truncated
 	// configuration and reports.
-	if _, err := lp.cfg.Write(append(a.Launch, '\n')); err != nil {
+	if _, err := lp.cfg.Write(append(launch, '\n')); err != nil {
 		s.logf("app " + a.Name + ": send configuration: " + err.Error())
 	}
-	st.launch = lp.cfg
+	if !s.gated {
+		st.launch = lp.cfg
+		return nil
+	}
+	// Started after the pod's setup (the app after its pre-start
+	// handler, a post-stop handler): the setup succeeded, or nothing
+	// would have run before.
+	if s.start != "" {
+		lp.cfg.WriteString(s.start + "\n")
+		s.armTimeout(st)
+	}
+	lp.cfg.Close()
 	return nil
 }
 
-// fork starts app a's launcher in a mount namespace of its own, right in
-// a's cgroup v2 directory (else the launcher joins it itself: its
-// argument), in a session of its own if a asks.
-func (s *supervisor) fork(a *App) (*launcherProc, error) {
+// fork starts a launcher of app a in a mount namespace of its own, right
+// in a's cgroup v2 directory (else the launcher joins it itself: its
+// argument), in a session of its own if a asks (an event handler's
+// launcher always: its timeout kills that session).
+func (s *supervisor) fork(st *appState, ph phase) (*launcherProc, error) {
+	a := st.cfg
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -360,14 +612,29 @@ func (s *supervisor) fork(a *App) (*launcherProc, error) {
 		return nil, err
 	}
 	defer stdin.Close()
+	stdout, stderr := os.Stdout, os.Stderr
+	if st.stdout != nil {
+		stdout, stderr = st.stdout, st.stderr
+	}
 	attr := &syscall.ProcAttr{
 		Env:   []string{},
-		Files: []uintptr{stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfgR.Fd(), statusW.Fd()},
+		Files: []uintptr{stdin.Fd(), stdout.Fd(), stderr.Fd()},
 		Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS},
 	}
-	if s.term != nil {
+	if a.Listen && s.cfg.ListenFds > 0 && ph == phaseApp {
+		// The sockets first, as 3.. (where the app gets them; its
+		// event handlers do not); the launcher's own descriptors after
+		// them.
+		for i := 0; i < s.cfg.ListenFds; i++ {
+			attr.Files = append(attr.Files, uintptr(ListenFd+i))
+		}
+		attr.Env = []string{LaunchListenFdsEnv + "=" + strconv.Itoa(s.cfg.ListenFds)}
+	}
+	attr.Files = append(attr.Files, cfgR.Fd(), statusW.Fd())
+	if s.term != nil && ph == phaseApp {
 		// The one app of an interactive pod: only its launcher has the
-		// terminal socket, and only until it execs the app.
+		// terminal socket, and only until it execs the app (not its
+		// event handlers').
 		attr.Files = append(attr.Files, s.term.Fd())
 		defer func() {
 			s.term.Close()
@@ -375,7 +642,7 @@ func (s *supervisor) fork(a *App) (*launcherProc, error) {
 		}()
 	}
 	attr.Dir = s.cfg.PodDir
-	attr.Sys.Setsid = a.NewSession
+	attr.Sys.Setsid = a.NewSession || ph != phaseApp
 	argv := []string{LauncherArgvName}
 	pid := 0
 	if a.UnifiedCgroup != "" {
@@ -403,11 +670,21 @@ func (s *supervisor) fork(a *App) (*launcherProc, error) {
 func (s *supervisor) started(ev startEvent) {
 	s.pending--
 	st := s.apps[ev.app]
+	if ev.phase == phaseApp {
+		st.launched = true
+		defer s.postStop(st) // if the app has exited already
+	}
 	if ev.msg != "" {
 		// "<code> <message>"
 		_, msg, _ := strings.Cut(ev.msg, " ")
+		if ev.phase != phaseApp {
+			msg = ev.phase.handlerName() + " event handler: " + msg
+		}
 		warn("rkt: app " + ev.app + ": " + msg)
 		return
+	}
+	if ev.phase != phaseApp {
+		return // the handler was exec'd
 	}
 	if s.start == "" {
 		// Launchers exec their apps only after the start line: this one
@@ -464,10 +741,19 @@ func (s *supervisor) reap() {
 		if ws.Signaled() {
 			code = 128 + int(ws.Signal())
 		}
-		st.exited = true
 		s.live--
+		if st.timer != nil {
+			st.timer.Stop()
+			st.timer = nil
+		}
+		if st.phase != phaseApp {
+			s.handlerExited(st, code)
+			continue
+		}
+		st.exited = true
 		s.logf("app " + st.cfg.Name + " (pid " + strconv.Itoa(pid) + ") exited with " + strconv.Itoa(code))
 		s.recordExit(st, code)
+		s.postStop(st)
 	}
 }
 
@@ -504,7 +790,31 @@ func (s *supervisor) recordExit(st *appState, code int) {
 	}
 }
 
-// stop forwards sig to every running app and arms the grace period.
+// stopTimeout applies the grace period of a stop asked for with a timeout
+// (rkt stop --timeout), if the stop entrypoint recorded one: it replaces
+// the pod's, and rearms a grace period already running.
+func (s *supervisor) stopTimeout() {
+	p := filepath.Join(s.cfg.PodDir, stage1abi.StopTimeoutFile)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return
+	}
+	os.Remove(p)
+	d, err := time.ParseDuration(strings.TrimSpace(string(data)))
+	if err != nil || d <= 0 {
+		warn("stage1: ignoring the stop timeout " + strconv.Quote(string(data)) + ": not a duration")
+		return
+	}
+	s.logf("stop timeout " + d.String())
+	s.cfg.GracePeriod = d
+	if s.grace != nil {
+		s.grace.Reset(d)
+	}
+}
+
+// stop forwards sig to every running app (or pre-start handler) and arms
+// the grace period. Post-stop handlers run on, within their timeout and
+// the grace period.
 func (s *supervisor) stop(sig syscall.Signal) {
 	for _, st := range s.order {
 		if st.pid > 0 && !st.exited {
@@ -512,14 +822,49 @@ func (s *supervisor) stop(sig syscall.Signal) {
 		}
 	}
 	if !s.stopping {
-		s.stopping = true
+		s.stopping, s.stopSig = true, sig
 		s.grace = time.NewTimer(s.cfg.GracePeriod)
 	}
 }
 
+// note is one datagram an app sent to its notification socket.
+type note struct {
+	app  string
+	msgs []string // its assignments (lines), as sent
+}
+
+// notified handles an app's notification: READY=1 counts towards the
+// pod's readiness (which the host-side process reports with READY=1 of
+// its own once every app is ready); the rest is relayed to systemd, but
+// for what only rkt may say (Relayed).
+func (s *supervisor) notified(n note) {
+	st := s.apps[n.app]
+	if st == nil {
+		return
+	}
+	var relay []string
+	for _, m := range n.msgs {
+		if m == "READY=1" {
+			if !st.ready {
+				s.logf("app " + n.app + " is ready")
+				st.ready = true
+				s.checkReady()
+			}
+			continue
+		}
+		if Relayed(m) {
+			relay = append(relay, m)
+		}
+	}
+	if len(relay) > 0 {
+		s.events.WriteString(NotifyEvent + strconv.Quote(strings.Join(relay, "\n")) + "\n")
+	}
+}
+
 // listenNotify opens an app's notification socket name (abstract, in the
-// pod's network namespace) and reports READY=1 sent from inside the pod.
-func listenNotify(name, app string, notes chan<- string) error {
+// pod's network namespace) and reports each datagram sent from inside the
+// pod.
+func listenNotify(name, app string, notes chan<- note) error {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return wrap("app "+app+": notify socket", err)
@@ -546,10 +891,14 @@ func listenNotify(name, app string, notes chan<- string) error {
 			if !fromPod(oob[:oobn]) {
 				continue
 			}
+			var msgs []string
 			for _, l := range strings.Split(string(buf[:n]), "\n") {
-				if l == "READY=1" {
-					notes <- app
+				if l != "" {
+					msgs = append(msgs, l)
 				}
+			}
+			if len(msgs) > 0 {
+				notes <- note{app: app, msgs: msgs}
 			}
 		}
 	}()

@@ -51,12 +51,17 @@
 //	--serve-http=ADDR        serve --serve-http-body (default "rkt inspect") on ADDR,
 //	                         print "serving: ADDR" once listening; serve until killed
 //	                         unless --sleep is given (then exit after the sleep)
+//	--serve-fd=N             accept one connection on the listening socket N (socket
+//	                         activation's fd 3), write "served pid=P LISTEN_PID=V
+//	                         LISTEN_FDS=V LISTEN_FDNAMES=V" to it, close it, then
+//	                         "served: fd N"; after --serve-http
 //	--sd-notify=STATE        send STATE (e.g. READY=1) to $NOTIFY_SOCKET ("@" = abstract),
 //	                         then "sd-notify: STATE"; sent after --serve-http listens;
 //	                         a literal \n in STATE is sent as a newline
 //	--sleep=DURATION         sleep (Go duration, or plain seconds)
 //	--silent-sigterm         on SIGTERM exit 0 without a word; otherwise SIGTERM prints
 //	                         "inspect: got SIGTERM" and exits 143 (SIGINT: 130)
+//	--ignore-sigterm         ignore SIGTERM (only SIGKILL ends it)
 //	--exit-code=N            exit with N at the end
 //
 // Signal handlers are installed first, so they work when inspect is a pid
@@ -116,6 +121,8 @@ type options struct {
 	serveHTTP     string
 	serveBody     string
 	sdNotify      string
+	serveFd       int
+	ignoreTerm    bool
 	sleep         sleepFlag
 	silentTerm    bool
 	exitCode      int
@@ -200,6 +207,8 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.StringVar(&o.serveHTTP, "serve-http", "", "serve HTTP on this address")
 	fs.StringVar(&o.serveBody, "serve-http-body", "rkt inspect", "body served by --serve-http")
 	fs.StringVar(&o.sdNotify, "sd-notify", "", "send this state to $NOTIFY_SOCKET")
+	fs.IntVar(&o.serveFd, "serve-fd", -1, "accept one connection on this listening descriptor and answer")
+	fs.BoolVar(&o.ignoreTerm, "ignore-sigterm", false, "ignore SIGTERM")
 	fs.Var(&o.sleep, "sleep", "sleep this long (duration or seconds)")
 	fs.BoolVar(&o.silentTerm, "silent-sigterm", false, "exit 0 quietly on SIGTERM")
 	fs.IntVar(&o.exitCode, "exit-code", 0, "exit with this code")
@@ -225,6 +234,9 @@ func main() {
 		os.Exit(2)
 	}
 	handleSignals(o.silentTerm)
+	if o.ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+	}
 	code, err := run(context.Background(), o, os.Stdin, os.Stdout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "inspect: %v\n", err)
@@ -321,6 +333,7 @@ func run(ctx context.Context, o *options, stdin io.Reader, out io.Writer) (int, 
 			srv, err = p.serveHTTP(o.serveHTTP, o.serveBody)
 			return err
 		}},
+		{o.serveFd >= 0, func() error { return p.serveFd(o.serveFd) }},
 		{o.sdNotify != "", func() error { return p.sdNotify(o.sdNotify) }},
 		{o.sleep > 0, func() error {
 			time.Sleep(time.Duration(o.sleep))

@@ -108,3 +108,25 @@ func (p *printer) sdNotify(state string) error {
 	}
 	return p.kv("sd-notify", state)
 }
+
+// serveFd accepts one connection on the listening socket fd (as a
+// socket-activated server does with fd 3) and answers with this
+// process's pid and socket activation environment.
+func (p *printer) serveFd(fd int) error {
+	l, err := net.FileListener(os.NewFile(uintptr(fd), "listener"))
+	if err != nil {
+		return fmt.Errorf("serve-fd %d: %w", fd, err)
+	}
+	defer l.Close()
+	c, err := l.Accept()
+	if err != nil {
+		return fmt.Errorf("serve-fd %d: accept: %w", fd, err)
+	}
+	defer c.Close()
+	msg := fmt.Sprintf("served pid=%d LISTEN_PID=%s LISTEN_FDS=%s LISTEN_FDNAMES=%s\n",
+		os.Getpid(), os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES"))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return fmt.Errorf("serve-fd %d: %w", fd, err)
+	}
+	return p.raw(fmt.Sprintf("served: fd %d\n", fd))
+}

@@ -4,6 +4,8 @@
 //
 //	rkt.dev/stub-exit=N    exit with N (and write it as every app's status)
 //	rkt.dev/stub-sleep=D   sleep for D (a Go duration) before exiting
+//	rkt.dev/stub-gc-fail=M the gc entrypoint fails with message M (a
+//	                       teardown that cannot finish)
 //
 // Dispatch is on the basename of argv[0]: init (run), stop, gc, enter. The
 // names of the contract (files, environment, exit code) are pkg/stage1abi's,
@@ -37,6 +39,9 @@ func main() {
 		err = stop()
 	case "gc":
 		err = os.WriteFile("stub-gc-ran", []byte(strings.Join(os.Args, " ")), 0o644)
+		if msg := annotation("rkt.dev/stub-gc-fail"); err == nil && msg != "" {
+			err = fmt.Errorf("gc: %s", msg)
+		}
 	case "enter":
 		fmt.Println("stub-enter:", strings.Join(os.Args[1:], " "))
 	default:
@@ -57,6 +62,25 @@ type podManifest struct {
 		Name  string `json:"name"`
 		Value string `json:"value"`
 	} `json:"annotations"`
+}
+
+// annotation returns the pod annotation name's value ("" if unset or the
+// manifest is unreadable).
+func annotation(name string) string {
+	data, err := os.ReadFile(stage1abi.PodManifestFile)
+	if err != nil {
+		return ""
+	}
+	var pm podManifest
+	if json.Unmarshal(data, &pm) != nil {
+		return ""
+	}
+	for _, a := range pm.Annotations {
+		if a.Name == name {
+			return a.Value
+		}
+	}
+	return ""
 }
 
 func run() (int, error) {

@@ -60,6 +60,13 @@ type MountPoint struct {
 	ReadOnly   bool
 }
 
+// EventHandler is an app event handler of an image manifest (Name
+// "pre-start" or "post-stop").
+type EventHandler struct {
+	Name string
+	Exec []string
+}
+
 // Dependency is an image dependency. ImageID ("sha512-...") is optional.
 type Dependency struct {
 	ImageName string
@@ -70,7 +77,8 @@ type Dependency struct {
 // Image describes an image manifest in plain Go types. Labels "os" and "arch"
 // default to linux and the host architecture (amd64 here). The manifest has
 // an app section when any app field (Exec, User, Group, WorkingDir, Env,
-// Ports, MountPoints, Isolators) is set; User and Group default to "0".
+// Ports, MountPoints, Isolators, EventHandlers) is set; User and Group
+// default to "0".
 type Image struct {
 	Name          string
 	Labels        map[string]string
@@ -84,6 +92,7 @@ type Image struct {
 	Dependencies  []Dependency
 	PathWhitelist []string
 	Isolators     []json.RawMessage // each {"name": ..., "value": ...}
+	EventHandlers []EventHandler
 }
 
 // ACI is an image to build.
@@ -143,7 +152,8 @@ func toLabels(m map[string]string) (types.Labels, error) {
 
 func (img *Image) hasApp() bool {
 	return len(img.Exec) > 0 || img.User != "" || img.Group != "" || img.WorkingDir != "" ||
-		len(img.Env) > 0 || len(img.Ports) > 0 || len(img.MountPoints) > 0 || len(img.Isolators) > 0
+		len(img.Env) > 0 || len(img.Ports) > 0 || len(img.MountPoints) > 0 || len(img.Isolators) > 0 ||
+		len(img.EventHandlers) > 0
 }
 
 func (img *Image) app() (*types.App, error) {
@@ -180,6 +190,9 @@ func (img *Image) app() (*types.App, error) {
 			return nil, fmt.Errorf("isolator %d (%s): %w", i, raw, err)
 		}
 		app.Isolators = append(app.Isolators, iso)
+	}
+	for _, h := range img.EventHandlers {
+		app.EventHandlers = append(app.EventHandlers, types.EventHandler{Name: h.Name, Exec: h.Exec})
 	}
 	return app, nil
 }

@@ -286,6 +286,7 @@ func TestManifestJSON(t *testing.T) {
 		Dependencies:  []Dependency{{ImageName: "example.com/base", Labels: map[string]string{"version": "2"}, ImageID: "sha512-abcd"}},
 		PathWhitelist: []string{"/inspect"},
 		Isolators:     []json.RawMessage{iso},
+		EventHandlers: []EventHandler{{Name: "pre-start", Exec: []string{"/pre"}}, {Name: "post-stop", Exec: []string{"/post", "x"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -313,6 +314,9 @@ func TestManifestJSON(t *testing.T) {
 	if len(app.Isolators) != 1 || app.Isolators[0].Name != "resource/memory" || app.Isolators[0].Value() == nil {
 		t.Errorf("isolators: %+v", app.Isolators)
 	}
+	if eh := app.EventHandlers; len(eh) != 2 || eh[0].Name != "pre-start" || eh[1].Exec[1] != "x" {
+		t.Errorf("event handlers: %+v", eh)
+	}
 	if len(im.Dependencies) != 1 || im.Dependencies[0].ImageID.String() != "sha512-abcd" {
 		t.Errorf("dependencies: %+v", im.Dependencies)
 	}
@@ -336,6 +340,7 @@ func TestManifestJSON(t *testing.T) {
 		{Name: "example.com/x", Isolators: []json.RawMessage{json.RawMessage(`{"name":"resource/memory","value":{"limit":"lots"}}`)}},
 		{Name: "example.com/x", Dependencies: []Dependency{{ImageName: "example.com/y", ImageID: "md5-00"}}},
 		{Name: "example.com/x", Ports: []Port{{Name: "HTTP!", Protocol: "tcp", Port: 80}}},
+		{Name: "example.com/x", EventHandlers: []EventHandler{{Name: "pre-stop", Exec: []string{"/x"}}}},
 	} {
 		if _, err := ManifestJSON(bad); err == nil {
 			t.Errorf("ManifestJSON(%+v) accepted an invalid image", bad)

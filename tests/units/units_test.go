@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rkt/rkt/pkg/testutil"
@@ -108,7 +110,7 @@ func TestInstalledUnits(t *testing.T) {
 			if !strings.HasSuffix(e.Name(), ".service") || !strings.Contains(text, " run ") {
 				return
 			}
-			for _, line := range []string{"Delegate=yes", "KillMode=mixed", "Type=notify"} {
+			for _, line := range []string{"Delegate=yes", "KillMode=mixed", "SuccessExitStatus=143", "Type=notify"} {
 				if !strings.Contains(text, "\n"+line+"\n") {
 					t.Errorf("%s lacks %s", e.Name(), line)
 				}
@@ -123,13 +125,28 @@ func TestInstalledUnits(t *testing.T) {
 	}
 }
 
-// TestInstalledTmpfiles: systemd-tmpfiles accepts the installed rkt.conf
-// and creates its directories in a root of the test's.
+// TestInstalledTmpfiles: systemd-sysusers creates the rkt group of the
+// installed sysusers.d/rkt.conf, and systemd-tmpfiles accepts the
+// installed rkt.conf and creates its directories, in a root of the
+// test's.
 func TestInstalledTmpfiles(t *testing.T) {
 	testutil.RequireRoot(t)
 	in := install(t)
-	if _, err := exec.LookPath("systemd-tmpfiles"); err != nil {
-		t.Skip("systemd-tmpfiles is missing: install the systemd package (scripts/deps does)")
+	for _, tool := range []string{"systemd-tmpfiles", "systemd-sysusers"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is missing: install the systemd package (scripts/deps does)", tool)
+		}
+	}
+	// The group first, as a package's install does: tmpfiles names it.
+	users := filepath.Join(in.root, prefix, "lib/sysusers.d/rkt.conf")
+	if err := os.MkdirAll(filepath.Join(in.root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("systemd-sysusers", "--root="+in.root, users).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-sysusers %s: %v\n%s", users, err, out)
+	}
+	if group, err := os.ReadFile(filepath.Join(in.root, "etc/group")); err != nil || !strings.Contains(string(group), "\nrkt:") && !strings.HasPrefix(string(group), "rkt:") {
+		t.Fatalf("systemd-sysusers did not create the rkt group: %v\n%s", err, group)
 	}
 	conf := filepath.Join(in.root, prefix, "lib/tmpfiles.d/rkt.conf")
 	out, err := exec.Command("systemd-tmpfiles", "--root="+in.root, "--create", conf).CombinedOutput()
@@ -139,6 +156,20 @@ func TestInstalledTmpfiles(t *testing.T) {
 	for _, d := range []string{"var/lib/rkt/pods", "var/lib/rkt/cas", "etc/rkt/trustedkeys", "etc/rkt/units"} {
 		if fi, err := os.Stat(filepath.Join(in.root, d)); err != nil || !fi.IsDir() {
 			t.Errorf("systemd-tmpfiles did not create /%s: %v", d, err)
+		}
+	}
+	// The data directory is the rkt group's to read.
+	group, _ := os.ReadFile(filepath.Join(in.root, "etc/group"))
+	gid := ""
+	for _, line := range strings.Split(string(group), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 2 && f[0] == "rkt" {
+			gid = f[2]
+		}
+	}
+	for _, d := range []string{"var/lib/rkt", "var/lib/rkt/pods/run", "var/lib/rkt/cas"} {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(in.root, d), &st); err != nil || strconv.Itoa(int(st.Gid)) != gid || st.Mode&0o050 != 0o050 {
+			t.Errorf("/%s: gid %d mode %o (%v); want the rkt group (%s) with g+rx", d, st.Gid, st.Mode&0o7777, err, gid)
 		}
 	}
 }

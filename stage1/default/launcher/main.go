@@ -16,6 +16,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -41,9 +42,15 @@ func main() {
 		unix.CloseOnExec(stage2.EnterConfigFd)
 		os.Exit(stage2.EnterMain(context.Background(), cfg, mntns))
 	case len(os.Args) >= 1 && os.Args[0] == supervisor.LauncherArgvName:
-		cfg := os.NewFile(supervisor.LaunchConfigFd, "config")
-		status := os.NewFile(supervisor.LaunchStatusFd, "status")
-		os.Exit(stage2.Main(context.Background(), cfg, status, supervisor.LaunchTerminalFd, os.Args[1:]))
+		// The sockets of socket activation, if any, come first (3..),
+		// where the app gets them; the launcher's own descriptors follow.
+		n, _ := strconv.Atoi(os.Getenv(supervisor.LaunchListenFdsEnv))
+		if n < 0 {
+			n = 0
+		}
+		cfg := os.NewFile(uintptr(supervisor.LaunchConfigFd+n), "config")
+		status := os.NewFile(uintptr(supervisor.LaunchStatusFd+n), "status")
+		os.Exit(stage2.Main(context.Background(), cfg, status, supervisor.LaunchTerminalFd+n, n, os.Args[1:]))
 	}
 	os.Stderr.WriteString("stage2: this is the pod supervisor's app launcher, not a command\n")
 	os.Exit(254)
