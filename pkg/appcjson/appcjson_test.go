@@ -53,7 +53,7 @@ func TestHugeQuantityExponent(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("decoding a quantity with a huge exponent did not return within 20 s")
+	case <-time.After(5 * time.Second):
+		t.Fatal("decoding a quantity with a huge exponent did not return within 5 s")
 	}
 }
