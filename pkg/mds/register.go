@@ -129,11 +129,16 @@ func request(ctx context.Context, socket, line string) (string, error) {
 	} else {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 	}
-	if _, err := io.WriteString(c, line+"\n"); err != nil {
-		return "", fmt.Errorf("metadata service at %s: %w", socket, err)
-	}
+	// A refusal (a caller that is not root) is answered and the
+	// connection closed as soon as it is accepted, maybe before the
+	// request is written: read the answer even when the write failed, so
+	// that the caller learns why.
+	_, werr := io.WriteString(c, line+"\n")
 	ans, err := readLine(bufio.NewReader(c), maxLine)
 	if err != nil {
+		if werr != nil {
+			return "", fmt.Errorf("metadata service at %s: %w", socket, werr)
+		}
 		return "", fmt.Errorf("metadata service at %s: no answer: %w", socket, err)
 	}
 	if rest, ok := strings.CutPrefix(ans, "ok"); ok {
