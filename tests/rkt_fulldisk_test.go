@@ -17,8 +17,11 @@ import (
 // system still records its exit status.
 
 // mountTmpfs mounts a tmpfs of size bytes on dir (which must exist) and
-// unmounts it when the test ends.
-func mountTmpfs(t *testing.T, dir string, size int64) {
+// unmounts it when the test ends, after running collect (when not nil):
+// the context's own collection of its pods (their gc, which removes their
+// cgroups) must see the pods on the tmpfs, and cleanups run last
+// registered first.
+func mountTmpfs(t *testing.T, dir string, size int64, collect func()) {
 	t.Helper()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size="+strconv.FormatInt(size, 10)+",mode=0755"); err != nil {
 		t.Fatalf("mount a tmpfs on %s: %v", dir, err)
@@ -28,6 +31,9 @@ func mountTmpfs(t *testing.T, dir string, size int64) {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
+	if collect != nil {
+		t.Cleanup(collect)
+	}
 }
 
 // fillUp writes a file in dir until the file system is full.
@@ -62,7 +68,7 @@ func fillUp(t *testing.T, dir string) {
 // and a message naming the lack of space, and leave no pod.
 func TestFullDiskPrepareLeavesNothing(t *testing.T) {
 	e := newPodEnv(t)
-	mountTmpfs(t, e.Dir, 32<<20)
+	mountTmpfs(t, e.Dir, 32<<20, nil) // the stub stage1 makes no cgroups
 	// rkt prepare once to fetch both images, then remove that pod.
 	uuid := e.prepare()
 	e.MustRun("rm", uuid)
@@ -81,7 +87,7 @@ func TestFullDiskPrepareLeavesNothing(t *testing.T) {
 // directory) still gets its exit status recorded and shown by rkt status.
 func TestFullDiskExitStatusRecorded(t *testing.T) {
 	e := newRealEnv(t)
-	mountTmpfs(t, e.Dir, 160<<20)
+	mountTmpfs(t, e.Dir, 160<<20, e.collect)
 	uuid, r := e.runUUID(append([]string{e.img, "--name=filler"},
 		shExec(`dd if=/dev/zero of=/fill bs=65536 2>/dev/null; dd if=/dev/zero of=/fill2 bs=1 2>/dev/null; exit 3`)...)...)
 	if r.Exit != 3 {
