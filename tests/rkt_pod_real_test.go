@@ -20,6 +20,7 @@ import (
 
 	"github.com/rkt/rkt/pkg/cgroup"
 	"github.com/rkt/rkt/pkg/proc"
+	"github.com/rkt/rkt/stage1/stage1test"
 	"github.com/rkt/rkt/tests/testutils"
 )
 
@@ -53,13 +54,19 @@ type realEnv struct {
 
 // newRealEnv needs root and the built stage1 images. When the test ends,
 // its background pods are killed and `rkt gc --grace-period=0s` collects
-// every pod; cgroups left behind fail the test and are removed.
+// every pod; cgroups left behind fail the test and are removed; then the
+// host's shared network state is restored.
 func newRealEnv(t *testing.T) *realEnv {
 	t.Helper()
 	testutils.RequireRoot(t)
 	c := testutils.NewRktCtx(t)
 	requireStage1Beside(t, c.Bin, realStage1)
 	e := &realEnv{podEnv: &podEnv{RktCtx: c, t: t}, t: t, dir: t.TempDir()}
+	// The host's shared network state (IP forwarding, rkt's isolation and
+	// masquerading rules) goes back to what it was once the pods are
+	// collected: cleanups run last registered first.
+	hostNet := stage1test.SnapshotHostNet()
+	t.Cleanup(hostNet.Restore)
 	t.Cleanup(e.collect)
 	e.img = e.writeImage("inspect.aci", e.inspectACI(realImageName))
 	return e
