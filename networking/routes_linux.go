@@ -29,7 +29,11 @@ func checkHostRoutes(nets []*network) error {
 	ours := func(n *network, idx int, dst *net.IPNet) bool {
 		l := link(idx)
 		if l == nil {
-			return false
+			// The route's device went away after the routes were
+			// listed (a pod's veth being torn down): the route goes
+			// with it. A route with no device at all (unreachable,
+			// blackhole) still counts.
+			return idx != 0
 		}
 		a := l.Attrs()
 		if isRktGroup(a.Group) || (n.bridgeName() != "" && a.Name == n.bridgeName()) {
