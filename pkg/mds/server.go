@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rkt/rkt/pkg/fds"
 	"github.com/rkt/rkt/pkg/stage1abi"
 )
 
@@ -54,21 +55,20 @@ func listenFreebind(ctx context.Context, addr string) (net.Listener, error) {
 }
 
 // activationListener returns the unix listener systemd passed (socket
-// activation: LISTEN_PID is this process, LISTEN_FDS ≥ 1, the socket at
-// fd 3), or nil.
+// activation, read by pkg/fds: the first socket, at fd 3), or nil.
 func activationListener() (*net.UnixListener, error) {
-	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
-		return nil, nil
+	n, err := fds.Listening()
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
 	}
-	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
-	if err != nil || n < 1 {
+	if n < 1 {
 		return nil, nil
 	}
 	os.Unsetenv("LISTEN_PID")
 	os.Unsetenv("LISTEN_FDS")
 	os.Unsetenv("LISTEN_FDNAMES")
-	unix.CloseOnExec(3)
-	f := os.NewFile(3, "LISTEN_FD_3")
+	unix.CloseOnExec(fds.ListenFdsStart)
+	f := os.NewFile(uintptr(fds.ListenFdsStart), "LISTEN_FD_3")
 	l, err := net.FileListener(f)
 	f.Close()
 	if err != nil {
